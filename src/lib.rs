@@ -1,0 +1,38 @@
+//! # charlm
+//!
+//! Character-level language models built step by step, following Andrej
+//! Karpathy's "Neural Networks: Zero to Hero" lectures, in Rust on
+//! [dfdx](https://docs.rs/dfdx/0.13.0). The crate is the single source of the
+//! book (`chapters/`), the notebooks (`notebooks/`), the tests (`tests/`) and
+//! the `charlm` command line: every listing, figure and number comes from here.
+//!
+//! Modules are ordered bottom-up, one stage each:
+//!
+//! | module | introduced in | what |
+//! |---|---|---|
+//! | [`data`] | chapter 1 | finding, downloading and reading the data sets |
+//! | [`vocab`] | chapter 1 | characters ↔ indices |
+//! | [`bigram_counts`] | chapter 1 | the bigram model from counts |
+//! | [`plot`] | chapter 1 | figures for the book and notebooks |
+//! | [`tour`] | chapter 1 | each stage run end to end, with its key figures |
+//! | [`fsutil`] | chapter 1 | atomic file writes |
+#![warn(missing_docs)]
+
+pub mod bigram_counts;
+pub mod data;
+pub mod fsutil;
+pub mod plot;
+pub mod tour;
+pub mod vocab;
+
+/// Re-exported so notebooks and examples use the same versions as the crate.
+pub use {dfdx, plotters, rand};
+
+/// The book's runnable Rust snippets, compiled and run by `cargo test --doc`.
+/// (Listings pulled in with `{{#include}}` are marked `ignore`: they are
+/// compiled as part of the library itself.)
+#[cfg(doctest)]
+pub mod book {
+    #[doc = include_str!("../chapters/ch01-bigram-counts.md")]
+    pub struct BigramCounts;
+}

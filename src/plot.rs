@@ -1,0 +1,239 @@
+//! Figures, drawn with plotters.
+//!
+//! Introduced in chapter 1. Each figure is a small struct implementing
+//! [`Figure`], whose `draw` is generic over plotters' [`DrawingBackend`]: the
+//! same code writes SVG files for the book, PNG files from the command line,
+//! and inline images in the notebooks ([`Figure::to_svg`] returns an [`Svg`]
+//! that evcxr displays as an image; `plotters::evcxr::evcxr_figure` works too).
+
+use std::path::Path;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::bigram_counts::{BigramCounts, BigramModel};
+use crate::fsutil;
+
+/// The font every figure uses, shipped with the crate (DejaVu Sans Mono).
+static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
+
+/// Errors while drawing or saving a figure.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// plotters reported a drawing error.
+    #[error("drawing failed: {0}")]
+    Draw(String),
+    /// Writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file name does not end in a known image format.
+    #[error("{0}: unknown figure format; the file name must end in .svg or .png")]
+    Format(std::path::PathBuf),
+}
+
+fn draw_err<E: std::fmt::Debug>(e: E) -> PlotError {
+    PlotError::Draw(format!("{e:?}"))
+}
+
+/// Registers the bundled font under the family names the figures use.
+/// Every `draw` calls it first; cheap after the first time.
+pub fn ensure_fonts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for family in ["sans-serif", "monospace", "serif"] {
+            plotters::style::register_font(family, FontStyle::Normal, FONT)
+                .unwrap_or_else(|_| panic!("the bundled font is a valid TrueType font"));
+        }
+    });
+}
+
+/// A figure that can be drawn on any plotters backend.
+pub trait Figure {
+    /// The natural size in pixels (width, height).
+    fn size(&self) -> (u32, u32);
+
+    /// Draws the figure onto `root`, which has [`Figure::size`].
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError>;
+
+    /// Renders the figure as an SVG document.
+    fn to_svg(&self) -> Result<Svg, PlotError> {
+        let mut out = String::new();
+        {
+            let root = SVGBackend::with_string(&mut out, self.size()).into_drawing_area();
+            self.draw(&root)?;
+            root.present().map_err(draw_err)?;
+        }
+        Ok(Svg(out))
+    }
+
+    /// Saves the figure as SVG or PNG, chosen by the file extension, through
+    /// a temporary file so an existing figure is never left half-written.
+    fn save(&self, path: &Path) -> Result<(), PlotError> {
+        let io = |source| PlotError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("svg") => fsutil::write_atomic(path, self.to_svg()?.0.as_bytes()).map_err(io),
+            Some("png") => {
+                let mut drawn = Ok(());
+                let written = fsutil::write_atomic_with(path, |tmp| {
+                    let root = BitMapBackend::new(tmp, self.size()).into_drawing_area();
+                    drawn = self
+                        .draw(&root)
+                        .and_then(|()| root.present().map_err(draw_err));
+                    match &drawn {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(std::io::Error::other(e.to_string())),
+                    }
+                });
+                drawn?;
+                written.map_err(io)
+            }
+            _ => Err(PlotError::Format(path.to_path_buf())),
+        }
+    }
+}
+
+/// An SVG document. In an evcxr notebook, a value of this type as the last
+/// expression of a cell is displayed as an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Svg(pub String);
+
+impl Svg {
+    /// Called by evcxr to display the value: emits the SVG as `image/svg+xml`.
+    pub fn evcxr_display(&self) {
+        println!(
+            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
+    }
+}
+
+/// Linear blend from white-ish to dark blue (matplotlib's "Blues" ends).
+fn blues(t: f64) -> RGBColor {
+    let t = t.clamp(0.0, 1.0);
+    let lerp = |a: f64, b: f64| (a + (b - a) * t).round() as u8;
+    RGBColor(lerp(247.0, 8.0), lerp(251.0, 48.0), lerp(255.0, 107.0))
+}
+
+// ANCHOR: heatmap
+/// The lecture's annotated heatmap of the count table: one cell per bigram,
+/// shaded by its count, showing the bigram ("an") and the count (5438).
+pub struct CountHeatmap<'a>(pub &'a BigramCounts);
+
+impl Figure for CountHeatmap<'_> {
+    fn size(&self) -> (u32, u32) {
+        let side = self.0.size() as u32 * CELL + 2 * MARGIN;
+        (side, side)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        ensure_fonts();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let n = self.0;
+        let chars = n.vocab().chars();
+        let max = n.max().max(1) as f64;
+        let font = ("monospace", CELL as f64 * 0.3).into_font();
+        let center = Pos::new(HPos::Center, VPos::Center);
+        // Gray text as in the lecture, white on the darkest cells to stay legible.
+        let on_light = font.clone().color(&RGBColor(100, 100, 100)).pos(center);
+        let on_dark = font.color(&WHITE).pos(center);
+        for i in 0..n.size() {
+            for j in 0..n.size() {
+                let (x, y) = (
+                    (MARGIN + j as u32 * CELL) as i32,
+                    (MARGIN + i as u32 * CELL) as i32,
+                );
+                let c = CELL as i32;
+                let t = n.get(i, j) as f64 / max;
+                root.draw(&Rectangle::new([(x, y), (x + c, y + c)], blues(t).filled()))
+                    .map_err(draw_err)?;
+                let centered = if t > 0.5 { &on_dark } else { &on_light };
+                let label = format!("{}{}", chars[i], chars[j]);
+                root.draw(&Text::new(label, (x + c / 2, y + c / 3), centered))
+                    .map_err(draw_err)?;
+                let count = n.get(i, j).to_string();
+                root.draw(&Text::new(count, (x + c / 2, y + 3 * c / 4), centered))
+                    .map_err(draw_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+// ANCHOR_END: heatmap
+
+/// Side of one heatmap cell, in pixels.
+const CELL: u32 = 44;
+/// Blank border around the heatmap, in pixels.
+const MARGIN: u32 = 8;
+
+/// A bar chart of one row of `P`, e.g. row '.' (index 0): which character
+/// starts a name.
+pub struct RowBars<'a> {
+    /// The model.
+    pub model: &'a BigramModel,
+    /// The row to draw.
+    pub row: usize,
+}
+
+impl Figure for RowBars<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 420)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        ensure_fonts();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let chars = self.model.vocab().chars();
+        let row = self.model.row(self.row);
+        let v = row.len();
+        let top = row.iter().cloned().fold(0.0, f64::max) * 1.1;
+        let caption = format!(
+            "P[{:?}]: the next character after {:?}",
+            chars[self.row], chars[self.row]
+        );
+        let mut chart = ChartBuilder::on(root)
+            .caption(caption, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d((0..v).into_segmented(), 0.0..top.max(1e-9))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(v)
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => {
+                    chars.get(*i).map(|c| c.to_string()).unwrap_or_default()
+                }
+                _ => String::new(),
+            })
+            .y_desc("probability")
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(draw_err)?;
+        chart
+            .draw_series(row.iter().enumerate().map(|(i, &p)| {
+                let mut bar = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), 0.0),
+                        (SegmentValue::Exact(i + 1), p),
+                    ],
+                    blues(0.75).filled(),
+                );
+                bar.set_margin(0, 0, 3, 3);
+                bar
+            }))
+            .map_err(draw_err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,203 @@
+//! The `charlm` command line: JSON output, figures, and bad input giving a
+//! one-line error and a non-zero exit, never a panic.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn charlm(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_charlm"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the charlm binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs charlm expecting failure: exit code 1, one line on stderr, no panic.
+fn fails(args: &[&str], cwd: &Path, needle: &str) {
+    let o = charlm(args, cwd);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: one line: {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: expected {needle:?} in {err}"
+    );
+}
+
+#[test]
+fn counts_json_is_the_last_line_and_figure_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let fig = dir.path().join("figs/heatmap.png");
+    let o = charlm(
+        &[
+            "counts",
+            "--json",
+            "--samples",
+            "5",
+            "--figure",
+            fig.to_str().unwrap(),
+        ],
+        Path::new("."),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let last = out.trim_end().lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["words"], 32_033);
+    assert_eq!(v["bigrams"], 228_146);
+    assert_eq!(v["vocab_size"], 27);
+    assert_eq!(format!("{:.4}", v["nll"].as_f64().unwrap()), "2.4546");
+    assert_eq!(v["samples"].as_array().unwrap().len(), 5);
+    let png = fs::read(&fig).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 10_000, "a real image, {} bytes", png.len());
+}
+
+#[test]
+fn counts_seed_controls_samples() {
+    let run = |seed: &str| {
+        let o = charlm(&["counts", "--json", "--seed", seed], Path::new("."));
+        let v: serde_json::Value =
+            serde_json::from_str(stdout(&o).trim_end().lines().last().unwrap()).unwrap();
+        v["samples"].clone()
+    };
+    assert_eq!(run("1"), run("1"));
+    assert_ne!(run("1"), run("2"));
+}
+
+#[test]
+fn human_output_names_the_key_figures() {
+    let o = charlm(&["counts"], Path::new("."));
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for needle in [
+        "words            32033",
+        "bigrams          228146",
+        "nll (k = 1)      2.4546",
+    ] {
+        assert!(out.contains(needle), "{needle:?} in\n{out}");
+    }
+}
+
+#[test]
+fn tour_writes_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = charlm(
+        &["tour", "--json", "--out", dir.path().to_str().unwrap()],
+        Path::new("."),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim_end().lines().last().unwrap()).unwrap();
+    assert_eq!(v["bigram_counts"]["words"], 32_033);
+    for f in [
+        "heatmap.svg",
+        "heatmap.png",
+        "first-row.svg",
+        "first-row.png",
+    ] {
+        let p = dir.path().join("bigram_counts").join(f);
+        assert!(
+            fs::metadata(&p).map(|m| m.len() > 1000).unwrap_or(false),
+            "{}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn bad_input_gives_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("empty.txt"), "").unwrap();
+    fs::write(d.join("latin1.txt"), b"emma\nzo\xeb\n").unwrap();
+    fs::write(d.join("dots.txt"), "emma\nj.r\n").unwrap();
+    fs::write(d.join("ok.txt"), "emma\nava\n").unwrap();
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    fails(&["counts", "--data", &p("nope.txt")], d, "no such file");
+    fails(&["counts", "--data", &p("empty.txt")], d, "empty");
+    fails(&["counts", "--data", &p("latin1.txt")], d, "not UTF-8 text");
+    fails(&["counts", "--data", &p("dots.txt")], d, "reserved");
+    fails(
+        &["counts", "--data", &p("ok.txt"), "--smoothing", "-1"],
+        d,
+        "smoothing",
+    );
+    fails(
+        &["counts", "--data", &p("ok.txt"), "--smoothing", "NaN"],
+        d,
+        "smoothing",
+    );
+    fails(
+        &["counts", "--data", &p("ok.txt"), "--figure", &p("fig.jpg")],
+        d,
+        "unknown figure format",
+    );
+    assert!(!d.join("fig.jpg").exists());
+}
+
+#[test]
+fn missing_data_says_where_to_put_it() {
+    // An empty working folder, no CHARLM_DATA_DIR, and a download mirror that
+    // does not answer: the download fails and the message says what to do.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_charlm"))
+        .args(["counts"])
+        .current_dir(dir.path())
+        .env_remove("CHARLM_DATA_DIR")
+        .env("CHARLM_DATA_URL", format!("http://127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Put names.txt in ./data or set CHARLM_DATA_DIR"),
+        "{err}"
+    );
+    assert!(!dir.path().join("data/names.txt").exists());
+}
+
+#[test]
+fn existing_figure_survives_a_failed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let fig = dir.path().join("keep.svg");
+    fs::write(&fig, "old figure").unwrap();
+    fs::write(dir.path().join("dots.txt"), "a.b\n").unwrap();
+    let o = charlm(
+        &["counts", "--data", "dots.txt", "--figure", "keep.svg"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(fs::read_to_string(&fig).unwrap(), "old figure");
+}
+
+#[test]
+fn help_teaches() {
+    let o = charlm(&["counts", "--help"], Path::new("."));
+    let out = stdout(&o);
+    assert!(o.status.success());
+    assert!(
+        out.contains("negative log-likelihood") && out.contains("--smoothing"),
+        "{out}"
+    );
+}
