@@ -220,6 +220,8 @@ pub struct BigramModel {
     smoothing: f64,
     /// Row-major `(V, V)` probabilities, in f64.
     probs: Vec<f64>,
+    /// Their natural logarithms, computed once for the loss.
+    log_probs: Vec<f64>,
     /// One sampler per row, built once.
     samplers: Vec<WeightedIndex<f64>>,
 }
@@ -252,10 +254,12 @@ impl BigramModel {
             }
             samplers.push(WeightedIndex::new(&row).expect("a row with a positive sum"));
         }
+        let log_probs = probs.iter().map(|p| p.ln()).collect(); // (V, V)
         Ok(Self {
             counts,
             smoothing,
             probs,
+            log_probs,
             samplers,
         })
     }
@@ -309,11 +313,11 @@ impl BigramModel {
     pub fn nll<S: AsRef<str>>(&self, words: &[S]) -> Result<Nll, BigramError> {
         let mut log_likelihood = 0f64;
         let mut count = 0usize;
-        let mut ids = Vec::new();
+        let (v, mut ids) = (self.counts.size(), Vec::new());
         for w in words {
             encode_word(self.vocab(), w.as_ref(), &mut ids)?;
             for pair in ids.windows(2) {
-                log_likelihood += self.prob(pair[0], pair[1]).ln(); // ln P[ix1, ix2]
+                log_likelihood += self.log_probs[pair[0] * v + pair[1]]; // ln P[ix1, ix2]
                 count += 1;
             }
         }

@@ -238,9 +238,14 @@ impl CountsRun {
         put("nll_k0", format!("{:.4}", unsmoothed.nll(words)?.nll));
         let heavy = n.probabilities(1000.0)?;
         put("nll_k1000", format!("{:.4}", heavy.nll(words)?.nll));
+        let k0 = unsmoothed.nll(&["andrejq"])?.nll;
         put(
             "andrejq_k0",
-            format!("{:.4}", unsmoothed.nll(&["andrejq"])?.nll),
+            if k0.is_infinite() {
+                "∞".into()
+            } else {
+                format!("{k0:.4}")
+            },
         );
         put(
             "andrejq_k1",
@@ -262,17 +267,14 @@ impl CountsRun {
             "first_word_nll",
             format!("{:.4}", self.model.nll(&[first])?.nll),
         );
-        put("samples", format!("```text\n{}\n```", r.samples.join("\n")));
+        put("samples", sample_block(&r.samples));
         // Samples from the model that knows nothing: every character equally likely.
         let uniform_counts = BigramCounts::with_vocab(n.vocab().clone(), &[] as &[&str])?;
         let uniform = uniform_counts.probabilities(1.0)?;
         let mut rng = StdRng::seed_from_u64(LECTURE_SEED);
         put(
             "uniform_samples",
-            format!(
-                "```text\n{}\n```",
-                uniform.sample_names(&mut rng, 5).join("\n")
-            ),
+            sample_block(&uniform.sample_names(&mut rng, 5)),
         );
         Ok(out)
     }
@@ -288,6 +290,16 @@ impl CountsRun {
         fsutil::write_atomic(&path, self.numbers(words)?.as_bytes())
             .map_err(|source| TourError::Io { path, source })
     }
+}
+
+/// Sampled names as a text block, one per line; a name that ended at once
+/// (the model drew '.' first) is shown as "(empty)".
+fn sample_block(names: &[String]) -> String {
+    let lines: Vec<&str> = names
+        .iter()
+        .map(|n| if n.is_empty() { "(empty)" } else { n.as_str() })
+        .collect();
+    format!("```text\n{}\n```", lines.join("\n"))
 }
 
 /// The folder, below the figures folder, of the counting model's outputs.

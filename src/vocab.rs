@@ -27,7 +27,12 @@ pub struct UnknownChar {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vocab {
     chars: Vec<char>,
+    /// `ascii[b]` is the index of ASCII character `b`, or `NONE`: a table
+    /// lookup instead of a search for the common case.
+    ascii: [u16; 128],
 }
+
+const NONE: u16 = u16::MAX;
 
 impl Vocab {
     /// The names vocabulary: '.' at index 0, then every character that occurs
@@ -37,7 +42,7 @@ impl Vocab {
         let chars = std::iter::once(BOUNDARY)
             .chain(set.into_iter().filter(|&c| c != BOUNDARY))
             .collect();
-        Self { chars }
+        Self::new(chars)
     }
     // ANCHOR_END: vocab
 
@@ -45,7 +50,17 @@ impl Vocab {
     /// character repeats or the list is empty.
     pub fn from_chars(chars: Vec<char>) -> Option<Self> {
         let set: BTreeSet<char> = chars.iter().copied().collect();
-        (set.len() == chars.len() && !chars.is_empty()).then_some(Self { chars })
+        (set.len() == chars.len() && !chars.is_empty()).then(|| Self::new(chars))
+    }
+
+    fn new(chars: Vec<char>) -> Self {
+        let mut ascii = [NONE; 128];
+        for (i, &c) in chars.iter().enumerate() {
+            if c.is_ascii() && i < NONE as usize {
+                ascii[c as usize] = i as u16;
+            }
+        }
+        Self { chars, ascii }
     }
 
     /// Number of characters (27 for names.txt).
@@ -64,9 +79,14 @@ impl Vocab {
     }
 
     /// The index of `c` (`stoi` in the lecture).
+    #[inline]
     pub fn index(&self, c: char) -> Option<usize> {
-        // Vocabularies are tiny and mostly sorted: a linear scan beats hashing.
-        self.chars.iter().position(|&x| x == c)
+        if c.is_ascii() {
+            let i = self.ascii[c as usize];
+            (i != NONE).then_some(i as usize)
+        } else {
+            self.chars.iter().position(|&x| x == c)
+        }
     }
 
     /// The character of index `i` (`itos` in the lecture).
