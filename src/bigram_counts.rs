@@ -171,8 +171,8 @@ impl BigramCounts {
 }
 
 /// Encodes `word` into `ids` as `[0, ix.., 0]`: '.' (index 0) before and
-/// after the word's own characters.
-fn encode_word(vocab: &Vocab, word: &str, ids: &mut Vec<usize>) -> Result<(), BigramError> {
+/// after the word's own characters. Chapter 2 builds its training pairs with it.
+pub fn encode_word(vocab: &Vocab, word: &str, ids: &mut Vec<usize>) -> Result<(), BigramError> {
     ids.clear();
     ids.push(0);
     for (position, ch) in word.chars().enumerate() {
@@ -222,8 +222,8 @@ pub struct BigramModel {
     probs: Vec<f64>,
     /// Their natural logarithms, computed once for the loss.
     log_probs: Vec<f64>,
-    /// One sampler per row, built once.
-    samplers: Vec<WeightedIndex<f64>>,
+    /// Draws from the rows of `P`.
+    sampler: RowSampler,
 }
 
 impl BigramModel {
@@ -236,7 +236,6 @@ impl BigramModel {
         }
         let v = counts.size();
         let mut probs = vec![0f64; v * v]; // (V, V)
-        let mut samplers = Vec::with_capacity(v);
         for i in 0..v {
             let row: Vec<f64> = counts
                 .row(i)
@@ -252,15 +251,15 @@ impl BigramModel {
             for (p, c) in probs[i * v..(i + 1) * v].iter_mut().zip(&row) {
                 *p = c / sum; // P[i, j] = (N[i, j] + k) / sum_j (N[i, j] + k)
             }
-            samplers.push(WeightedIndex::new(&row).expect("a row with a positive sum"));
         }
         let log_probs = probs.iter().map(|p| p.ln()).collect(); // (V, V)
+        let sampler = RowSampler::new(counts.vocab().clone(), &probs)?;
         Ok(Self {
             counts,
             smoothing,
             probs,
             log_probs,
-            samplers,
+            sampler,
         })
     }
     // ANCHOR_END: normalise
@@ -362,25 +361,63 @@ impl BigramModel {
         Ok(-log_likelihood / count as f32)
     }
 
+    /// Samples one name (see [`RowSampler::sample`]).
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, max_len: usize) -> String {
+        self.sampler.sample(rng, max_len)
+    }
+
+    /// Samples `n` names with [`BigramModel::sample`] (at most 100 characters each).
+    pub fn sample_names<R: Rng + ?Sized>(&self, rng: &mut R, n: usize) -> Vec<String> {
+        self.sampler.sample_names(rng, n)
+    }
+}
+
+/// Draws names from a row-stochastic `(V, V)` matrix: row `i` is the
+/// distribution of the character after character `i`. Shared by the counting
+/// model and the neural net of chapter 2.
+#[derive(Debug, Clone)]
+pub struct RowSampler {
+    vocab: Vocab,
+    rows: Vec<WeightedIndex<f64>>,
+}
+
+impl RowSampler {
+    /// A sampler over the rows of `weights` (row-major `(V, V)`, each row
+    /// non-negative with a positive sum; it need not be normalised).
+    pub fn new(vocab: Vocab, weights: &[f64]) -> Result<Self, BigramError> {
+        let v = vocab.len();
+        assert_eq!(weights.len(), v * v, "weights must be (V, V)");
+        let rows = (0..v)
+            .map(|i| {
+                WeightedIndex::new(&weights[i * v..(i + 1) * v]).map_err(|_| {
+                    BigramError::EmptyRow {
+                        ch: vocab.chars()[i],
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { vocab, rows })
+    }
+
     // ANCHOR: sample
     /// Samples one name: start at '.', draw the next character from that
-    /// character's row of `P`, and stop when '.' is drawn again (or after
-    /// `max_len` characters, which only a degenerate model reaches).
+    /// character's row, and stop when '.' is drawn again (or after `max_len`
+    /// characters, which only a degenerate model reaches).
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, max_len: usize) -> String {
         let mut out = String::new();
         let mut ix = 0;
         for _ in 0..max_len {
-            ix = self.samplers[ix].sample(rng); // torch.multinomial(P[ix], 1)
+            ix = self.rows[ix].sample(rng); // torch.multinomial(P[ix], 1)
             if ix == 0 {
                 break;
             }
-            out.push(self.vocab().chars()[ix]);
+            out.push(self.vocab.chars()[ix]);
         }
         out
     }
     // ANCHOR_END: sample
 
-    /// Samples `n` names with [`BigramModel::sample`] (at most 100 characters each).
+    /// Samples `n` names (at most [`MAX_SAMPLE_LEN`] characters each).
     pub fn sample_names<R: Rng + ?Sized>(&self, rng: &mut R, n: usize) -> Vec<String> {
         (0..n).map(|_| self.sample(rng, MAX_SAMPLE_LEN)).collect()
     }

@@ -13,12 +13,14 @@
 //! | [`data`] | chapter 1 | finding, downloading and reading the data sets |
 //! | [`vocab`] | chapter 1 | characters ↔ indices |
 //! | [`bigram_counts`] | chapter 1 | the bigram model from counts |
+//! | [`bigram_onehot`] | chapter 2 | the same bigram as a one-hot neural net, trained with dfdx |
 //! | [`plot`] | chapter 1 | figures for the book and notebooks |
 //! | [`tour`] | chapter 1 | each stage run end to end, with its key figures |
 //! | [`fsutil`] | chapter 1 | atomic file writes |
 #![warn(missing_docs)]
 
 pub mod bigram_counts;
+pub mod bigram_onehot;
 pub mod data;
 pub mod fsutil;
 pub mod plot;
