@@ -438,6 +438,16 @@ pub fn train<const V: usize, D: Device<f32>>(
     batch: &Batch<V, D>,
     cfg: &OneHotConfig,
 ) -> Result<History, OneHotError> {
+    train_with(net, batch, cfg, |_, _| {})
+}
+
+/// [`train`], calling `on_step(step, loss)` after every step (for progress bars).
+pub fn train_with<const V: usize, D: Device<f32>, F: FnMut(usize, f32)>(
+    net: &mut BigramNet<V, D>,
+    batch: &Batch<V, D>,
+    cfg: &OneHotConfig,
+    mut on_step: F,
+) -> Result<History, OneHotError> {
     cfg.validate()?;
     let mut h = History::default();
     let start = Instant::now();
@@ -448,6 +458,7 @@ pub fn train<const V: usize, D: Device<f32>>(
         }
         h.losses.push(loss);
         h.nlls.push(nll);
+        on_step(step, loss);
     }
     h.seconds_per_step = start.elapsed().as_secs_f64() / cfg.steps.max(1) as f64;
     let (loss, nll) = net.evaluate(batch, cfg.forward, cfg.reg);

@@ -237,3 +237,159 @@ impl Figure for RowBars<'_> {
         Ok(())
     }
 }
+
+/// Loss curves: one line per named series, loss against step.
+pub struct LossCurves<'a> {
+    /// The caption.
+    pub title: &'a str,
+    /// (label, loss at each step) per curve.
+    pub series: Vec<(String, &'a [f32])>,
+}
+
+impl Figure for LossCurves<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 480)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        ensure_fonts();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let steps = self
+            .series
+            .iter()
+            .map(|(_, s)| s.len())
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        let finite = || {
+            self.series
+                .iter()
+                .flat_map(|(_, s)| s.iter().copied())
+                .filter(|v| v.is_finite())
+        };
+        let lo = finite().fold(f32::INFINITY, f32::min);
+        let hi = finite().fold(f32::NEG_INFINITY, f32::max);
+        let (lo, hi) = if lo.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = (hi - lo) * 0.05;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f32..(steps - 1) as f32, (lo - pad)..(hi + pad))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc("loss")
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(draw_err)?;
+        for (k, (label, s)) in self.series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    s.iter().enumerate().map(|(i, &v)| (i as f32, v)),
+                    color.stroke_width(2),
+                ))
+                .map_err(draw_err)?
+                .label(label.as_str())
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(draw_err)?;
+        Ok(())
+    }
+}
+
+/// A (V, V) probability table as a shaded grid with the vocabulary on both
+/// axes: row = current character, column = next character.
+pub struct ProbMatrix<'a> {
+    /// The caption.
+    pub title: String,
+    /// Row-major (V, V) values.
+    pub values: &'a [f64],
+    /// The vocabulary, for the axis labels.
+    pub chars: &'a [char],
+}
+
+impl Figure for ProbMatrix<'_> {
+    fn size(&self) -> (u32, u32) {
+        (560, 600)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        ensure_fonts();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let v = self.chars.len();
+        let (w, h) = root.dim_in_pixel();
+        let top = 44i32;
+        let left = 24i32;
+        let cell = ((w as i32 - left - 8).min(h as i32 - top - 8) / v.max(1) as i32).max(1);
+        let title = ("sans-serif", 18)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        root.draw(&Text::new(self.title.clone(), (w as i32 / 2, 18), title))
+            .map_err(draw_err)?;
+        let label = ("monospace", (cell as f64 * 0.6).max(8.0))
+            .into_font()
+            .color(&RGBColor(80, 80, 80))
+            .pos(Pos::new(HPos::Center, VPos::Center));
+        let max = self.values.iter().cloned().fold(0.0, f64::max).max(1e-12);
+        for i in 0..v {
+            let y = top + i as i32 * cell;
+            root.draw(&Text::new(
+                self.chars[i].to_string(),
+                (left / 2, y + cell / 2),
+                label.clone(),
+            ))
+            .map_err(draw_err)?;
+            root.draw(&Text::new(
+                self.chars[i].to_string(),
+                (left + i as i32 * cell + cell / 2, top - 10),
+                label.clone(),
+            ))
+            .map_err(draw_err)?;
+            for j in 0..v {
+                let x = left + j as i32 * cell;
+                let shade = blues(self.values[i * v + j] / max);
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + cell, y + cell)],
+                    shade.filled(),
+                ))
+                .map_err(draw_err)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Two figures side by side, each on half the width.
+pub struct SideBySide<A, B>(pub A, pub B);
+
+impl<A: Figure, B: Figure> Figure for SideBySide<A, B> {
+    fn size(&self) -> (u32, u32) {
+        let (a, b) = (self.0.size(), self.1.size());
+        (2 * a.0.max(b.0), a.1.max(b.1))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let (w, _) = root.dim_in_pixel();
+        let (left, right) = root.split_horizontally(w / 2);
+        self.0.draw(&left)?;
+        self.1.draw(&right)
+    }
+}

@@ -348,3 +348,28 @@ fn trained_net_samples_names() {
         Err(OneHotError::VocabSize { .. })
     ));
 }
+
+// The book's chapter 2 figures and numbers are what the code produces now;
+// regenerate with `cargo run --release -- figures`.
+#[test]
+fn book_figures_and_numbers_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    charlm::tour::write_onehot_book_files(&data().words, dir.path()).unwrap();
+    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("chapters/figures")
+        .join(charlm::tour::ONEHOT_DIR);
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let fresh = entry.unwrap().path();
+        let name = fresh.file_name().unwrap();
+        let old = std::fs::read_to_string(committed.join(name)).unwrap_or_default();
+        assert!(
+            old == std::fs::read_to_string(&fresh).unwrap(),
+            "chapters/figures/{}/{} is stale: run `cargo run --release -- figures`",
+            charlm::tour::ONEHOT_DIR,
+            name.to_string_lossy()
+        );
+        n += 1;
+    }
+    assert_eq!(n, 4, "loss.svg, p-vs-softmax.svg, reg.svg, numbers.md");
+}

@@ -201,3 +201,52 @@ fn help_teaches() {
         "{out}"
     );
 }
+
+#[test]
+fn onehot_json_and_errors() {
+    let o = charlm(
+        &[
+            "onehot",
+            "--json",
+            "--forward",
+            "lookup",
+            "--steps",
+            "100",
+            "--samples",
+            "3",
+        ],
+        Path::new("."),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim_end().lines().last().unwrap()).unwrap();
+    assert_eq!(v["steps"], 100);
+    assert_eq!(v["pairs"], 228_146);
+    assert!(v["loss"].as_f64().unwrap() < 2.50, "{v}");
+    assert!(v["nll"].as_f64().unwrap() < v["loss"].as_f64().unwrap());
+    assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["samples"].as_array().unwrap().len(), 3);
+    let here = Path::new(".");
+    fails(
+        &["onehot", "--lr", "nan"],
+        here,
+        "learning rate must be a finite number",
+    );
+    fails(
+        &["onehot", "--lr", "inf"],
+        here,
+        "learning rate must be a finite number",
+    );
+    fails(&["onehot", "--reg", "-1"], here, "regularisation strength");
+    fails(
+        &["onehot", "--forward", "lookup", "--lr", "1e30"],
+        here,
+        "at step 1",
+    );
+    #[cfg(not(feature = "cuda"))]
+    fails(
+        &["onehot", "--device", "cuda"],
+        here,
+        "built without CUDA support",
+    );
+}
