@@ -37,4 +37,7 @@ pub use {dfdx, plotters, rand};
 pub mod book {
     #[doc = include_str!("../chapters/ch01-bigram-counts.md")]
     pub struct BigramCounts;
+
+    #[doc = include_str!("../chapters/ch02-bigram-onehot.md")]
+    pub struct BigramOnehot;
 }
