@@ -19,6 +19,7 @@ use rand::Rng;
 use rand_distr::StandardNormal;
 
 use crate::bigram_counts::{encode_word, BigramError, RowSampler};
+use crate::fused::IndexNll;
 use crate::vocab::Vocab;
 
 /// The vocabulary size of names.txt: '.' and a..z.
@@ -71,7 +72,7 @@ pub enum OneHotError {
 }
 
 /// The value of a scalar tensor, on any device.
-fn scalar<D: Device<f32>, T>(t: &Tensor<Rank0, f32, D, T>) -> f32 {
+fn scalar<D: IndexNll, T>(t: &Tensor<Rank0, f32, D, T>) -> f32 {
     t.as_vec()[0]
 }
 
@@ -129,19 +130,19 @@ pub enum Forward {
 }
 
 /// The pairs on a device, in the forms both forward passes need.
-pub struct Batch<const V: usize, D: Device<f32>> {
+pub struct Batch<const V: usize, D: IndexNll> {
     /// Input indices, (N,).
     pub xs: Tensor<(usize,), usize, D>,
     /// Label indices, (N,).
     pub ys: Tensor<(usize,), usize, D>,
     /// One-hot inputs, (N, V) floats: `F.one_hot(xs, num_classes=V).float()`.
     pub xenc: Tensor<(usize, Const<V>), f32, D>,
-    /// `x * V + y` for every pair, (N,): where each example's entry sits in
-    /// the flattened (V, V) table, for the lookup loss.
-    pub flat: Tensor<(usize,), usize, D>,
+    /// How often each (x, y) pair occurs, divided by N: (V, V). The lookup
+    /// loss weights each entry of the (V, V) log-probability table by it.
+    pub pair_freq: Tensor<Rank2<V, V>, f32, D>,
 }
 
-impl<const V: usize, D: Device<f32>> Batch<V, D> {
+impl<const V: usize, D: IndexNll> Batch<V, D> {
     /// Moves `pairs` to `dev`. Every index must be below `V`.
     pub fn new(dev: &D, pairs: &Pairs) -> Result<Self, OneHotError> {
         if pairs.is_empty() {
@@ -161,14 +162,20 @@ impl<const V: usize, D: Device<f32>> Batch<V, D> {
             .try_tensor_from_vec(pairs.ys.clone(), (n,))
             .map_err(dev_err)?; // (N,)
         let xenc = dev.one_hot_encode(Const::<V>, pairs.xs.clone()); // (N, V)
-        let flat: Vec<usize> = pairs
-            .xs
-            .iter()
-            .zip(&pairs.ys)
-            .map(|(x, y)| x * V + y)
-            .collect();
-        let flat = dev.try_tensor_from_vec(flat, (n,)).map_err(dev_err)?; // (N,)
-        Ok(Self { xs, ys, xenc, flat })
+        let mut freq = vec![0f32; V * V];
+        for (x, y) in pairs.xs.iter().zip(&pairs.ys) {
+            freq[x * V + y] += 1.0;
+        }
+        freq.iter_mut().for_each(|f| *f /= n as f32);
+        let pair_freq = dev
+            .try_tensor_from_vec(freq, (Const::<V>, Const::<V>))
+            .map_err(dev_err)?; // (V, V)
+        Ok(Self {
+            xs,
+            ys,
+            xenc,
+            pair_freq,
+        })
     }
 
     /// Number of examples N.
@@ -200,12 +207,12 @@ pub struct Example {
 // ANCHOR: net
 /// The network: one (V, V) weight matrix, 27 neurons of 27 inputs each.
 #[derive(Debug, Clone)]
-pub struct BigramNet<const V: usize, D: Device<f32>> {
+pub struct BigramNet<const V: usize, D: IndexNll> {
     /// W, (V, V). Row `i` holds the log-counts of the characters after `i`.
     pub w: Tensor<Rank2<V, V>, f32, D>,
 }
 
-impl<const V: usize, D: Device<f32>> BigramNet<V, D> {
+impl<const V: usize, D: IndexNll> BigramNet<V, D> {
     /// W drawn from a standard normal with the caller's generator
     /// (`torch.randn((27, 27), generator=g)`).
     pub fn new<R: Rng + ?Sized>(dev: &D, rng: &mut R) -> Result<Self, OneHotError> {
@@ -314,7 +321,7 @@ impl<const V: usize, D: Device<f32>> BigramNet<V, D> {
 }
 
 /// The logits (N, V) of the batch's inputs, by either forward pass.
-pub fn logits<const V: usize, D: Device<f32>, T: Tape<f32, D>>(
+pub fn logits<const V: usize, D: IndexNll, T: Tape<f32, D>>(
     w: Tensor<Rank2<V, V>, f32, D, T>,
     batch: &Batch<V, D>,
     forward: Forward,
@@ -342,25 +349,24 @@ pub fn logits<const V: usize, D: Device<f32>, T: Tape<f32, D>>(
 ///
 /// The lookup path uses that example `n`'s logits are row `x[n]` of W, so
 /// `log_softmax(W[x[n]]) = log_softmax(W)[x[n]]`: it normalises the V rows of
-/// W once, then looks up each example's entry `(x, y)` in the (V, V) table,
-/// instead of normalising N copies of the same rows.
-pub fn loss<const V: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+/// W once instead of N copies of them. And since every example with the same
+/// pair (x, y) looks up the same entry, the mean over the N examples is the
+/// sum over the (V, V) table weighted by how often each pair occurs.
+pub fn loss<const V: usize, D: IndexNll, T: Tape<f32, D> + Merge<T>>(
     w: Tensor<Rank2<V, V>, f32, D, T>,
     batch: &Batch<V, D>,
     forward: Forward,
     reg: f32,
 ) -> (Tensor<Rank0, f32, D, T>, f32) {
     let w_again = w.retaped::<T>(); // W is used twice: once more for the regulariser
-    let logp_y = match forward {
-        Forward::OneHot => logits(w, batch, forward) // (N, V)
-            .log_softmax::<Axis<1>>() // (N, V): ln probs
-            .select(batch.ys.clone()), // (N,): ln p[n, y[n]]
-        Forward::Lookup => w
-            .log_softmax::<Axis<1>>() // (V, V): ln softmax(W), row by row
-            .reshape_like(&(V * V,)) // (V*V,)
-            .gather(batch.flat.clone()), // (N,): entry (x[n], y[n])
+    let nll = match forward {
+        // log_softmax, select the label's entry, mean, negate: fused into one op
+        Forward::OneHot => D::index_nll(logits(w, batch, forward), &batch.ys), // ()
+        Forward::Lookup => (w.log_softmax::<Axis<1>>() // (V, V): ln softmax(W), row by row
+            * batch.pair_freq.clone()) // (V, V): weighted by pair frequency
+        .sum() // (): mean over the examples of ln p[y]
+        .negate(),
     };
-    let nll = logp_y.mean().negate(); // (): -mean ln p[y]
     let nll_value = scalar(&nll);
     let penalty = w_again.square().mean() * reg; // (): reg * (W**2).mean()
     (nll + penalty, nll_value)
@@ -433,7 +439,7 @@ pub struct History {
 // ANCHOR: train
 /// Trains `net` on `batch` for `cfg.steps` full-batch steps. Stops with an
 /// error naming the step as soon as the loss is not finite.
-pub fn train<const V: usize, D: Device<f32>>(
+pub fn train<const V: usize, D: IndexNll>(
     net: &mut BigramNet<V, D>,
     batch: &Batch<V, D>,
     cfg: &OneHotConfig,
@@ -442,7 +448,7 @@ pub fn train<const V: usize, D: Device<f32>>(
 }
 
 /// [`train`], calling `on_step(step, loss)` after every step (for progress bars).
-pub fn train_with<const V: usize, D: Device<f32>, F: FnMut(usize, f32)>(
+pub fn train_with<const V: usize, D: IndexNll, F: FnMut(usize, f32)>(
     net: &mut BigramNet<V, D>,
     batch: &Batch<V, D>,
     cfg: &OneHotConfig,

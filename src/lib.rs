@@ -17,12 +17,14 @@
 //! | [`plot`] | chapter 1 | figures for the book and notebooks |
 //! | [`tour`] | chapter 1 | each stage run end to end, with its key figures |
 //! | [`fsutil`] | chapter 1 | atomic file writes |
+//! | [`fused`] | chapter 2 | a fused loss kernel (index-target NLL) for speed |
 #![warn(missing_docs)]
 
 pub mod bigram_counts;
 pub mod bigram_onehot;
 pub mod data;
 pub mod fsutil;
+pub mod fused;
 pub mod plot;
 pub mod tour;
 pub mod vocab;

@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use dfdx::prelude::{Cpu, Device};
+use dfdx::prelude::Cpu;
+
+use charlm::fused::IndexNll;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charlm::bigram_onehot::{Forward, OneHotConfig};
@@ -285,7 +287,7 @@ fn progress(steps: usize, json: bool) -> ProgressBar {
 }
 
 /// Trains and reports the one-hot net on `dev`.
-fn onehot<D: Device<f32>>(
+fn onehot<D: IndexNll>(
     dev: &D,
     words: &[String],
     settings: &OneHotSettings,
@@ -315,7 +317,7 @@ fn onehot_cuda(words: &[String], settings: &OneHotSettings, json: bool) -> Resul
 
 #[cfg(not(feature = "cuda"))]
 fn onehot_cuda(_: &[String], _: &OneHotSettings, _: bool) -> Result<()> {
-    bail!("this charlm was built without CUDA support; rebuild with `cargo build --release --features cuda`")
+    anyhow::bail!("this charlm was built without CUDA support; rebuild with `cargo build --release --features cuda`")
 }
 
 fn print_written(paths: &[impl AsRef<Path>]) {

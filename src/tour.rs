@@ -13,7 +13,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use dfdx::prelude::{Cpu, Device};
+use dfdx::prelude::Cpu;
+
+use crate::fused::IndexNll;
 
 use crate::bigram_counts::{BigramCounts, BigramError, BigramModel};
 use crate::bigram_onehot::{
@@ -371,7 +373,7 @@ pub struct OneHotReport {
 }
 
 /// A finished one-hot net run.
-pub struct OneHotRun<D: Device<f32>> {
+pub struct OneHotRun<D: IndexNll> {
     /// The trained net.
     pub net: BigramNet<NAMES_VOCAB, D>,
     /// The loss at every step.
@@ -391,7 +393,7 @@ fn forward_name(f: Forward) -> &'static str {
 
 /// Trains the one-hot net on `words` on `dev`: the whole of chapter 2.
 /// `on_step(step, loss)` is called after every step.
-pub fn run_onehot<D: Device<f32>, S: AsRef<str>>(
+pub fn run_onehot<D: IndexNll, S: AsRef<str>>(
     dev: &D,
     words: &[S],
     settings: &OneHotSettings,
@@ -442,7 +444,7 @@ pub fn run_onehot<D: Device<f32>, S: AsRef<str>>(
 
 /// Largest |softmax(W)[i][j] - P[i][j]| over rows `i` with more than
 /// `min_row` bigrams (rows with few examples are dominated by the smoothing).
-pub fn max_prob_diff<D: Device<f32>>(
+pub fn max_prob_diff<D: IndexNll>(
     net: &BigramNet<NAMES_VOCAB, D>,
     p: &BigramModel,
     min_row: u32,
@@ -456,7 +458,7 @@ pub fn max_prob_diff<D: Device<f32>>(
         .fold(0.0, f64::max)
 }
 
-impl<D: Device<f32>> OneHotRun<D> {
+impl<D: IndexNll> OneHotRun<D> {
     /// Human-readable summary, as `charlm onehot` and `charlm tour` print it.
     pub fn summary(&self) -> String {
         let r = &self.report;

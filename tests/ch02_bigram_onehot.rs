@@ -373,3 +373,36 @@ fn book_figures_and_numbers_are_current() {
     }
     assert_eq!(n, 4, "loss.svg, p-vs-softmax.svg, reg.svg, numbers.md");
 }
+
+// The CPU's fused loss kernel equals the composed dfdx ops, value and gradient.
+#[test]
+fn fused_nll_matches_composed_ops() {
+    use charlm::fused::{index_nll_composed, IndexNll};
+    let dev = Cpu::default();
+    let sub = Pairs {
+        xs: data().pairs.xs[..5000].to_vec(),
+        ys: data().pairs.ys[..5000].to_vec(),
+    };
+    let batch = Batch::<NAMES_VOCAB, Cpu>::new(&dev, &sub).unwrap();
+    let n = net(13);
+    let run = |fused: bool| {
+        let w = n.w.trace(dfdx::nn::ZeroGrads::alloc_grads(&n.w));
+        let logits = charlm::bigram_onehot::logits(w, &batch, Forward::OneHot);
+        let l = if fused {
+            Cpu::index_nll(logits, &batch.ys)
+        } else {
+            index_nll_composed(logits, &batch.ys)
+        };
+        let value = l.as_vec()[0];
+        (value, l.backward().get(&n.w).as_vec())
+    };
+    let ((a, ga), (b, gb)) = (run(true), run(false));
+    // dfdx's mean accumulates in f32, the fused kernel in f64: 1e-4.
+    assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    let max = ga
+        .iter()
+        .zip(&gb)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(max < 1e-6, "gradients differ by {max}");
+}
