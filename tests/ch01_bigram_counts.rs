@@ -2,6 +2,8 @@
 //! lecture publishes for names.txt. Needs the real data: set CHARLM_DATA_DIR
 //! (CI sets it to ../shared/data) or put names.txt in ./data.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -223,19 +225,6 @@ fn book_figures_and_numbers_are_current() {
     let dir = tempfile::tempdir().unwrap();
     let run = tour::run_counts(words(), &CountsSettings::default()).unwrap();
     run.write_book_files(words(), dir.path()).unwrap();
-    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("chapters/figures")
-        .join(tour::COUNTS_DIR);
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let fresh = entry.unwrap().path();
-        let name = fresh.file_name().unwrap();
-        let old = std::fs::read_to_string(committed.join(name)).unwrap_or_default();
-        let new = std::fs::read_to_string(&fresh).unwrap();
-        assert!(
-            old == new,
-            "chapters/figures/{}/{} is stale: run `cargo run --release -- figures --out chapters/figures`",
-            tour::COUNTS_DIR,
-            name.to_string_lossy()
-        );
-    }
+    let n = common::assert_book_files_current(dir.path(), tour::COUNTS_DIR);
+    assert_eq!(n, 3, "heatmap.svg, first-row.svg, numbers.md");
 }

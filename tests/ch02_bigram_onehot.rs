@@ -1,6 +1,8 @@
 //! Chapter 2: the bigram model as a one-hot neural net, trained with dfdx.
 //! Needs names.txt (CHARLM_DATA_DIR or ./data).
 
+mod common;
+
 use std::sync::OnceLock;
 
 use charlm::bigram_counts::BigramCounts;
@@ -355,22 +357,7 @@ fn trained_net_samples_names() {
 fn book_figures_and_numbers_are_current() {
     let dir = tempfile::tempdir().unwrap();
     charlm::tour::write_onehot_book_files(&data().words, dir.path()).unwrap();
-    let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("chapters/figures")
-        .join(charlm::tour::ONEHOT_DIR);
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let fresh = entry.unwrap().path();
-        let name = fresh.file_name().unwrap();
-        let old = std::fs::read_to_string(committed.join(name)).unwrap_or_default();
-        assert!(
-            old == std::fs::read_to_string(&fresh).unwrap(),
-            "chapters/figures/{}/{} is stale: run `cargo run --release -- figures`",
-            charlm::tour::ONEHOT_DIR,
-            name.to_string_lossy()
-        );
-        n += 1;
-    }
+    let n = common::assert_book_files_current(dir.path(), charlm::tour::ONEHOT_DIR);
     assert_eq!(n, 4, "loss.svg, p-vs-softmax.svg, reg.svg, numbers.md");
 }
 

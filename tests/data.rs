@@ -87,79 +87,56 @@ fn files_in(dir: &Path) -> Vec<String> {
     v
 }
 
-#[test]
-fn good_download_is_verified_and_renamed_into_place() {
-    let base = serve(vec![Reply::Body(GOOD)]);
+/// Downloads `{server}/names.txt` into a fresh folder, expecting GOOD's
+/// checksum, from a server that answers once with `reply`.
+fn fetch(reply: Reply) -> (tempfile::TempDir, std::path::PathBuf, Result<(), DataError>) {
+    let base = serve(vec![reply]);
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("sub/names.txt");
-    data::download(
+    let result = data::download(
         &format!("{base}/names.txt"),
         &dest,
         &sha(GOOD),
         Duration::from_secs(5),
-    )
-    .unwrap();
+    );
+    (dir, dest, result)
+}
+
+#[test]
+fn good_download_is_verified_and_renamed_into_place() {
+    let (dir, dest, result) = fetch(Reply::Body(GOOD));
+    result.unwrap();
     assert_eq!(fs::read(&dest).unwrap(), GOOD);
     assert_eq!(files_in(&dir.path().join("sub")), ["names.txt"]);
 }
 
 #[test]
 fn wrong_checksum_is_rejected_and_leaves_nothing() {
-    let base = serve(vec![Reply::Body(b"not the names file\n")]);
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("names.txt");
-    let err = data::download(
-        &format!("{base}/names.txt"),
-        &dest,
-        &sha(GOOD),
-        Duration::from_secs(5),
-    )
-    .unwrap_err();
+    let (dir, _, result) = fetch(Reply::Body(b"not the names file\n"));
+    let err = result.unwrap_err();
     assert!(matches!(err, DataError::Checksum { .. }), "{err}");
     assert!(err.to_string().contains("nothing was saved"), "{err}");
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+    assert!(files_in(&dir.path().join("sub")).is_empty());
 }
 
 #[test]
 fn dropped_connection_is_an_error_and_leaves_nothing() {
-    let base = serve(vec![Reply::Truncated(GOOD)]);
-    let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("names.txt");
-    let err = data::download(
-        &format!("{base}/names.txt"),
-        &dest,
-        &sha(GOOD),
-        Duration::from_secs(5),
-    )
-    .unwrap_err();
+    let (dir, _, result) = fetch(Reply::Truncated(GOOD));
+    let err = result.unwrap_err();
     assert!(
         matches!(err, DataError::Download { .. } | DataError::Checksum { .. }),
         "{err}"
     );
-    assert!(
-        files_in(dir.path()).is_empty(),
-        "{:?}",
-        files_in(dir.path())
-    );
+    assert!(files_in(&dir.path().join("sub")).is_empty());
 }
 
 #[test]
 fn http_error_status_is_reported() {
-    let base = serve(vec![Reply::NotFound]);
-    let dir = tempfile::tempdir().unwrap();
-    let err = data::download(
-        &format!("{base}/x"),
-        &dir.path().join("x"),
-        &sha(GOOD),
-        Duration::from_secs(5),
-    )
-    .unwrap_err();
+    let (dir, _, result) = fetch(Reply::NotFound);
+    let err = result.unwrap_err();
     assert!(matches!(err, DataError::Download { .. }), "{err}");
     assert!(err.to_string().contains("404"), "{err}");
+    assert!(files_in(&dir.path().join("sub")).is_empty());
 }
 
 /// A locator that reads nothing from the environment.
