@@ -266,7 +266,8 @@ impl<const V: usize, D: IndexNll> BigramNet<V, D> {
         let counts = logits.exp(); // (N, V): equivalent to N
         let sums = counts.clone().sum::<(usize,), Axis<1>>(); // (N,)
         let probs = counts / sums.broadcast_like(batch.xenc.shape()); // (N, V): rows sum to 1
-                                                                      // ANCHOR_END: forward_explicit
+
+        // ANCHOR_END: forward_explicit
         probs
     }
 
