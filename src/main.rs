@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use dfdx::prelude::Cpu;
-
-use charlm::fused::IndexNll;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charlm::bigram_onehot::{Forward, OneHotConfig};
 use charlm::data;
-use charlm::tour::{self, CountsSettings, OneHotSettings};
+use charlm::fused::IndexNll;
+use charlm::tour::{self, CountsSettings, OneHotRun, OneHotSettings};
 
 /// Where tensors live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -230,14 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", counts.summary());
                 println!("\n== Chapter 2: the bigram model as a one-hot neural net (names.txt)");
             }
-            let settings = OneHotSettings::default();
-            let bar = progress(settings.config.steps, json);
-            let net = tour::run_onehot(&Cpu::default(), &words, &settings, |_, loss| {
-                bar.set_message(format!("loss {loss:.4}"));
-                bar.inc(1);
-            });
-            bar.finish_and_clear();
-            let net = net?;
+            let net = train_onehot(&Cpu::default(), &words, &OneHotSettings::default(), json)?;
             written.extend(net.save_figures(&out.join(tour::ONEHOT_DIR), &["svg", "png"])?);
             if json {
                 let all = serde_json::json!({
@@ -271,19 +263,30 @@ fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar on stderr; hidden under --json and when stderr is not a terminal.
-fn progress(steps: usize, json: bool) -> ProgressBar {
+/// Trains the one-hot net on `dev` with a progress bar on stderr (hidden
+/// under --json, and by indicatif when stderr is not a terminal).
+fn train_onehot<D: IndexNll>(
+    dev: &D,
+    words: &[String],
+    settings: &OneHotSettings,
+    json: bool,
+) -> Result<OneHotRun<D>> {
     let target = if json {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr()
     };
-    let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
+    let bar = ProgressBar::with_draw_target(Some(settings.config.steps as u64), target);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    bar
+    let run = tour::run_onehot(dev, words, settings, |_, loss| {
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    Ok(run?)
 }
 
 /// Trains and reports the one-hot net on `dev`.
@@ -293,13 +296,7 @@ fn onehot<D: IndexNll>(
     settings: &OneHotSettings,
     json: bool,
 ) -> Result<()> {
-    let bar = progress(settings.config.steps, json);
-    let run = tour::run_onehot(dev, words, settings, |_, loss| {
-        bar.set_message(format!("loss {loss:.4}"));
-        bar.inc(1);
-    });
-    bar.finish_and_clear();
-    let run = run?;
+    let run = train_onehot(dev, words, settings, json)?;
     if json {
         println!("{}", serde_json::to_string(&run.report)?);
     } else {
