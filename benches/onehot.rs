@@ -1,14 +1,33 @@
 //! Chapter 2's hot loop: one full-batch gradient-descent step (forward,
 //! backward, update) on all 228,146 pairs of names.txt, for the one-hot
-//! matmul path and the lookup path. Run with `cargo bench --bench onehot`;
-//! needs names.txt. PyTorch takes about 84 ms for the one-hot step here.
+//! matmul path and the lookup path, plus the one-hot step built from dfdx's
+//! own ops (`fused::linear_nll_composed`) as the baseline the fused kernel
+//! replaces.
+//! Run with `cargo bench --bench onehot`; needs names.txt. PyTorch's time
+//! for the same step comes from `python3 parity/bench_onehot.py`, run
+//! alternately with this one (the machine is shared and noisy).
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 use rand::{rngs::StdRng, SeedableRng};
 
 use charlm::bigram_counts::BigramCounts;
 use charlm::bigram_onehot::{Batch, BigramNet, Forward, Pairs, NAMES_VOCAB};
+use charlm::fused::linear_nll_composed;
+
+type Net = BigramNet<NAMES_VOCAB, Cpu>;
+
+/// The one-hot step as plain dfdx ops: matmul, log_softmax, select, mean.
+fn composed_step(net: &mut Net, batch: &Batch<NAMES_VOCAB, Cpu>, lr: f32, reg: f32) -> f32 {
+    let w = net.w.trace(net.w.alloc_grads());
+    let nll = linear_nll_composed(&batch.xenc, w.retaped(), &batch.ys); // ()
+    let loss = nll + w.square().mean() * reg; // ()
+    let value = loss.array();
+    let grads = loss.backward();
+    net.w.axpy(1.0, &grads.get(&net.w), -lr);
+    value
+}
 
 fn bench_step(c: &mut Criterion) {
     let words = charlm::data::load_names(None).expect("names.txt (set CHARLM_DATA_DIR)");
@@ -16,16 +35,20 @@ fn bench_step(c: &mut Criterion) {
     let pairs = Pairs::new(&words, counts.vocab()).unwrap();
     let dev = Cpu::default();
     let batch: Batch<NAMES_VOCAB, Cpu> = Batch::new(&dev, &pairs).unwrap();
+    let new_net = || Net::new(&dev, &mut StdRng::seed_from_u64(1)).unwrap();
     let mut group = c.benchmark_group("one full-batch step (228,146 pairs)");
-    group.sample_size(10);
+    group.sample_size(20);
+    // lr 0.1: the weights stay sane however many iterations criterion runs
     for (name, forward) in [("one-hot", Forward::OneHot), ("lookup", Forward::Lookup)] {
-        let mut net: BigramNet<NAMES_VOCAB, Cpu> =
-            BigramNet::new(&dev, &mut StdRng::seed_from_u64(1)).unwrap();
-        // lr 0.1: the weights stay sane however many iterations criterion runs
+        let mut net = new_net();
         group.bench_function(name, |b| {
             b.iter(|| net.step(&batch, forward, 0.1, 0.01).unwrap())
         });
     }
+    let mut net = new_net();
+    group.bench_function("one-hot, composed dfdx ops", |b| {
+        b.iter(|| composed_step(&mut net, &batch, 0.1, 0.01))
+    });
     group.finish();
 }
 

@@ -1,28 +1,57 @@
-//! A fused loss kernel: the average negative log-likelihood of index targets,
-//! `-mean(log_softmax(logits)[n, y[n]])`, as one op with its own backward.
+//! A fused kernel for chapter 2's full-batch step: the one-hot forward and
+//! its loss, `-mean_n log_softmax(x[n] @ W)[y[n]]`, as one op.
 //!
-//! Introduced in chapter 2, where composing dfdx's `log_softmax`, `select` and
-//! `mean` on the (228,146, 27) logits spent most of a training step in generic
-//! broadcast kernels. On the CPU this computes each row's log-sum-exp once,
-//! keeps the softmax for the backward pass, and writes the gradient
-//! `(softmax - onehot(y)) / N` in one sweep. Other devices (CUDA) use the
-//! composed dfdx ops, which are the reference the CPU kernel is tested against.
+//! Introduced in chapter 2. Composed from dfdx's ops (matmul, log_softmax,
+//! select, mean), one step on all 228,146 pairs writes and reads several
+//! (228,146, 27) tensors (the logits, their softmax, the gradients of both,
+//! a gradient for the one-hot inputs that nobody reads) and spends its time
+//! moving memory. The fused op does the same arithmetic (every one of the
+//! 27 × 27 multiply-adds per example, zeros included) a few hundred rows at a
+//! time, while they sit in the CPU's fastest cache:
+//!
+//! 1. logits = x @ W for the rows (a tall, thin matrix product);
+//! 2. softmax of each row (with a branch-free `exp` the compiler vectorises),
+//!    and the row's loss, log-sum-exp minus the label's logit;
+//! 3. when W is being traced, `∂W += xᵀ @ (softmax - onehot(y))`, the
+//!    gradient of the summed loss, with its accumulators in registers.
+//!
+//! The backward pass then only scales the finished ∂W by `1 / N`. Nothing of
+//! size (N, 27) is allocated but one copy of x. Blocks of rows have a fixed
+//! size and partial sums are added in block order, so results do not depend
+//! on the number of threads. Other devices (CUDA) use the composed dfdx ops,
+//! which are also the reference the CPU kernel is tested against.
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-/// Devices that can compute the index-target NLL of a batch of logits.
-pub trait IndexNll: Device<f32> {
-    /// `-mean_n log_softmax(logits[n])[ys[n]]` for logits (N, V), ys (N,).
-    fn index_nll<const V: usize, T: Tape<f32, Self> + Merge<T>>(
-        logits: Tensor<(usize, Const<V>), f32, Self, T>,
+/// Devices with charlm's fused kernels.
+pub trait Fused: Device<f32> + dfdx::tensor::Cache {
+    /// `-mean_n log_softmax(x[n] @ w)[ys[n]]` for data x (N, K), weights
+    /// w (K, V) and labels ys (N,): a linear layer and its loss in one op,
+    /// with a backward pass for `w`.
+    fn linear_nll<const K: usize, const V: usize, T: Tape<f32, Self> + Merge<T>>(
+        x: &Tensor<(usize, Const<K>), f32, Self>,
+        w: Tensor<Rank2<K, V>, f32, Self, T>,
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T>;
 }
 
+// ANCHOR: matmul
+/// `x @ w` for data x (N, K) and weights w (K, V), with dfdx's matmul. The
+/// tape must ride on the left operand of a matmul, so it moves from `w` to
+/// `x` (and dfdx's backward pass then computes a gradient for `x` as well).
+pub fn matmul_fixed_lhs<const K: usize, const V: usize, D: Device<f32>, T: Tape<f32, D>>(
+    x: &Tensor<(usize, Const<K>), f32, D>,
+    w: Tensor<Rank2<K, V>, f32, D, T>,
+) -> Tensor<(usize, Const<V>), f32, D, T> {
+    let (w, tape) = w.split_tape();
+    x.clone().put_tape(tape).matmul(w) // (N, K) @ (K, V) -> (N, V)
+}
+// ANCHOR_END: matmul
+
 // ANCHOR: composed
-/// The composed form every device supports: log_softmax, select, mean.
-pub fn index_nll_composed<const V: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+/// The loss from logits, composed of dfdx ops: log_softmax, select, mean.
+pub fn index_nll<const V: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
     logits: Tensor<(usize, Const<V>), f32, D, T>,
     ys: &Tensor<(usize,), usize, D>,
 ) -> Tensor<Rank0, f32, D, T> {
@@ -32,74 +61,333 @@ pub fn index_nll_composed<const V: usize, D: Device<f32>, T: Tape<f32, D> + Merg
         .mean() // ()
         .negate()
 }
+
+/// [`Fused::linear_nll`] composed of dfdx ops: what every device supports.
+pub fn linear_nll_composed<
+    const K: usize,
+    const V: usize,
+    D: Device<f32>,
+    T: Tape<f32, D> + Merge<T>,
+>(
+    x: &Tensor<(usize, Const<K>), f32, D>,
+    w: Tensor<Rank2<K, V>, f32, D, T>,
+    ys: &Tensor<(usize,), usize, D>,
+) -> Tensor<Rank0, f32, D, T> {
+    index_nll(matmul_fixed_lhs(x, w), ys) // (N, K) @ (K, V) -> (N, V) -> ()
+}
 // ANCHOR_END: composed
 
 /// Rows per parallel block: fixed, so results do not depend on the thread count.
 const BLOCK_ROWS: usize = 2048;
 
-impl IndexNll for Cpu {
-    fn index_nll<const V: usize, T: Tape<f32, Self> + Merge<T>>(
-        logits: Tensor<(usize, Const<V>), f32, Self, T>,
+/// Rows per sub-block: their logits (and x rows) stay in the L1 cache.
+const SUB_ROWS: usize = 128;
+
+/// `e^x`, branch-free so that loops over slices vectorise: Cephes' `expf`
+/// (range reduction by ln 2, degree-5 polynomial, exponent bits), relative
+/// error within 2 ulp of `f32::exp` on [-87, 88]. Inputs below -87 give
+/// about 1.6e-38 instead of a denormal or 0; NaN stays NaN.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    // Comparisons written so that NaN passes through (a NaN loss must show).
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let t = x * std::f32::consts::LOG2_E + ROUND; // its low bits hold n = round(x / ln 2)
+    let n = t - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4; // x - n ln 2, in two parts
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * (r * r) + r + 1.0; // e^r
+                                   // 2^n from the bits: t's bits are those of 1.5 * 2^23 plus n, so subtracting
+                                   // them but 127 leaves n + 127, the biased exponent of 2^n (integer ops only,
+                                   // which vectorise; a float-to-int cast would not).
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23);
+    y * two_n
+}
+
+/// Reduces a row with `f` in 8 independent lanes (one vector register), then
+/// folds the lanes: no long chain of dependent scalar operations. A fixed
+/// order, so the result is the same every run.
+#[inline(always)]
+fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, v);
+        }
+    }
+    let folded = acc.iter().fold(init, |a, &v| f(a, v));
+    tail.iter().fold(folded, |a, &v| f(a, v))
+}
+
+impl Fused for Cpu {
+    fn linear_nll<const K: usize, const V: usize, T: Tape<f32, Self> + Merge<T>>(
+        x: &Tensor<(usize, Const<K>), f32, Self>,
+        w: Tensor<Rank2<K, V>, f32, Self, T>,
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T> {
-        let (logits, mut tape) = logits.split_tape();
-        let n = logits.shape().0;
-        let mut x = vec![0f32; n * V]; // (N, V), row-major
-        logits.copy_into(&mut x);
+        let (w, mut tape) = w.split_tape();
+        let n = x.shape().0;
+        let mut xs = Scratch::take(n * K); // (N, K), row-major
+        x.copy_into(&mut xs);
         let mut y = vec![0usize; n]; // (N,)
         ys.copy_into(&mut y);
-        let mut probs = vec![0f32; n * V]; // softmax, kept for the backward pass
-                                           // Each block of rows: softmax into `probs`, and its share of Σ (lse - x[y]) in f64.
-        let partial: Vec<f64> = x
-            .par_chunks(BLOCK_ROWS * V)
-            .zip(probs.par_chunks_mut(BLOCK_ROWS * V))
+        let mut ws = [0f32; 1].repeat(K * V); // (K, V)
+        w.copy_into(&mut ws);
+        let want_grad = T::OWNS_TAPE;
+        // Each block: its share of Σ (lse - logit[y]) in f64, and of ∂W.
+        let partials: Vec<(f64, Vec<f32>)> = xs
+            .par_chunks(BLOCK_ROWS * K)
             .zip(y.par_chunks(BLOCK_ROWS))
-            .map(|((xb, pb), yb)| {
-                let mut total = 0f64;
-                for ((row, p), &label) in xb.chunks_exact(V).zip(pb.chunks_exact_mut(V)).zip(yb) {
-                    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let mut sum = 0f32;
-                    for (pj, &xj) in p.iter_mut().zip(row) {
-                        *pj = (xj - max).exp();
-                        sum += *pj;
-                    }
-                    let inv = 1.0 / sum;
-                    p.iter_mut().for_each(|pj| *pj *= inv);
-                    total += (max + sum.ln() - row[label]) as f64; // lse - x[y]
-                }
-                total
-            })
+            .map(|(xb, yb)| block_kernel::<K, V>(xb, yb, &ws, want_grad))
             .collect();
-        let mean = partial.iter().sum::<f64>() / n.max(1) as f64; // blocks summed in order
-        let out = logits.device().clone().tensor(mean as f32); // ()
-        let out_for_grad = out.clone();
-        tape.add_backward_op(move |grads| {
-            let g = grads.get(&out_for_grad).as_vec()[0] / n as f32;
-            let grad = grads.get_or_alloc_mut(&logits)?; // (N, V)
-            grad.par_chunks_mut(BLOCK_ROWS * V)
-                .zip(probs.par_chunks(BLOCK_ROWS * V))
-                .zip(y.par_chunks(BLOCK_ROWS))
-                .for_each(|((gb, pb), yb)| {
-                    for ((gr, p), &label) in gb.chunks_exact_mut(V).zip(pb.chunks_exact(V)).zip(yb)
-                    {
-                        for (gj, &pj) in gr.iter_mut().zip(p) {
-                            *gj += g * pj; // d/dlogits = (softmax - onehot(y)) / N
-                        }
-                        gr[label] -= g;
-                    }
-                });
-            Ok(())
-        });
+        let mut total = 0f64;
+        let mut grad = [0f32; 1].repeat(K * V); // Σ_n x[n]ᵀ (softmax - onehot(y)), (K, V)
+        for (loss, dw) in &partials {
+            total += loss; // in block order
+            grad.iter_mut().zip(dw).for_each(|(g, d)| *g += d);
+        }
+        let out = w.device().clone().tensor((total / n.max(1) as f64) as f32); // ()
+        if want_grad {
+            let out_for_grad = out.clone();
+            tape.add_backward_op(move |grads| {
+                let scale = grads.get(&out_for_grad).as_vec()[0] / n as f32;
+                let grad_w = grads.get_or_alloc_mut(&w)?; // (K, V)
+                grad_w
+                    .iter_mut()
+                    .zip(&grad)
+                    .for_each(|(a, d)| *a += scale * d);
+                Ok(())
+            });
+        }
         out.put_tape(tape)
     }
 }
 
+/// One block of rows: the loss sum and (if `want_grad`) its ∂W, in
+/// sub-blocks of [`SUB_ROWS`]. Compiled twice: with AVX2 and FMA where the
+/// CPU has them (checked once, at run time), and portable SSE2 otherwise.
+fn block_kernel<const K: usize, const V: usize>(
+    x: &[f32],
+    y: &[usize],
+    w: &[f32],
+    want_grad: bool,
+) -> (f64, Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        return unsafe { block_kernel_avx2::<K, V>(x, y, w, want_grad) };
+    }
+    block_kernel_with::<K, V>(x, y, w, want_grad, |a, b, c| a * b + c)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn block_kernel_avx2<const K: usize, const V: usize>(
+    x: &[f32],
+    y: &[usize],
+    w: &[f32],
+    want_grad: bool,
+) -> (f64, Vec<f32>) {
+    block_kernel_with::<K, V>(x, y, w, want_grad, f32::mul_add)
+}
+
+#[inline(always)]
+fn block_kernel_with<const K: usize, const V: usize>(
+    x: &[f32],
+    y: &[usize],
+    w: &[f32],
+    want_grad: bool,
+    madd: impl Fn(f32, f32, f32) -> f32 + Copy,
+) -> (f64, Vec<f32>) {
+    let mut total = 0f64;
+    let mut dw = if want_grad {
+        [0f32; 1].repeat(K * V)
+    } else {
+        Vec::new()
+    }; // (K, V)
+    let mut logits = [0f32; 1].repeat(SUB_ROWS * V); // (rows, V), reused
+    for (xs, ys) in x.chunks(SUB_ROWS * K).zip(y.chunks(SUB_ROWS)) {
+        let l = &mut logits[..ys.len() * V];
+        rows_times_w::<K, V>(xs, w, l, madd); // (rows, K) @ (K, V) -> (rows, V)
+        total += softmax_rows::<V>(l, ys); // l is now softmax(logits), (rows, V)
+        if want_grad {
+            for (row, &label) in l.chunks_exact_mut(V).zip(ys) {
+                row[label] -= 1.0; // softmax - onehot(y): ∂(lse - logit[y])/∂logits
+            }
+            add_rows_t_times_grad::<K, V>(xs, l, &mut dw, madd); // dw += xᵀ @ l
+        }
+    }
+    (total, dw)
+}
+
+/// `out = x @ w` for a few rows: x (rows, K), w (K, V), out (rows, V). Each
+/// output row is K scaled rows of w added up, in an accumulator of V values.
+#[inline(always)]
+fn rows_times_w<const K: usize, const V: usize>(
+    x: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    madd: impl Fn(f32, f32, f32) -> f32,
+) {
+    for (x_row, out_row) in x.chunks_exact(K).zip(out.chunks_exact_mut(V)) {
+        let mut acc = [0f32; V]; // (V,)
+        for (&a, w_row) in x_row.iter().zip(w.chunks_exact(V)) {
+            for (s, &b) in acc.iter_mut().zip(w_row) {
+                *s = madd(a, b, *s); // acc += x[n, k] * w[k, :]
+            }
+        }
+        out_row.copy_from_slice(&acc);
+    }
+}
+
+/// Softmax in place of a few rows (V values each), in three sweeps so that
+/// the costly one, `exp`, runs over all of them as one flat loop the
+/// compiler vectorises. Returns Σ (lse - x[y]) over the rows.
+#[inline(always)]
+fn softmax_rows<const V: usize>(rows: &mut [f32], labels: &[usize]) -> f64 {
+    let mut total = 0f64;
+    let mut lse = [0f32; SUB_ROWS]; // per row: log-sum-exp, minus the row's max
+    for (row, &label) in rows.chunks_exact_mut(V).zip(labels) {
+        let max = lanes(row, f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+        row.iter_mut().for_each(|v| *v -= max); // now every value is <= 0
+        total -= row[label] as f64; // -(x[y] - max)
+    }
+    rows.iter_mut().for_each(|v| *v = fast_exp(*v)); // the flat, vectorised sweep
+    for (row, lse) in rows.chunks_exact_mut(V).zip(&mut lse) {
+        let sum = lanes(row, 0.0, |a, v| a + v);
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+        *lse = sum.ln();
+    }
+    total + lse[..labels.len()].iter().map(|&l| l as f64).sum::<f64>()
+}
+
+/// `dw += xᵀ @ g` for a few rows: x (rows, K), g (rows, V), dw (K, V).
+#[inline(always)]
+fn add_rows_t_times_grad<const K: usize, const V: usize>(
+    x: &[f32],
+    g: &[f32],
+    dw: &mut [f32],
+    madd: impl Fn(f32, f32, f32) -> f32,
+) {
+    if V > LANES {
+        // General V: one row of dW at a time.
+        for (x_row, g_row) in x.chunks_exact(K).zip(g.chunks_exact(V)) {
+            for (&a, dw_row) in x_row.iter().zip(dw.chunks_exact_mut(V)) {
+                for (s, &b) in dw_row.iter_mut().zip(g_row) {
+                    *s = madd(a, b, *s); // dw[k, :] += x[n, k] * g[n, :]
+                }
+            }
+        }
+        return;
+    }
+    // V <= 32: a row of g fits four 8-wide registers, and two rows of dW
+    // at a time stay in registers (8 of them) while the rows stream past.
+    let g_row = |n: usize| -> [f32; LANES] {
+        let mut padded = [0f32; LANES]; // g[n, :], zero beyond V
+        padded[..V].copy_from_slice(&g[n * V..(n + 1) * V]);
+        padded
+    };
+    for k in (0..K).step_by(2) {
+        let k2 = (k + 1).min(K - 1); // an odd K repeats its last row, added once
+        let mut acc = [[0f32; LANES]; 2]; // dw[k, :], dw[k2, :] for these rows
+        for n in 0..x.len() / K {
+            let gn = g_row(n);
+            let (a0, a1) = (x[n * K + k], x[n * K + k2]);
+            for j in 0..LANES {
+                acc[0][j] = madd(a0, gn[j], acc[0][j]); // dw[k, j] += x[n, k] * g[n, j]
+                acc[1][j] = madd(a1, gn[j], acc[1][j]);
+            }
+        }
+        for (d, a) in dw[k * V..(k + 1) * V].iter_mut().zip(&acc[0]) {
+            *d += a;
+        }
+        if k2 != k {
+            for (d, a) in dw[k2 * V..(k2 + 1) * V].iter_mut().zip(&acc[1]) {
+                *d += a;
+            }
+        }
+    }
+}
+
+/// Width of the register-blocked ∂W kernel's rows.
+const LANES: usize = 32;
+
+/// Reusable `f32` buffers. A full-batch step needs the same large buffers
+/// every time; taking them from here skips both the allocator's fresh,
+/// page-faulting memory and zero-filling what is about to be overwritten.
+static SCRATCH: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// A buffer from [`SCRATCH`] of a given length, with unspecified contents;
+/// it goes back on drop.
+struct Scratch(Vec<f32>);
+
+impl Scratch {
+    fn take(len: usize) -> Self {
+        let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        let found = pool.iter().position(|v| v.len() == len);
+        let buf = match found {
+            Some(i) => pool.swap_remove(i),
+            None => vec![0f32; len],
+        };
+        Self(buf)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}
+
 #[cfg(feature = "cuda")]
-impl IndexNll for Cuda {
-    fn index_nll<const V: usize, T: Tape<f32, Self> + Merge<T>>(
-        logits: Tensor<(usize, Const<V>), f32, Self, T>,
+impl Fused for Cuda {
+    fn linear_nll<const K: usize, const V: usize, T: Tape<f32, Self> + Merge<T>>(
+        x: &Tensor<(usize, Const<K>), f32, Self>,
+        w: Tensor<Rank2<K, V>, f32, Self, T>,
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T> {
-        index_nll_composed(logits, ys)
+        linear_nll_composed(x, w, ys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fast_exp;
+
+    #[test]
+    fn fast_exp_is_within_two_ulp_of_std() {
+        let mut worst = 0f32;
+        for i in 0..=1_750_000 {
+            let x = -87.0 + i as f32 * 1e-4; // [-87, 88]
+            let (a, b) = (fast_exp(x), x.exp());
+            worst = worst.max(((a - b) / b).abs() / f32::EPSILON);
+        }
+        assert!(worst <= 2.0, "worst relative error {worst} ulp");
+        assert!(fast_exp(f32::NAN).is_nan());
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert!(fast_exp(f32::NEG_INFINITY) < 1e-37);
     }
 }

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charlm::bigram_onehot::{Forward, OneHotConfig};
 use charlm::data;
-use charlm::fused::IndexNll;
+use charlm::fused::Fused;
 use charlm::tour::{self, CountsSettings, OneHotRun, OneHotSettings};
 
 /// Where tensors live.
@@ -265,7 +265,7 @@ fn run(cli: Cli) -> Result<()> {
 
 /// Trains the one-hot net on `dev` with a progress bar on stderr (hidden
 /// under --json, and by indicatif when stderr is not a terminal).
-fn train_onehot<D: IndexNll>(
+fn train_onehot<D: Fused>(
     dev: &D,
     words: &[String],
     settings: &OneHotSettings,
@@ -290,7 +290,7 @@ fn train_onehot<D: IndexNll>(
 }
 
 /// Trains and reports the one-hot net on `dev`.
-fn onehot<D: IndexNll>(
+fn onehot<D: Fused>(
     dev: &D,
     words: &[String],
     settings: &OneHotSettings,

@@ -21,7 +21,7 @@ use crate::bigram_onehot::{
     NAMES_VOCAB,
 };
 use crate::fsutil;
-use crate::fused::IndexNll;
+use crate::fused::Fused;
 use crate::plot::{CountHeatmap, Figure, LossCurves, PlotError, ProbMatrix, RowBars, SideBySide};
 
 /// The lecture's generator seed (`torch.Generator().manual_seed(2147483647)`).
@@ -392,7 +392,7 @@ pub struct OneHotReport {
 }
 
 /// A finished one-hot net run.
-pub struct OneHotRun<D: IndexNll> {
+pub struct OneHotRun<D: Fused> {
     /// The trained net.
     pub net: BigramNet<NAMES_VOCAB, D>,
     /// The loss at every step.
@@ -412,7 +412,7 @@ fn forward_name(f: Forward) -> &'static str {
 
 /// Trains the one-hot net on `words` on `dev`: the whole of chapter 2.
 /// `on_step(step, loss)` is called after every step.
-pub fn run_onehot<D: IndexNll, S: AsRef<str>>(
+pub fn run_onehot<D: Fused, S: AsRef<str>>(
     dev: &D,
     words: &[S],
     settings: &OneHotSettings,
@@ -463,7 +463,7 @@ pub fn run_onehot<D: IndexNll, S: AsRef<str>>(
 
 /// Largest |softmax(W)[i][j] - P[i][j]| over rows `i` with more than
 /// `min_row` bigrams (rows with few examples are dominated by the smoothing).
-pub fn max_prob_diff<D: IndexNll>(
+pub fn max_prob_diff<D: Fused>(
     net: &BigramNet<NAMES_VOCAB, D>,
     p: &BigramModel,
     min_row: u32,
@@ -477,7 +477,7 @@ pub fn max_prob_diff<D: IndexNll>(
         .fold(0.0, f64::max)
 }
 
-impl<D: IndexNll> OneHotRun<D> {
+impl<D: Fused> OneHotRun<D> {
     /// Human-readable summary, as `charlm onehot` and `charlm tour` print it.
     pub fn summary(&self) -> String {
         let r = &self.report;
