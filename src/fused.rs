@@ -34,6 +34,14 @@ pub trait Fused: Device<f32> + dfdx::tensor::Cache {
         w: Tensor<Rank2<K, V>, f32, Self, T>,
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T>;
+
+    /// `-mean_n log_softmax(logits[n])[ys[n]]` for logits (N, V) and labels
+    /// ys (N,): the cross-entropy of index targets, every language model's
+    /// loss from chapter 3 on.
+    fn index_nll<const V: usize, T: Tape<f32, Self> + Merge<T>>(
+        logits: Tensor<(usize, Const<V>), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T>;
 }
 
 // ANCHOR: matmul
@@ -51,7 +59,7 @@ pub fn matmul_fixed_lhs<const K: usize, const V: usize, D: Device<f32>, T: Tape<
 
 // ANCHOR: composed
 /// The loss from logits, composed of dfdx ops: log_softmax, select, mean.
-pub fn index_nll<const V: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+pub fn index_nll_composed<const V: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
     logits: Tensor<(usize, Const<V>), f32, D, T>,
     ys: &Tensor<(usize,), usize, D>,
 ) -> Tensor<Rank0, f32, D, T> {
@@ -73,7 +81,7 @@ pub fn linear_nll_composed<
     w: Tensor<Rank2<K, V>, f32, D, T>,
     ys: &Tensor<(usize,), usize, D>,
 ) -> Tensor<Rank0, f32, D, T> {
-    index_nll(matmul_fixed_lhs(x, w), ys) // (N, K) @ (K, V) -> (N, V) -> ()
+    index_nll_composed(matmul_fixed_lhs(x, w), ys) // (N, K) @ (K, V) -> (N, V) -> ()
 }
 // ANCHOR_END: composed
 
@@ -167,6 +175,78 @@ impl Fused for Cpu {
         }
         out.put_tape(tape)
     }
+
+    fn index_nll<const V: usize, T: Tape<f32, Self> + Merge<T>>(
+        logits: Tensor<(usize, Const<V>), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T> {
+        index_nll_cpu(logits, ys)
+    }
+}
+
+/// [`Fused::index_nll`] on the CPU: softmax in place of a copy of the
+/// logits, kept for the backward pass, which adds `(softmax - onehot(y)) / N`.
+fn index_nll_cpu<const V: usize, T: Tape<f32, Cpu> + Merge<T>>(
+    logits: Tensor<(usize, Const<V>), f32, Cpu, T>,
+    ys: &Tensor<(usize,), usize, Cpu>,
+) -> Tensor<Rank0, f32, Cpu, T> {
+    let (logits, mut tape) = logits.split_tape();
+    let n = logits.shape().0;
+    let mut probs = Scratch::take(n * V); // (N, V): the logits, then their softmax
+    logits.copy_into(&mut probs);
+    let mut y = vec![0usize; n]; // (N,)
+    ys.copy_into(&mut y);
+    let partial: Vec<f64> = probs
+        .par_chunks_mut(BLOCK_ROWS * V)
+        .zip(y.par_chunks(BLOCK_ROWS))
+        .map(|(block, yb)| softmax_block::<V>(block, yb))
+        .collect();
+    let mean = partial.iter().sum::<f64>() / n.max(1) as f64; // blocks in order
+    let out = logits.device().clone().tensor(mean as f32); // ()
+    if T::OWNS_TAPE {
+        let out_for_grad = out.clone();
+        tape.add_backward_op(move |grads| {
+            let g = grads.get(&out_for_grad).as_vec()[0] / n as f32;
+            let grad = grads.get_or_alloc_mut(&logits)?; // (N, V)
+            grad.par_chunks_mut(BLOCK_ROWS * V)
+                .zip(probs.par_chunks(BLOCK_ROWS * V))
+                .zip(y.par_chunks(BLOCK_ROWS))
+                .for_each(|((gb, pb), yb)| {
+                    gb.iter_mut().zip(pb).for_each(|(gj, &pj)| *gj += g * pj);
+                    for (gr, &label) in gb.chunks_exact_mut(V).zip(yb) {
+                        gr[label] -= g; // d/dlogits = (softmax - onehot(y)) / N
+                    }
+                });
+            Ok(())
+        });
+    }
+    out.put_tape(tape)
+}
+
+/// Softmax in place of a block of rows, in sub-blocks of [`SUB_ROWS`];
+/// returns the block's Σ (lse - x[y]). With AVX2 where the CPU has it.
+fn softmax_block<const V: usize>(block: &mut [f32], labels: &[usize]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { softmax_block_avx2::<V>(block, labels) };
+    }
+    softmax_block_with::<V>(block, labels)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn softmax_block_avx2<const V: usize>(block: &mut [f32], labels: &[usize]) -> f64 {
+    softmax_block_with::<V>(block, labels)
+}
+
+#[inline(always)]
+fn softmax_block_with<const V: usize>(block: &mut [f32], labels: &[usize]) -> f64 {
+    block
+        .chunks_mut(SUB_ROWS * V)
+        .zip(labels.chunks(SUB_ROWS))
+        .map(|(rows, ys)| softmax_rows::<V>(rows, ys))
+        .sum()
 }
 
 /// One block of rows: the loss sum and (if `want_grad`) its ∂W, in
@@ -370,6 +450,13 @@ impl Fused for Cuda {
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T> {
         linear_nll_composed(x, w, ys)
+    }
+
+    fn index_nll<const V: usize, T: Tape<f32, Self> + Merge<T>>(
+        logits: Tensor<(usize, Const<V>), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T> {
+        index_nll_composed(logits, ys)
     }
 }
 

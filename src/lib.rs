@@ -17,16 +17,22 @@
 //! | [`plot`] | chapter 1 | figures for the book and notebooks |
 //! | [`tour`] | chapter 1 | each stage run end to end, with its key figures |
 //! | [`fsutil`] | chapter 1 | atomic file writes |
-//! | [`fused`] | chapter 2 | a fused loss kernel (index-target NLL) for speed |
+//! | [`fused`] | chapter 2 | a fused kernel (one-hot forward + loss) for speed |
+//! | [`text`] | chapter 3 | text as token ids: the split, blocks and batches |
+//! | [`bigram_embedding`] | chapter 3 | the bigram language model on tiny Shakespeare |
+//! | [`train`] | chapter 3 | settings, AdamW, the training loop, the loss estimate |
 #![warn(missing_docs)]
 
 pub mod bigram_counts;
+pub mod bigram_embedding;
 pub mod bigram_onehot;
 pub mod data;
 pub mod fsutil;
 pub mod fused;
 pub mod plot;
+pub mod text;
 pub mod tour;
+pub mod train;
 pub mod vocab;
 
 /// Re-exported so notebooks and examples use the same versions as the crate.

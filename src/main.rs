@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use charlm::bigram_onehot::{Forward, OneHotConfig};
 use charlm::data;
 use charlm::fused::Fused;
-use charlm::tour::{self, CountsSettings, OneHotRun, OneHotSettings};
+use charlm::tour::{self, BigramSettings, CountsSettings, OneHotRun, OneHotSettings};
+use charlm::train::{Event, TrainConfig};
 
 /// Where tensors live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -126,6 +127,49 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Chapter 3: the bigram language model on tiny Shakespeare.
+    ///
+    /// Tokenizes the text character by character (65 characters), keeps 90%
+    /// for training, and trains a (65, 65) embedding table of next-token
+    /// logits with AdamW on random batches of blocks, estimating the loss on
+    /// both splits every --eval-interval steps. Then generates text.
+    Bigram {
+        /// The text file.
+        #[arg(long, value_name = "PATH")]
+        data: Option<PathBuf>,
+        /// Optimiser steps.
+        #[arg(long, value_name = "N", default_value_t = 3000)]
+        steps: usize,
+        /// AdamW's learning rate.
+        #[arg(
+            long,
+            value_name = "X",
+            default_value_t = 1e-2,
+            allow_negative_numbers = true
+        )]
+        lr: f32,
+        /// Rows per batch (B).
+        #[arg(long, value_name = "B", default_value_t = 32)]
+        batch: usize,
+        /// Tokens per row (T).
+        #[arg(long, value_name = "T", default_value_t = 8)]
+        block: usize,
+        /// Estimate the loss every N steps.
+        #[arg(long, value_name = "N", default_value_t = 300)]
+        eval_interval: usize,
+        /// Batches per split in each estimate.
+        #[arg(long, value_name = "N", default_value_t = 200)]
+        eval_iters: usize,
+        /// Seed of the random generator (bigram.py's is 1337).
+        #[arg(long, value_name = "S", default_value_t = 1337)]
+        seed: u64,
+        /// Tokens to generate after training.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        tokens: usize,
+        /// Print only one JSON object of the key figures (the last stdout line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every chapter implemented so far, print its key figures and write
     /// its figures (SVG and PNG) to DIR. The main job: start here.
     Tour {
@@ -218,6 +262,40 @@ fn run(cli: Cli) -> Result<()> {
                 DeviceArg::Cuda => onehot_cuda(&words, &settings, json)?,
             }
         }
+        Command::Bigram {
+            data,
+            steps,
+            lr,
+            batch,
+            block,
+            eval_interval,
+            eval_iters,
+            seed,
+            tokens,
+            json,
+        } => {
+            let text = data::load_text(data::Dataset::TinyShakespeare, data.as_deref())?;
+            let settings = BigramSettings {
+                config: TrainConfig {
+                    batch_size: batch,
+                    block_size: block,
+                    max_iters: steps,
+                    eval_interval,
+                    learning_rate: lr,
+                    eval_iters,
+                    ..TrainConfig::default()
+                },
+                seed,
+                sample_tokens: tokens,
+                ..BigramSettings::default()
+            };
+            let run = train_bigram(&Cpu::default(), &text, &settings, json)?;
+            if json {
+                println!("{}", serde_json::to_string(&run.report)?);
+            } else {
+                print!("{}", run.summary());
+            }
+        }
         Command::Tour { out, json } => {
             let words = data::load_names(None)?;
             if !json {
@@ -231,14 +309,21 @@ fn run(cli: Cli) -> Result<()> {
             }
             let net = train_onehot(&Cpu::default(), &words, &OneHotSettings::default(), json)?;
             written.extend(net.save_figures(&out.join(tour::ONEHOT_DIR), &["svg", "png"])?);
+            if !json {
+                print!("{}", net.summary());
+                println!("\n== Chapter 3: the bigram language model (tiny Shakespeare)");
+            }
+            let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
+            let lm = train_bigram(&Cpu::default(), &text, &BigramSettings::default(), json)?;
             if json {
                 let all = serde_json::json!({
                     "bigram_counts": counts.report,
                     "bigram_onehot": net.report,
+                    "bigram_embedding": lm.report,
                 });
                 println!("{all}");
             } else {
-                print!("{}", net.summary());
+                print!("{}", lm.summary());
                 println!();
                 print_written(&written);
             }
@@ -271,22 +356,52 @@ fn train_onehot<D: Fused>(
     settings: &OneHotSettings,
     json: bool,
 ) -> Result<OneHotRun<D>> {
-    let target = if json {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(Some(settings.config.steps as u64), target);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(settings.config.steps, json);
     let run = tour::run_onehot(dev, words, settings, |_, loss| {
         bar.set_message(format!("loss {loss:.4}"));
         bar.inc(1);
     });
     bar.finish_and_clear();
     Ok(run?)
+}
+
+/// Trains the bigram language model with a progress bar on stderr (hidden
+/// under --json, and by indicatif when stderr is not a terminal).
+fn train_bigram<D: Fused>(
+    dev: &D,
+    text: &str,
+    settings: &BigramSettings,
+    json: bool,
+) -> Result<tour::BigramRun<D>> {
+    let bar = progress_bar(settings.config.max_iters, json);
+    let run = tour::run_bigram(dev, text, settings, |event| match event {
+        Event::Step { loss, .. } => {
+            bar.set_message(format!("loss {loss:.4}"));
+            bar.inc(1);
+        }
+        Event::Eval(e) => bar.println(format!(
+            "step {:>6}: train loss {:.4}, val loss {:.4}",
+            e.step, e.train, e.val
+        )),
+    });
+    bar.finish_and_clear();
+    Ok(run?)
+}
+
+/// A progress bar of `steps` steps on stderr: step, loss, steps/s. Hidden
+/// under --json; indicatif hides it too when stderr is not a terminal.
+fn progress_bar(steps: usize, json: bool) -> ProgressBar {
+    let target = if json {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    };
+    let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 /// Trains and reports the one-hot net on `dev`.

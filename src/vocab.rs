@@ -46,6 +46,13 @@ impl Vocab {
     }
     // ANCHOR_END: vocab
 
+    /// The vocabulary of a text (chapter 3): every character that occurs in
+    /// it, sorted; `None` for an empty text. 65 characters for tiny Shakespeare.
+    pub fn of_text(text: &str) -> Option<Self> {
+        let set: BTreeSet<char> = text.chars().collect();
+        Self::from_chars(set.into_iter().collect())
+    }
+
     /// A vocabulary of the given characters, in the given order; `None` when a
     /// character repeats or the list is empty.
     pub fn from_chars(chars: Vec<char>) -> Option<Self> {

@@ -105,6 +105,8 @@ fn tour_writes_every_figure() {
     let v: serde_json::Value =
         serde_json::from_str(stdout(&o).trim_end().lines().last().unwrap()).unwrap();
     assert_eq!(v["bigram_counts"]["words"], 32_033);
+    assert!(v["bigram_onehot"]["loss"].as_f64().unwrap() < 2.50);
+    assert!(v["bigram_embedding"]["val_loss"].as_f64().unwrap() <= 2.52);
     for f in [
         "heatmap.svg",
         "heatmap.png",
@@ -248,5 +250,67 @@ fn onehot_json_and_errors() {
         &["onehot", "--device", "cuda"],
         here,
         "built without CUDA support",
+    );
+}
+
+#[test]
+fn bigram_json_and_errors() {
+    let o = charlm(
+        &[
+            "bigram",
+            "--json",
+            "--steps",
+            "300",
+            "--eval-iters",
+            "20",
+            "--tokens",
+            "100",
+        ],
+        Path::new("."),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim_end().lines().last().unwrap()).unwrap();
+    assert_eq!(v["steps"], 300);
+    assert_eq!(v["vocab"], 65);
+    let (initial, train, val) = (
+        v["initial_loss"].as_f64().unwrap(),
+        v["train_loss"].as_f64().unwrap(),
+        v["val_loss"].as_f64().unwrap(),
+    );
+    assert!(train < initial - 0.5 && val < initial - 0.5, "{v}");
+    assert!(v["steps_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["sample"].as_str().unwrap().chars().count(), 101);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("empty.txt"), "").unwrap();
+    fs::write(d.join("latin1.txt"), b"to be or not to b\xe9\n").unwrap();
+    fs::write(d.join("other.txt"), "to be or not to be\n").unwrap();
+    let all65 = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    fs::write(d.join("short.txt"), all65).unwrap();
+    let p = |n: &str| d.join(n).to_string_lossy().into_owned();
+    fails(&["bigram", "--data", &p("empty.txt")], d, "empty");
+    fails(&["bigram", "--data", &p("latin1.txt")], d, "not UTF-8 text");
+    fails(&["bigram", "--data", &p("other.txt")], d, "the data has 8");
+    // 65 characters leave 7 tokens of validation data: a block of 8 cannot fit
+    fails(
+        &["bigram", "--data", &p("short.txt")],
+        d,
+        "block size 8 is too large",
+    );
+    fails(
+        &["bigram", "--batch", "0"],
+        d,
+        "batch size must be at least 1",
+    );
+    fails(
+        &["bigram", "--lr", "nan"],
+        d,
+        "learning rate must be a finite number",
+    );
+    fails(
+        &["bigram", "--eval-interval", "0"],
+        d,
+        "evaluation interval",
     );
 }

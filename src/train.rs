@@ -1,0 +1,314 @@
+//! The training machinery every language model from chapter 3 on shares:
+//! settings, AdamW, the loop, and the loss estimate on both splits.
+//!
+//! Introduced in chapter 3 with the bigram language model; the self-attention
+//! models of later chapters plug in through [`LanguageModel`].
+
+use std::time::Instant;
+
+use dfdx::nn::{TensorCollection, ZeroGrads};
+use dfdx::optim::{Adam, AdamConfig, Optimizer, WeightDecay};
+use dfdx::prelude::*;
+use rand::Rng;
+
+use crate::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError};
+use crate::fused::Fused;
+use crate::text::{Corpus, Split, TextError};
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Batches could not be made.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The learning rate is not a finite number > 0.
+    #[error("the learning rate must be a finite number > 0, got {0}")]
+    BadLearningRate(f32),
+    /// The weight decay is not a finite number >= 0.
+    #[error("the weight decay must be a finite number >= 0, got {0}")]
+    BadWeightDecay(f32),
+    /// A count that must be positive is 0.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// Training diverged.
+    #[error("the loss became {value} at step {step}; training stopped (try a smaller --lr)")]
+    NonFiniteLoss {
+        /// The step (0-based) whose forward pass gave the loss.
+        step: usize,
+        /// The loss.
+        value: f32,
+    },
+    /// The optimiser failed.
+    #[error("optimiser error: {0}")]
+    Optimizer(String),
+}
+
+// ANCHOR: config
+/// Training settings. `Default` is the lecture's bigram.py: batches of 32
+/// blocks of 8 tokens, 3,000 steps of AdamW at learning rate 1e-2, the loss
+/// estimated on 200 batches of each split every 300 steps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// Rows per batch (B).
+    pub batch_size: usize,
+    /// Tokens per row (T): the longest context the model sees.
+    pub block_size: usize,
+    /// Optimiser steps.
+    pub max_iters: usize,
+    /// Estimate the loss every this many steps.
+    pub eval_interval: usize,
+    /// AdamW's learning rate.
+    pub learning_rate: f32,
+    /// Batches per split in each estimate.
+    pub eval_iters: usize,
+    /// AdamW's decoupled weight decay (PyTorch's default, 0.01).
+    pub weight_decay: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            block_size: 8,
+            max_iters: 3000,
+            eval_interval: 300,
+            learning_rate: 1e-2,
+            eval_iters: 200,
+            weight_decay: 0.01,
+        }
+    }
+}
+// ANCHOR_END: config
+
+impl TrainConfig {
+    /// The variant in the lecture's notes: a smaller learning rate, 1e-3,
+    /// for 10,000 steps.
+    pub fn seed_notes() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            max_iters: 10_000,
+            ..Self::default()
+        }
+    }
+
+    /// A few quick steps, for tests.
+    pub fn tiny() -> Self {
+        Self {
+            batch_size: 4,
+            block_size: 8,
+            max_iters: 100,
+            eval_interval: 50,
+            learning_rate: 1e-2,
+            eval_iters: 4,
+            weight_decay: 0.01,
+        }
+    }
+
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.batch_size == 0 {
+            return Err(TextError::ZeroBatch.into());
+        }
+        if self.block_size == 0 {
+            return Err(TextError::ZeroBlock.into());
+        }
+        if self.eval_interval == 0 {
+            return Err(TrainError::Zero("the evaluation interval"));
+        }
+        if self.eval_iters == 0 {
+            return Err(TrainError::Zero("the number of evaluation batches"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(TrainError::BadLearningRate(self.learning_rate));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(TrainError::BadWeightDecay(self.weight_decay));
+        }
+        Ok(())
+    }
+
+    // ANCHOR: adamw
+    /// AdamW as PyTorch's `torch.optim.AdamW(lr=...)` defaults it: dfdx's
+    /// Adam with decoupled weight decay.
+    pub fn adamw(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.learning_rate as f64,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: Some(WeightDecay::Decoupled(self.weight_decay as f64)),
+        }
+    }
+    // ANCHOR_END: adamw
+}
+
+/// A model that maps a batch of token ids to a loss: what [`train`] needs.
+pub trait LanguageModel<D: Fused>: TensorCollection<f32, D> {
+    /// Vocabulary size.
+    const VOCAB: usize;
+
+    /// The mean cross-entropy of next-token predictions: idx (B, T),
+    /// targets (B·T,).
+    fn loss<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+        targets: &Tensor<(usize,), usize, D>,
+    ) -> Tensor<Rank0, f32, D, T>;
+}
+
+impl<const V: usize, D: Fused> LanguageModel<D> for BigramLanguageModel<V, f32, D> {
+    const VOCAB: usize = V;
+
+    fn loss<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+        targets: &Tensor<(usize,), usize, D>,
+    ) -> Tensor<Rank0, f32, D, T> {
+        BigramLanguageModel::loss(self, idx, targets)
+    }
+}
+
+/// The loss estimated on both splits at one step.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Eval {
+    /// Steps taken before the estimate.
+    pub step: usize,
+    /// Mean loss over `eval_iters` training batches.
+    pub train: f32,
+    /// Mean loss over `eval_iters` validation batches.
+    pub val: f32,
+}
+
+/// What a training run records: the estimates, and every step's batch loss.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossHistory {
+    /// One per `eval_interval` steps, and one after the last step.
+    pub evals: Vec<Eval>,
+    /// The loss of each step's batch.
+    pub step_losses: Vec<f32>,
+}
+
+/// What happens during training, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// A step finished with this batch loss.
+    Step {
+        /// Steps taken so far.
+        step: usize,
+        /// The batch's loss.
+        loss: f32,
+    },
+    /// The loss was estimated on both splits.
+    Eval(Eval),
+}
+
+// ANCHOR: estimate_loss
+/// The mean loss over `eval_iters` random batches of each split, with no
+/// tape (nothing recorded for gradients): the lecture's `estimate_loss`.
+pub fn estimate_loss<D: Fused, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut R,
+) -> Result<(f32, f32), TrainError> {
+    let mut out = [0f32; 2];
+    for (mean, split) in out.iter_mut().zip([Split::Train, Split::Val]) {
+        let mut total = 0f64;
+        for _ in 0..cfg.eval_iters {
+            let batch = corpus.get_batch(split, cfg.batch_size, cfg.block_size, rng)?;
+            let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
+            total += model.loss(x, &y).as_vec()[0] as f64; // no tape: forward only
+        }
+        *mean = (total / cfg.eval_iters as f64) as f32;
+    }
+    Ok((out[0], out[1]))
+}
+// ANCHOR_END: estimate_loss
+
+/// The result of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// The losses.
+    pub history: LossHistory,
+    /// Steps taken.
+    pub steps: usize,
+    /// Wall time of the optimiser steps (batches, forward, backward,
+    /// update), without the estimates.
+    pub step_seconds: f64,
+}
+
+impl TrainReport {
+    /// Steps per second, estimates excluded.
+    pub fn steps_per_second(&self) -> f64 {
+        self.steps as f64 / self.step_seconds.max(1e-12)
+    }
+
+    /// The last estimate.
+    pub fn last_eval(&self) -> Option<Eval> {
+        self.history.evals.last().copied()
+    }
+}
+
+// ANCHOR: train
+/// Trains `model` with AdamW on random training batches, estimating the loss
+/// every `eval_interval` steps and after the last. Every random draw (batch
+/// offsets) comes from `rng`; a NaN or infinite loss stops with an error
+/// naming the step.
+pub fn train<D: Fused, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut R,
+    mut on_event: impl FnMut(Event),
+) -> Result<TrainReport, TrainError> {
+    cfg.validate()?;
+    if M::VOCAB != corpus.vocab.len() {
+        let (expected, got) = (M::VOCAB, corpus.vocab.len());
+        return Err(ModelError::VocabSize { expected, got }.into());
+    }
+    let mut opt = Adam::new(model, cfg.adamw());
+    let mut grads = model
+        .try_alloc_grads()
+        .map_err(|e| TrainError::Optimizer(format!("{e:?}")))?;
+    let mut history = LossHistory::default();
+    let mut step_seconds = 0.0;
+    for step in 0..=cfg.max_iters {
+        if step % cfg.eval_interval == 0 || step == cfg.max_iters {
+            let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?;
+            let eval = Eval { step, train, val };
+            history.evals.push(eval);
+            on_event(Event::Eval(eval));
+        }
+        if step == cfg.max_iters {
+            break;
+        }
+        let start = Instant::now();
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
+        let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
+        let loss = model.loss(x.traced(grads), &y); // forward, recording on the tape
+        let value = loss.as_vec()[0];
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss { step, value });
+        }
+        grads = loss.backward(); // backward
+        opt.update(model, &grads)
+            .map_err(|e| TrainError::Optimizer(format!("{e:?}")))?; // AdamW step
+        model.zero_grads(&mut grads);
+        step_seconds += start.elapsed().as_secs_f64();
+        history.step_losses.push(value);
+        on_event(Event::Step {
+            step: step + 1,
+            loss: value,
+        });
+    }
+    Ok(TrainReport {
+        history,
+        steps: cfg.max_iters,
+        step_seconds,
+    })
+}
+// ANCHOR_END: train

@@ -1,0 +1,285 @@
+//! Chapter 3: the bigram language model on tiny Shakespeare.
+//! Needs tinyshakespeare.txt (CHARLM_DATA_DIR or ./data).
+
+use std::sync::OnceLock;
+
+use charlm::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
+use charlm::data::{self, Dataset};
+use charlm::text::{block_examples, get_batch, Corpus, Split, TextError};
+use charlm::train::{estimate_loss, train, TrainConfig, TrainError};
+use dfdx::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+type Model = BigramLanguageModel<SHAKESPEARE_VOCAB, f32, Cpu>;
+
+fn corpus() -> &'static Corpus {
+    static CORPUS: OnceLock<Corpus> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let text = data::load_text(Dataset::TinyShakespeare, None)
+            .unwrap_or_else(|e| panic!("tinyshakespeare.txt is needed for these tests: {e}"));
+        Corpus::new(&text).unwrap()
+    })
+}
+
+fn model(seed: u64, std: f32) -> Model {
+    Model::new(&Cpu::default(), &mut StdRng::seed_from_u64(seed), std).unwrap()
+}
+
+#[test]
+fn vocabulary_and_split_sizes() {
+    let c = corpus();
+    assert_eq!(c.vocab.len(), 65);
+    assert_eq!(
+        c.vocab.chars().iter().collect::<String>(),
+        "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    );
+    assert_eq!(c.train.len(), 1_003_854);
+    assert_eq!(c.val.len(), 111_540);
+    // the lecture's first encoded characters, "First Citizen:"
+    assert_eq!(&c.train[..5], &[18, 47, 56, 57, 58]);
+}
+
+#[test]
+fn encode_decode_round_trip() {
+    let v = &corpus().vocab;
+    assert_eq!(
+        v.encode("hii there").unwrap(),
+        vec![46, 47, 47, 1, 58, 46, 43, 56, 43]
+    );
+    assert_eq!(v.decode(&v.encode("hii there").unwrap()), "hii there");
+    // property: any string of vocabulary characters survives the round trip
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..1000 {
+        let len = rng.gen_range(0..64);
+        let s: String = (0..len)
+            .map(|_| v.chars()[rng.gen_range(0..v.len())])
+            .collect();
+        let ids = v.encode(&s).unwrap();
+        assert_eq!(ids.len(), s.chars().count());
+        assert!(ids.iter().all(|&i| i < 65));
+        assert_eq!(v.decode(&ids), s);
+    }
+    let err = v.encode("to be é").unwrap_err();
+    assert_eq!((err.ch, err.position), ('é', 6));
+}
+
+#[test]
+fn the_examples_inside_one_block() {
+    let block = &corpus().train[..9]; // block_size + 1 tokens
+    let ex = block_examples(block);
+    assert_eq!(ex.len(), 8);
+    assert_eq!(ex[0], (&block[..1], block[1]));
+    assert_eq!(ex[7], (&block[..8], block[8]));
+}
+
+#[test]
+fn batches_have_their_shape_and_are_shifted_by_one() {
+    let c = corpus();
+    let mut rng = StdRng::seed_from_u64(1337);
+    let b = c.get_batch(Split::Train, 4, 8, &mut rng).unwrap();
+    assert_eq!((b.x.len(), b.y.len()), (32, 32));
+    for row in 0..4 {
+        let (x, y) = (&b.x[row * 8..row * 8 + 8], &b.y[row * 8..row * 8 + 8]);
+        assert_eq!(&x[1..], &y[..7], "y is x shifted by one");
+        // the row is a real stretch of the data
+        let start = c
+            .train
+            .windows(9)
+            .position(|w| w[..8] == *x && w[8] == y[7]);
+        assert!(start.is_some());
+    }
+    let (xt, yt) = batch_tensors(&Cpu::default(), &b).unwrap();
+    assert_eq!(*xt.shape(), (4, 8));
+    assert_eq!(*yt.shape(), (32,));
+    let logits = model(0, 1.0).forward(xt);
+    assert_eq!(*logits.shape(), (4, 8, Const::<65>));
+}
+
+#[test]
+fn bad_batches_are_errors() {
+    let data = [1usize, 2, 3, 4];
+    let mut rng = StdRng::seed_from_u64(0);
+    assert!(matches!(
+        get_batch(&data, Split::Val, 0, 2, &mut rng),
+        Err(TextError::ZeroBatch)
+    ));
+    assert!(matches!(
+        get_batch(&data, Split::Val, 1, 0, &mut rng),
+        Err(TextError::ZeroBlock)
+    ));
+    let err = get_batch(&data, Split::Val, 1, 4, &mut rng).unwrap_err();
+    assert!(matches!(
+        err,
+        TextError::BlockTooLarge {
+            block_size: 4,
+            len: 4,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("val split of 4 tokens"), "{err}");
+    assert!(get_batch(&data, Split::Val, 1, 3, &mut rng).is_ok());
+    assert!(matches!(Corpus::new(""), Err(TextError::Empty)));
+    assert!(matches!(
+        Corpus::with_fraction("abc", 1.0),
+        Err(TextError::BadFraction(_))
+    ));
+}
+
+#[test]
+fn initial_loss_is_near_uniform_for_a_small_init() {
+    let (c, dev) = (corpus(), Cpu::default());
+    let cfg = TrainConfig {
+        eval_iters: 20,
+        ..TrainConfig::default()
+    };
+    let (train, val) = estimate_loss(
+        &dev,
+        &model(3, 0.01),
+        c,
+        &cfg,
+        &mut StdRng::seed_from_u64(3),
+    )
+    .unwrap();
+    let uniform = (65f32).ln(); // -ln(1/65) = 4.17
+    assert!(
+        (train - uniform).abs() < 0.3 && (val - uniform).abs() < 0.3,
+        "{train} {val}"
+    );
+    // PyTorch's N(0, 1) init starts higher, near the lecture's 4.88
+    let (train, _) =
+        estimate_loss(&dev, &model(3, 1.0), c, &cfg, &mut StdRng::seed_from_u64(3)).unwrap();
+    assert!(train > 4.5 && train < 5.3, "{train}");
+}
+
+#[test]
+fn tiny_training_lowers_the_loss_and_is_deterministic() {
+    let (c, dev) = (corpus(), Cpu::default());
+    let run = || {
+        let mut m = model(5, 1.0);
+        let report = train(
+            &dev,
+            &mut m,
+            c,
+            &TrainConfig::tiny(),
+            &mut StdRng::seed_from_u64(5),
+            |_| {},
+        )
+        .unwrap();
+        (m.token_embedding_table.weight.as_vec(), report)
+    };
+    let ((w1, r1), (w2, r2)) = (run(), run());
+    assert_eq!(w1, w2, "same seed, bit-identical weights");
+    assert_eq!(r1.history, r2.history);
+    let evals = &r1.history.evals;
+    assert_eq!(
+        evals.iter().map(|e| e.step).collect::<Vec<_>>(),
+        vec![0, 50, 100]
+    );
+    assert!(evals[2].train < evals[0].train - 0.1, "{evals:?}");
+    assert_eq!(r1.history.step_losses.len(), 100);
+}
+
+#[test]
+fn default_config_reaches_the_lectures_validation_loss() {
+    let (c, dev) = (corpus(), Cpu::default());
+    let mut m = model(1337, 1.0);
+    let report = train(
+        &dev,
+        &mut m,
+        c,
+        &TrainConfig::default(),
+        &mut StdRng::seed_from_u64(1337),
+        |_| {},
+    )
+    .unwrap();
+    let last = report.last_eval().unwrap();
+    assert_eq!(last.step, 3000);
+    assert!(last.val <= 2.52, "val loss {}", last.val); // PyTorch's bigram.py: 2.49
+    assert!(last.train <= 2.52, "train loss {}", last.train);
+}
+
+#[test]
+fn bad_settings_are_errors() {
+    let (c, dev) = (corpus(), Cpu::default());
+    let mut m = model(0, 1.0);
+    let mut rng = StdRng::seed_from_u64(0);
+    for (cfg, want) in [
+        (
+            TrainConfig {
+                learning_rate: f32::NAN,
+                ..TrainConfig::tiny()
+            },
+            "learning rate",
+        ),
+        (
+            TrainConfig {
+                learning_rate: 0.0,
+                ..TrainConfig::tiny()
+            },
+            "learning rate",
+        ),
+        (
+            TrainConfig {
+                batch_size: 0,
+                ..TrainConfig::tiny()
+            },
+            "batch size",
+        ),
+        (
+            TrainConfig {
+                block_size: 200_000,
+                ..TrainConfig::tiny()
+            },
+            "too large for the val split",
+        ),
+        (
+            TrainConfig {
+                eval_iters: 0,
+                ..TrainConfig::tiny()
+            },
+            "evaluation batches",
+        ),
+    ] {
+        let err = train(&dev, &mut m, c, &cfg, &mut rng, |_| {}).unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    // a model for another vocabulary
+    let names = Corpus::new("abc\nab\n").unwrap();
+    let err = train(&dev, &mut m, &names, &TrainConfig::tiny(), &mut rng, |_| {}).unwrap_err();
+    assert!(matches!(
+        err,
+        TrainError::Model(ModelError::VocabSize {
+            expected: 65,
+            got: 4
+        })
+    ));
+}
+
+#[test]
+fn generation_appends_tokens_from_the_vocabulary() {
+    let m = model(9, 1.0);
+    let mut rng = StdRng::seed_from_u64(9);
+    let out = m.generate(&[vec![0], vec![5]], 50, &mut rng).unwrap();
+    assert_eq!(out.len(), 2);
+    assert!(out
+        .iter()
+        .all(|r| r.len() == 51 && r.iter().all(|&t| t < 65)));
+    assert_eq!((out[0][0], out[1][0]), (0, 5));
+    let again = m
+        .generate(&[vec![0], vec![5]], 50, &mut StdRng::seed_from_u64(9))
+        .unwrap();
+    assert_eq!(out, again, "same seed, same text");
+    assert!(matches!(
+        m.generate(&[vec![]], 5, &mut rng),
+        Err(ModelError::EmptyContext)
+    ));
+    assert!(matches!(
+        m.generate(&[vec![65]], 5, &mut rng),
+        Err(ModelError::TokenId { id: 65, .. })
+    ));
+    assert!(matches!(
+        m.generate(&[vec![1], vec![1, 2]], 5, &mut rng),
+        Err(ModelError::RaggedContext)
+    ));
+}
