@@ -48,4 +48,7 @@ pub mod book {
 
     #[doc = include_str!("../chapters/ch02-bigram-onehot.md")]
     pub struct BigramOnehot;
+
+    #[doc = include_str!("../chapters/ch03-bigram-embedding.md")]
+    pub struct BigramEmbedding;
 }

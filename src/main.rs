@@ -315,6 +315,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
             let lm = train_bigram(&Cpu::default(), &text, &BigramSettings::default(), json)?;
+            written.extend(lm.save_figures(&out.join(tour::BIGRAM_LM_DIR), &["svg", "png"])?);
             if json {
                 let all = serde_json::json!({
                     "bigram_counts": counts.report,
@@ -341,6 +342,13 @@ fn run(cli: Cli) -> Result<()> {
             tour::write_onehot_book_files(&words, &dir)?;
             println!(
                 "wrote the book's files for the one-hot bigram net to {}",
+                dir.display()
+            );
+            let dir = out.join(tour::BIGRAM_LM_DIR);
+            let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
+            tour::write_bigram_book_files(&text, &dir)?;
+            println!(
+                "wrote the book's files for the bigram language model to {}",
                 dir.display()
             );
         }

@@ -14,6 +14,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::bigram_counts::{BigramCounts, BigramModel};
 use crate::fsutil;
+use crate::train::Eval;
 
 /// The font every figure uses, shipped with the crate (DejaVu Sans Mono).
 static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSansMono.ttf");
@@ -391,5 +392,101 @@ impl<A: Figure, B: Figure> Figure for SideBySide<A, B> {
         let (left, right) = root.split_horizontally(w / 2);
         self.0.draw(&left)?;
         self.1.draw(&right)
+    }
+}
+
+/// Training curves of language models (chapter 3 on): the loss of every
+/// step's batch in light grey, and for each run its estimated train and
+/// validation losses.
+pub struct TrainCurves<'a> {
+    /// The caption.
+    pub title: &'a str,
+    /// The loss of each step's batch (of the first run), drawn faintly.
+    pub step_losses: &'a [f32],
+    /// (label, estimates) per run.
+    pub runs: Vec<(String, &'a [Eval])>,
+}
+
+impl Figure for TrainCurves<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 480)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        ensure_fonts();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let last_eval = self.runs.iter().flat_map(|(_, e)| e.iter().map(|e| e.step));
+        let steps = last_eval
+            .max()
+            .unwrap_or(0)
+            .max(self.step_losses.len())
+            .max(1);
+        let values = self
+            .runs
+            .iter()
+            .flat_map(|(_, e)| e.iter().flat_map(|e| [e.train, e.val]))
+            .chain(self.step_losses.iter().copied())
+            .filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (lo, hi) = if hi > lo { (lo, hi) } else { (0.0, 1.0) };
+        let pad = (hi - lo) * 0.05;
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, ("sans-serif", 20))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f32..steps as f32, (lo - pad)..(hi + pad))
+            .map_err(draw_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc("loss")
+            .label_style(("sans-serif", 15))
+            .draw()
+            .map_err(draw_err)?;
+        if !self.step_losses.is_empty() {
+            let grey = RGBColor(200, 200, 200);
+            chart
+                .draw_series(LineSeries::new(
+                    self.step_losses
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &v)| ((i + 1) as f32, v)),
+                    grey.stroke_width(1),
+                ))
+                .map_err(draw_err)?
+                .label("batch loss")
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 20, y)], grey.stroke_width(2))
+                });
+        }
+        for (k, (label, evals)) in self.runs.iter().enumerate() {
+            for (j, (name, pick)) in [("train", true), ("val", false)].into_iter().enumerate() {
+                let color = Palette99::pick(2 * k + j).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(
+                        evals
+                            .iter()
+                            .map(|e| (e.step as f32, if pick { e.train } else { e.val })),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(draw_err)?
+                    .label(format!("{label}: {name}"))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(draw_err)?;
+        Ok(())
     }
 }

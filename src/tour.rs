@@ -23,8 +23,10 @@ use crate::bigram_onehot::{
 };
 use crate::fsutil;
 use crate::fused::Fused;
-use crate::plot::{CountHeatmap, Figure, LossCurves, PlotError, ProbMatrix, RowBars, SideBySide};
-use crate::text::{Corpus, TextError};
+use crate::plot::{
+    CountHeatmap, Figure, LossCurves, PlotError, ProbMatrix, RowBars, SideBySide, TrainCurves,
+};
+use crate::text::{block_examples, Corpus, Split, TextError};
 use crate::train::{self, Event, TrainConfig, TrainError, TrainReport};
 
 /// The lecture's generator seed (`torch.Generator().manual_seed(2147483647)`).
@@ -833,4 +835,98 @@ impl<D: Fused> BigramRun<D> {
         let _ = writeln!(s, "sample\n{}", r.sample);
         s
     }
+}
+
+/// Where chapter 3's book files go, under `chapters/figures/`.
+pub const BIGRAM_LM_DIR: &str = "bigram_embedding";
+
+/// Text on one line: a newline shown as `\n`.
+fn shown(text: &str) -> String {
+    text.replace('\n', "\\n")
+}
+
+impl<D: Fused> BigramRun<D> {
+    /// The train/val loss curves.
+    pub fn save_figures(
+        &self,
+        dir: &Path,
+        extensions: &[&str],
+    ) -> Result<Vec<std::path::PathBuf>, TourError> {
+        let mut written = Vec::new();
+        for ext in extensions {
+            let path = dir.join(format!("loss.{ext}"));
+            TrainCurves {
+                title: "bigram language model on tiny Shakespeare: AdamW, lr 1e-2",
+                step_losses: &self.train.history.step_losses,
+                runs: vec![("bigram".to_string(), &self.train.history.evals)],
+            }
+            .save(&path)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+/// Writes chapter 3's figure and quoted numbers into `dir`: the tokenizer,
+/// the split, one block's examples, one batch, and the default training run.
+pub fn write_bigram_book_files(text: &str, dir: &Path) -> Result<(), TourError> {
+    let run = run_bigram(&Cpu::default(), text, &BigramSettings::default(), |_| {})?;
+    let (c, r) = (&run.corpus, &run.report);
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    put("text_chars", text.chars().count().to_string());
+    let head: String = text.chars().take(250).collect();
+    put("text_head", format!("```text\n{}\n```", head.trim_end()));
+    put("vocab_size", c.vocab.len().to_string());
+    let chars: String = c.vocab.chars().iter().collect();
+    put("vocab", format!("`{}`", shown(&chars)));
+    let hii = c.vocab.encode("hii there").map_err(TextError::from)?;
+    put("hii_ids", format!("{hii:?}"));
+    put("hii_decoded", format!("\"{}\"", c.vocab.decode(&hii)));
+    put("train_tokens", c.train.len().to_string());
+    put("val_tokens", c.val.len().to_string());
+    let block = &c.train[..9];
+    put("first_block", format!("{block:?}"));
+    let mut examples = String::from("```text\n");
+    for (context, target) in block_examples(block) {
+        let _ = writeln!(
+            examples,
+            "when input is {context:?} the target: {target}   \"{}\" -> \"{}\"",
+            shown(&c.vocab.decode(context)),
+            shown(&c.vocab.decode(&[target]))
+        );
+    }
+    examples.push_str("```");
+    put("block_examples", examples);
+    let batch = c.get_batch(Split::Train, 4, 8, &mut StdRng::seed_from_u64(1337))?;
+    let mut b = String::from("```text\n");
+    for (name, rows) in [("inputs x", &batch.x), ("targets y", &batch.y)] {
+        let _ = writeln!(b, "{name}: (4, 8)");
+        for row in rows.chunks(8) {
+            let _ = writeln!(b, "{row:?}");
+        }
+    }
+    b.push_str("```");
+    put("batch", b);
+    put(
+        "uniform_loss",
+        format!("{:.4}", (c.vocab.len() as f32).ln()),
+    );
+    put("initial_loss", format!("{:.4}", r.initial_loss));
+    let mut table = String::from("| step | train loss | val loss |\n|---:|---:|---:|\n");
+    for e in &run.train.history.evals {
+        let _ = writeln!(table, "| {} | {:.4} | {:.4} |", e.step, e.train, e.val);
+    }
+    put("evals", table.trim_end().to_string());
+    put("train_loss", format!("{:.4}", r.train_loss));
+    put("val_loss", format!("{:.4}", r.val_loss));
+    put("steps", r.steps.to_string());
+    let untrained: String = r.untrained_sample.chars().take(300).collect();
+    put(
+        "untrained_sample",
+        format!("```text\n{}\n```", untrained.trim()),
+    );
+    put("sample", format!("```text\n{}\n```", r.sample.trim()));
+    run.save_figures(dir, &["svg"])?;
+    numbers.write(dir)
 }

@@ -1,6 +1,8 @@
 //! Chapter 3: the bigram language model on tiny Shakespeare.
 //! Needs tinyshakespeare.txt (CHARLM_DATA_DIR or ./data).
 
+mod common;
+
 use std::sync::OnceLock;
 
 use charlm::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
@@ -282,4 +284,15 @@ fn generation_appends_tokens_from_the_vocabulary() {
         m.generate(&[vec![1], vec![1, 2]], 5, &mut rng),
         Err(ModelError::RaggedContext)
     ));
+}
+
+// The book's chapter 3 quotes numbers and shows a figure written by
+// `charlm figures`; they must be what the code produces today.
+#[test]
+fn book_figures_and_numbers_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = data::load_text(Dataset::TinyShakespeare, None).unwrap();
+    charlm::tour::write_bigram_book_files(&text, dir.path()).unwrap();
+    let n = common::assert_book_files_current(dir.path(), charlm::tour::BIGRAM_LM_DIR);
+    assert_eq!(n, 2, "loss.svg, numbers.md");
 }
