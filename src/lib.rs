@@ -21,11 +21,13 @@
 //! | [`text`] | chapter 3 | text as token ids: the split, blocks and batches |
 //! | [`bigram_embedding`] | chapter 3 | the bigram language model on tiny Shakespeare |
 //! | [`train`] | chapter 3 | settings, AdamW, the training loop, the loss estimate |
+//! | [`checkpoint`] | chapter 3 | saving and resuming training runs (safetensors) |
 #![warn(missing_docs)]
 
 pub mod bigram_counts;
 pub mod bigram_embedding;
 pub mod bigram_onehot;
+pub mod checkpoint;
 pub mod data;
 pub mod fsutil;
 pub mod fused;

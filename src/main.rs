@@ -9,10 +9,14 @@ use dfdx::prelude::Cpu;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charlm::bigram_onehot::{Forward, OneHotConfig};
+use charlm::checkpoint;
 use charlm::data;
 use charlm::fused::Fused;
 use charlm::tour::{self, BigramSettings, CountsSettings, OneHotRun, OneHotSettings};
-use charlm::train::{Event, TrainConfig};
+use charlm::train::{Event, Finish, TrainConfig};
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where tensors live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,42 +137,70 @@ enum Command {
     /// for training, and trains a (65, 65) embedding table of next-token
     /// logits with AdamW on random batches of blocks, estimating the loss on
     /// both splits every --eval-interval steps. Then generates text.
+    ///
+    /// With --save, the run ends by writing a checkpoint (weights, optimiser,
+    /// generator, loss history); Ctrl-C stops training and writes one too (to
+    /// --save, or bigram-interrupted.safetensors). --resume continues a saved
+    /// run exactly where it stopped; flags given with it replace the saved
+    /// settings (e.g. --steps for a longer run).
     Bigram {
         /// The text file.
         #[arg(long, value_name = "PATH")]
         data: Option<PathBuf>,
-        /// Optimiser steps.
-        #[arg(long, value_name = "N", default_value_t = 3000)]
-        steps: usize,
-        /// AdamW's learning rate.
-        #[arg(
-            long,
-            value_name = "X",
-            default_value_t = 1e-2,
-            allow_negative_numbers = true
-        )]
-        lr: f32,
-        /// Rows per batch (B).
-        #[arg(long, value_name = "B", default_value_t = 32)]
-        batch: usize,
-        /// Tokens per row (T).
-        #[arg(long, value_name = "T", default_value_t = 8)]
-        block: usize,
-        /// Estimate the loss every N steps.
-        #[arg(long, value_name = "N", default_value_t = 300)]
-        eval_interval: usize,
-        /// Batches per split in each estimate.
-        #[arg(long, value_name = "N", default_value_t = 200)]
-        eval_iters: usize,
+        /// Optimiser steps in all [default: 3000].
+        #[arg(long, value_name = "N")]
+        steps: Option<usize>,
+        /// AdamW's learning rate [default: 0.01].
+        #[arg(long, value_name = "X", allow_negative_numbers = true)]
+        lr: Option<f32>,
+        /// Rows per batch (B) [default: 32].
+        #[arg(long, value_name = "B")]
+        batch: Option<usize>,
+        /// Tokens per row (T) [default: 8].
+        #[arg(long, value_name = "T")]
+        block: Option<usize>,
+        /// Estimate the loss every N steps [default: 300].
+        #[arg(long, value_name = "N")]
+        eval_interval: Option<usize>,
+        /// Batches per split in each estimate [default: 200].
+        #[arg(long, value_name = "N")]
+        eval_iters: Option<usize>,
         /// Seed of the random generator (bigram.py's is 1337).
         #[arg(long, value_name = "S", default_value_t = 1337)]
         seed: u64,
         /// Tokens to generate after training.
         #[arg(long, value_name = "N", default_value_t = 500)]
         tokens: usize,
+        /// Write a checkpoint here when training ends (or is interrupted).
+        #[arg(long, value_name = "PATH")]
+        save: Option<PathBuf>,
+        /// Continue the run saved in this checkpoint.
+        #[arg(long, value_name = "PATH")]
+        resume: Option<PathBuf>,
+        /// Where tensors live.
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
         /// Print only one JSON object of the key figures (the last stdout line).
         #[arg(long)]
         json: bool,
+    },
+    /// Generate text from a saved checkpoint (see `bigram --save`).
+    ///
+    /// Feeds the prompt (a newline by default), then samples one character
+    /// at a time from the model's softmax.
+    Generate {
+        /// The checkpoint.
+        #[arg(long, value_name = "PATH")]
+        checkpoint: PathBuf,
+        /// Characters to generate.
+        #[arg(long, value_name = "N", default_value_t = 500)]
+        tokens: usize,
+        /// Text to continue; every character must be in the model's vocabulary.
+        #[arg(long, value_name = "TEXT")]
+        prompt: Option<String>,
+        /// Seed of the random generator.
+        #[arg(long, value_name = "S", default_value_t = 1337)]
+        seed: u64,
     },
     /// Run every chapter implemented so far, print its key figures and write
     /// its figures (SVG and PNG) to DIR. The main job: start here.
@@ -195,7 +227,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.is::<Interrupted>() {
+                ExitCode::from(130) // the shell's code for Ctrl-C
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -272,30 +308,46 @@ fn run(cli: Cli) -> Result<()> {
             eval_iters,
             seed,
             tokens,
+            save,
+            resume,
+            device,
             json,
         } => {
             let text = data::load_text(data::Dataset::TinyShakespeare, data.as_deref())?;
+            let overrides = move |c: TrainConfig| TrainConfig {
+                max_iters: steps.unwrap_or(c.max_iters),
+                learning_rate: lr.unwrap_or(c.learning_rate),
+                batch_size: batch.unwrap_or(c.batch_size),
+                block_size: block.unwrap_or(c.block_size),
+                eval_interval: eval_interval.unwrap_or(c.eval_interval),
+                eval_iters: eval_iters.unwrap_or(c.eval_iters),
+                ..c
+            };
             let settings = BigramSettings {
-                config: TrainConfig {
-                    batch_size: batch,
-                    block_size: block,
-                    max_iters: steps,
-                    eval_interval,
-                    learning_rate: lr,
-                    eval_iters,
-                    ..TrainConfig::default()
-                },
+                config: overrides(TrainConfig::default()),
                 seed,
                 sample_tokens: tokens,
                 ..BigramSettings::default()
             };
-            let run = train_bigram(&Cpu::default(), &text, &settings, json)?;
-            if json {
-                println!("{}", serde_json::to_string(&run.report)?);
-            } else {
-                print!("{}", run.summary());
+            let job = BigramJob {
+                text: &text,
+                settings: &settings,
+                resume: resume.as_deref(),
+                overrides: &overrides,
+                save: save.as_deref(),
+                json,
+            };
+            match device {
+                DeviceArg::Cpu => bigram(&Cpu::default(), &job)?,
+                DeviceArg::Cuda => bigram_cuda(&job, seed)?,
             }
         }
+        Command::Generate {
+            checkpoint,
+            tokens,
+            prompt,
+            seed,
+        } => generate(&checkpoint, tokens, prompt.as_deref(), seed)?,
         Command::Tour { out, json } => {
             let words = data::load_names(None)?;
             if !json {
@@ -314,7 +366,13 @@ fn run(cli: Cli) -> Result<()> {
                 println!("\n== Chapter 3: the bigram language model (tiny Shakespeare)");
             }
             let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
-            let lm = train_bigram(&Cpu::default(), &text, &BigramSettings::default(), json)?;
+            let lm = train_bigram(
+                &Cpu::default(),
+                &text,
+                &BigramSettings::default(),
+                None,
+                json,
+            )?;
             written.extend(lm.save_figures(&out.join(tour::BIGRAM_LM_DIR), &["svg", "png"])?);
             if json {
                 let all = serde_json::json!({
@@ -373,25 +431,119 @@ fn train_onehot<D: Fused>(
     Ok(run?)
 }
 
+/// Set by Ctrl-C: training stops before its next step.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C was pressed during training; a checkpoint was saved.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted at step {step}; checkpoint saved to {path} (continue with --resume {path})")]
+struct Interrupted {
+    step: usize,
+    path: String,
+}
+
+/// One `charlm bigram` invocation.
+struct BigramJob<'a> {
+    text: &'a str,
+    settings: &'a BigramSettings,
+    resume: Option<&'a Path>,
+    overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
+    save: Option<&'a Path>,
+    json: bool,
+}
+
+/// Runs `charlm bigram` on `dev`: train (or resume), save, report.
+fn bigram<D: Fused>(dev: &D, job: &BigramJob) -> Result<()> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl-C handler")?;
+    let resume = job.resume.map(|p| (p, job.overrides));
+    let run = train_bigram(dev, job.text, job.settings, resume, job.json)?;
+    if run.finish == Finish::Stopped {
+        let path = job.save.map_or_else(
+            || PathBuf::from("bigram-interrupted.safetensors"),
+            Path::to_path_buf,
+        );
+        run.save(&path)?;
+        let (step, path) = (run.state.step, path.display().to_string());
+        return Err(Interrupted { step, path }.into());
+    }
+    if let Some(path) = job.save {
+        run.save(path)?;
+    }
+    if job.json {
+        println!("{}", serde_json::to_string(&run.report)?);
+    } else {
+        print!("{}", run.summary());
+        if let Some(path) = job.save {
+            println!("checkpoint       {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn bigram_cuda(job: &BigramJob, seed: u64) -> Result<()> {
+    let dev = dfdx::tensor::Cuda::try_build(0, seed)
+        .map_err(|e| anyhow::anyhow!("no usable CUDA device: {e:?}"))?;
+    bigram(&dev, job)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn bigram_cuda(_: &BigramJob, _: u64) -> Result<()> {
+    anyhow::bail!("this charlm was built without CUDA support; rebuild with `cargo build --release --features cuda`")
+}
+
+/// `charlm generate`: text from a checkpoint.
+fn generate(path: &Path, tokens: usize, prompt: Option<&str>, seed: u64) -> Result<()> {
+    use charlm::bigram_embedding::{BigramLanguageModel, SHAKESPEARE_VOCAB};
+    let (meta, vocab) = checkpoint::read_meta(path)?;
+    if meta.model != tour::BIGRAM_KIND {
+        anyhow::bail!(
+            "{}: charlm cannot generate from a {:?} model yet",
+            path.display(),
+            meta.model
+        );
+    }
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let mut model: BigramLanguageModel<SHAKESPEARE_VOCAB, f32, Cpu> =
+        BigramLanguageModel::new(&dev, &mut rng, 0.0)?;
+    checkpoint::load(&dev, path, &mut model, tour::BIGRAM_KIND)?;
+    let prompt = prompt.unwrap_or("\n");
+    let context = vocab.encode(prompt).context("the prompt")?;
+    let out = model.generate(&[context], tokens, &mut rng)?;
+    println!("{}", vocab.decode(&out[0]));
+    Ok(())
+}
+
 /// Trains the bigram language model with a progress bar on stderr (hidden
 /// under --json, and by indicatif when stderr is not a terminal).
 fn train_bigram<D: Fused>(
     dev: &D,
     text: &str,
     settings: &BigramSettings,
+    resume: Option<(&Path, &dyn Fn(TrainConfig) -> TrainConfig)>,
     json: bool,
 ) -> Result<tour::BigramRun<D>> {
     let bar = progress_bar(settings.config.max_iters, json);
-    let run = tour::run_bigram(dev, text, settings, |event| match event {
-        Event::Step { loss, .. } => {
-            bar.set_message(format!("loss {loss:.4}"));
-            bar.inc(1);
-        }
-        Event::Eval(e) => bar.println(format!(
-            "step {:>6}: train loss {:.4}, val loss {:.4}",
-            e.step, e.train, e.val
-        )),
-    });
+    let stop = || INTERRUPTED.load(Ordering::SeqCst);
+    let run = tour::run_bigram_until(
+        dev,
+        text,
+        settings,
+        resume,
+        |event| match event {
+            Event::Step { loss, .. } => {
+                bar.set_message(format!("loss {loss:.4}"));
+                bar.inc(1);
+            }
+            Event::Eval(e) => bar.println(format!(
+                "step {:>6}: train loss {:.4}, val loss {:.4}",
+                e.step, e.train, e.val
+            )),
+        },
+        stop,
+    );
     bar.finish_and_clear();
     Ok(run?)
 }

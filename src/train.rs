@@ -6,8 +6,11 @@
 
 use std::time::Instant;
 
-use dfdx::nn::{TensorCollection, ZeroGrads};
-use dfdx::optim::{Adam, AdamConfig, Optimizer, WeightDecay};
+use dfdx::nn::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    ZeroGrads,
+};
+use dfdx::optim::{AdamConfig, WeightDecay};
 use dfdx::prelude::*;
 use rand::Rng;
 
@@ -252,35 +255,100 @@ impl TrainReport {
     }
 }
 
+/// Where a training run stands: what a checkpoint saves (with the model's
+/// weights and the random generator) and what `--resume` restores.
+#[derive(Debug)]
+pub struct TrainState<D: Device<f32>> {
+    /// Steps taken.
+    pub step: usize,
+    /// The losses so far.
+    pub history: LossHistory,
+    /// The optimiser and its moments.
+    pub opt: AdamW<D>,
+    /// Wall time of the steps so far (estimates excluded).
+    pub step_seconds: f64,
+}
+
+impl<D: Device<f32>> TrainState<D> {
+    /// The state before the first step.
+    pub fn new(cfg: &TrainConfig) -> Self {
+        Self {
+            step: 0,
+            history: LossHistory::default(),
+            opt: AdamW::new(cfg.adamw()),
+            step_seconds: 0.0,
+        }
+    }
+
+    /// The record of the run so far, for a run of `cfg.max_iters` steps.
+    pub fn report(&self) -> TrainReport {
+        TrainReport {
+            history: self.history.clone(),
+            steps: self.step,
+            step_seconds: self.step_seconds,
+        }
+    }
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// All `max_iters` steps are done.
+    Done,
+    /// `stop()` said so, before the step `TrainState::step`.
+    Stopped,
+}
+
 // ANCHOR: train
-/// Trains `model` with AdamW on random training batches, estimating the loss
-/// every `eval_interval` steps and after the last. Every random draw (batch
-/// offsets) comes from `rng`; a NaN or infinite loss stops with an error
-/// naming the step.
+/// Trains `model` with AdamW on random training batches for `cfg.max_iters`
+/// steps, estimating the loss every `eval_interval` steps and after the last.
+/// Every random draw (batch offsets) comes from `rng`; a NaN or infinite loss
+/// stops with an error naming the step.
 pub fn train<D: Fused, M: LanguageModel<D>, R: Rng>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
     cfg: &TrainConfig,
     rng: &mut R,
-    mut on_event: impl FnMut(Event),
+    on_event: impl FnMut(Event),
 ) -> Result<TrainReport, TrainError> {
+    let mut state = TrainState::new(cfg);
+    run(dev, model, corpus, cfg, &mut state, rng, on_event, || false)?;
+    Ok(state.report())
+}
+
+/// The loop behind [`train`], from wherever `state` stands (a fresh state, or
+/// one restored from a checkpoint). `stop()` is asked before every step; a
+/// run stopped and resumed with the same state and generator continues
+/// exactly as if it had never stopped.
+#[allow(clippy::too_many_arguments)]
+pub fn run<D: Fused, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    state: &mut TrainState<D>,
+    rng: &mut R,
+    mut on_event: impl FnMut(Event),
+    stop: impl Fn() -> bool,
+) -> Result<Finish, TrainError> {
     cfg.validate()?;
     if M::VOCAB != corpus.vocab.len() {
         let (expected, got) = (M::VOCAB, corpus.vocab.len());
         return Err(ModelError::VocabSize { expected, got }.into());
     }
-    let mut opt = Adam::new(model, cfg.adamw());
-    let mut grads = model
-        .try_alloc_grads()
-        .map_err(|e| TrainError::Optimizer(format!("{e:?}")))?;
-    let mut history = LossHistory::default();
-    let mut step_seconds = 0.0;
-    for step in 0..=cfg.max_iters {
-        if step % cfg.eval_interval == 0 || step == cfg.max_iters {
+    let mut grads = model.try_alloc_grads().map_err(opt_err)?;
+    while state.step <= cfg.max_iters {
+        let step = state.step;
+        if stop() {
+            return Ok(Finish::Stopped);
+        }
+        // (a run resumed after it finished has estimated this step already)
+        let estimated = state.history.evals.last().is_some_and(|e| e.step == step);
+        if (step.is_multiple_of(cfg.eval_interval) || step == cfg.max_iters) && !estimated {
             let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?;
             let eval = Eval { step, train, val };
-            history.evals.push(eval);
+            state.history.evals.push(eval);
             on_event(Event::Eval(eval));
         }
         if step == cfg.max_iters {
@@ -295,20 +363,166 @@ pub fn train<D: Fused, M: LanguageModel<D>, R: Rng>(
             return Err(TrainError::NonFiniteLoss { step, value });
         }
         grads = loss.backward(); // backward
-        opt.update(model, &grads)
-            .map_err(|e| TrainError::Optimizer(format!("{e:?}")))?; // AdamW step
+        state.opt.update(model, &mut grads).map_err(opt_err)?; // AdamW step
         model.zero_grads(&mut grads);
-        step_seconds += start.elapsed().as_secs_f64();
-        history.step_losses.push(value);
+        state.step_seconds += start.elapsed().as_secs_f64();
+        state.history.step_losses.push(value);
+        state.step += 1;
         on_event(Event::Step {
-            step: step + 1,
+            step: state.step,
             loss: value,
         });
     }
-    Ok(TrainReport {
-        history,
-        steps: cfg.max_iters,
-        step_seconds,
-    })
+    Ok(Finish::Done)
 }
 // ANCHOR_END: train
+
+fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {
+    TrainError::Optimizer(format!("{e:?}"))
+}
+
+/// One parameter tensor's AdamW moments, flat, keyed by a tensor of the same
+/// length (dfdx keeps per-tensor buffers in `Gradients`, found by tensor).
+#[derive(Debug)]
+struct Moments<D: Device<f32>> {
+    name: String,
+    key: Tensor<(usize,), f32, D>,
+    m: Gradients<f32, D>,
+    v: Gradients<f32, D>,
+}
+
+impl<D: Device<f32>> Moments<D> {
+    /// Moments holding the given values (zeros for a fresh run).
+    fn with_values(dev: &D, name: String, m: Vec<f32>, v: Vec<f32>) -> Result<Self, D::Err> {
+        let n = m.len();
+        let key: Tensor<(usize,), f32, D> = dev.try_zeros_like(&(n,))?;
+        // The gradient of Σ key ⊙ values with respect to key is the values:
+        // that puts them into a `Gradients`, on any device.
+        let holding = |values: Vec<f32>| -> Result<Gradients<f32, D>, D::Err> {
+            let values = dev.try_tensor_from_vec(values, (n,))?;
+            (key.clone().traced(Gradients::leaky()) * values)
+                .try_sum::<Rank0, _>()?
+                .try_backward()
+        };
+        Ok(Self {
+            m: holding(m)?,
+            v: holding(v)?,
+            key,
+            name,
+        })
+    }
+}
+
+// ANCHOR: adamw_state
+/// AdamW whose state can be saved and restored: dfdx's own Adam update
+/// (`AdamConfig::try_update`, the kernel behind `dfdx::optim::Adam`), with
+/// the step count and the two moments of each parameter kept here instead
+/// of inside dfdx's `Adam`, which has no way to read them out.
+#[derive(Debug)]
+pub struct AdamW<D: Device<f32>> {
+    /// Learning rate, betas, epsilon, weight decay.
+    pub cfg: AdamConfig,
+    t: i32,
+    moments: Vec<Moments<D>>,
+}
+// ANCHOR_END: adamw_state
+
+/// Saved AdamW state: the step count, and per parameter (in the model's
+/// order) its name and first and second moments.
+pub type AdamWState = (i32, Vec<(String, Vec<f32>, Vec<f32>)>);
+
+impl<D: Device<f32>> AdamW<D> {
+    /// A fresh optimiser.
+    pub fn new(cfg: AdamConfig) -> Self {
+        Self {
+            cfg,
+            t: 0,
+            moments: Vec::new(),
+        }
+    }
+
+    /// One AdamW step on every parameter of `model`.
+    pub fn update<M: TensorCollection<f32, D>>(
+        &mut self,
+        model: &mut M,
+        grads: &mut Gradients<f32, D>,
+    ) -> Result<(), D::Err> {
+        self.t = self.t.saturating_add(1);
+        let mut visit = UpdateVisitor {
+            opt: self,
+            grads,
+            index: 0,
+        };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: (model, String::new()),
+            f: &mut visit,
+        })?;
+        Ok(())
+    }
+
+    /// The state, to save.
+    pub fn state(&self) -> AdamWState {
+        let slots = self
+            .moments
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.m.get(&s.key).as_vec(),
+                    s.v.get(&s.key).as_vec(),
+                )
+            })
+            .collect();
+        (self.t, slots)
+    }
+
+    /// An optimiser continuing from a saved state.
+    pub fn restore(dev: &D, cfg: AdamConfig, state: AdamWState) -> Result<Self, D::Err> {
+        let (t, slots) = state;
+        let moments = slots
+            .into_iter()
+            .map(|(name, m, v)| Moments::with_values(dev, name, m, v))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { cfg, t, moments })
+    }
+}
+
+struct UpdateVisitor<'a, D: Device<f32>> {
+    opt: &'a mut AdamW<D>,
+    grads: &'a mut Gradients<f32, D>,
+    index: usize,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for UpdateVisitor<'_, D> {
+    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Err = D::Err;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, D>,
+        (p, name): (&mut Tensor<S, f32, D>, String),
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        if !opts.do_gradient_update {
+            return Ok(None);
+        }
+        let AdamW { cfg, t, moments } = &mut *self.opt;
+        if moments.len() == self.index {
+            let n = p.shape().num_elements();
+            let zeros = vec![0f32; n];
+            moments.push(Moments::with_values(
+                p.device(),
+                name,
+                zeros.clone(),
+                zeros,
+            )?);
+        }
+        let Moments { key, m, v, .. } = &mut moments[self.index];
+        self.index += 1;
+        let g = self.grads.get_or_alloc_mut(&*p)?; // ∂loss/∂p
+        let (m, v) = (m.get_or_alloc_mut(key)?, v.get_or_alloc_mut(key)?);
+        cfg.try_update(*t, p, m, v, g)?; // dfdx's Adam kernel, decoupled weight decay
+        Ok(None)
+    }
+}

@@ -296,3 +296,156 @@ fn book_figures_and_numbers_are_current() {
     let n = common::assert_book_files_current(dir.path(), charlm::tour::BIGRAM_LM_DIR);
     assert_eq!(n, 2, "loss.svg, numbers.md");
 }
+
+mod checkpoints {
+    use super::*;
+    use charlm::checkpoint::{self, CheckpointError};
+    use charlm::train::{run, Finish, TrainState};
+    use rand_chacha::ChaCha12Rng;
+    use std::cell::Cell;
+
+    const KIND: &str = "bigram";
+
+    fn cfg() -> TrainConfig {
+        TrainConfig {
+            max_iters: 120,
+            eval_interval: 40,
+            ..TrainConfig::tiny()
+        }
+    }
+
+    #[test]
+    fn round_trip_gives_identical_logits() {
+        let (c, dev) = (corpus(), Cpu::default());
+        let mut rng = ChaCha12Rng::seed_from_u64(11);
+        let mut m = model(11, 1.0);
+        let mut state = TrainState::new(&cfg());
+        run(
+            &dev,
+            &mut m,
+            c,
+            &cfg(),
+            &mut state,
+            &mut rng,
+            |_| {},
+            || false,
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/bigram.safetensors");
+        checkpoint::save(&path, &m, KIND, &c.vocab, &cfg(), &state, &rng).unwrap();
+        let mut fresh = model(99, 1.0);
+        let loaded = checkpoint::load(&dev, &path, &mut fresh, KIND).unwrap();
+        assert_eq!(loaded.vocab, c.vocab);
+        assert_eq!(loaded.meta.step, 120);
+        assert_eq!(loaded.state.history, state.history);
+        assert_eq!(loaded.rng.get_word_pos(), rng.get_word_pos());
+        let batch = c
+            .get_batch(Split::Val, 4, 8, &mut StdRng::seed_from_u64(1))
+            .unwrap();
+        let (x, _) = batch_tensors(&dev, &batch).unwrap();
+        assert_eq!(m.forward(x.clone()).as_vec(), fresh.forward(x).as_vec());
+        assert_eq!(loaded.state.opt.state(), state.opt.state());
+    }
+
+    #[test]
+    fn resume_continues_exactly_as_an_uninterrupted_run() {
+        let (c, dev) = (corpus(), Cpu::default());
+        // uninterrupted
+        let mut whole = model(21, 1.0);
+        let mut rng = ChaCha12Rng::seed_from_u64(21);
+        let mut state = TrainState::new(&cfg());
+        run(
+            &dev,
+            &mut whole,
+            c,
+            &cfg(),
+            &mut state,
+            &mut rng,
+            |_| {},
+            || false,
+        )
+        .unwrap();
+        // stopped before step 70, saved, loaded into another model, resumed
+        let mut part = model(21, 1.0);
+        let mut rng2 = ChaCha12Rng::seed_from_u64(21);
+        let mut state2 = TrainState::new(&cfg());
+        let steps = Cell::new(0);
+        let stop = || {
+            steps.set(steps.get() + 1);
+            steps.get() > 70
+        };
+        let finish = run(
+            &dev,
+            &mut part,
+            c,
+            &cfg(),
+            &mut state2,
+            &mut rng2,
+            |_| {},
+            stop,
+        )
+        .unwrap();
+        assert_eq!((finish, state2.step), (Finish::Stopped, 70));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("half.safetensors");
+        checkpoint::save(&path, &part, KIND, &c.vocab, &cfg(), &state2, &rng2).unwrap();
+        let mut resumed = model(0, 1.0);
+        let mut loaded = checkpoint::load(&dev, &path, &mut resumed, KIND).unwrap();
+        let finish = run(
+            &dev,
+            &mut resumed,
+            c,
+            &loaded.meta.config,
+            &mut loaded.state,
+            &mut loaded.rng,
+            |_| {},
+            || false,
+        )
+        .unwrap();
+        assert_eq!(finish, Finish::Done);
+        assert_eq!(loaded.state.history, state.history, "the same loss curve");
+        let w = |m: &Model| m.token_embedding_table.weight.as_vec();
+        assert_eq!(w(&resumed), w(&whole), "bit-identical weights");
+    }
+
+    #[test]
+    fn bad_checkpoints_are_clear_errors() {
+        let (c, dev) = (corpus(), Cpu::default());
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut m = model(1, 1.0);
+        let err = checkpoint::load(&dev, &d.join("missing.safetensors"), &mut m, KIND).unwrap_err();
+        assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+        std::fs::write(d.join("garbage"), b"not a checkpoint at all").unwrap();
+        let err = checkpoint::load(&dev, &d.join("garbage"), &mut m, KIND).unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        // a real checkpoint, then damaged copies of it
+        let good = d.join("good.safetensors");
+        let state = TrainState::new(&cfg());
+        let rng = ChaCha12Rng::seed_from_u64(1);
+        checkpoint::save(&good, &m, KIND, &c.vocab, &cfg(), &state, &rng).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        std::fs::write(d.join("truncated"), &bytes[..bytes.len() - 100]).unwrap();
+        let err = checkpoint::load(&dev, &d.join("truncated"), &mut m, KIND).unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        let err = checkpoint::load(&dev, &good, &mut m, "head").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("holds a bigram model, not a head model"),
+            "{err}"
+        );
+        // a model of another size
+        let mut small: BigramLanguageModel<27, f32, Cpu> =
+            BigramLanguageModel::new(&dev, &mut StdRng::seed_from_u64(0), 1.0).unwrap();
+        let err = checkpoint::load(&dev, &good, &mut small, KIND).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has shape [65, 65], the model [27, 27]"),
+            "{err}"
+        );
+        // the metadata alone, as `charlm generate` reads it first
+        let (meta, vocab) = checkpoint::read_meta(&good).unwrap();
+        assert_eq!((meta.model.as_str(), meta.step, vocab.len()), (KIND, 0, 65));
+    }
+}

@@ -314,3 +314,178 @@ fn bigram_json_and_errors() {
         "evaluation interval",
     );
 }
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_str(stdout(o).trim_end().lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn bigram_save_resume_and_generate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let quick = [
+        "--eval-iters",
+        "10",
+        "--eval-interval",
+        "100",
+        "--tokens",
+        "20",
+        "--json",
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = ["bigram"]
+            .iter()
+            .chain(extra)
+            .chain(&quick)
+            .copied()
+            .collect();
+        let o = charlm(&args, d);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        json_of(&o)
+    };
+    let whole = run(&["--steps", "400"]);
+    let half = run(&["--steps", "200", "--save", "half.safetensors"]);
+    assert_eq!(half["steps"], 200);
+    let resumed = run(&[
+        "--resume",
+        "half.safetensors",
+        "--steps",
+        "400",
+        "--save",
+        "end.safetensors",
+    ]);
+    assert_eq!(resumed["steps"], 400);
+    assert_eq!(
+        resumed["train_loss"], whole["train_loss"],
+        "resume = one run"
+    );
+    assert_eq!(resumed["val_loss"], whole["val_loss"]);
+    assert!(resumed["untrained_sample"].is_null());
+
+    let o = charlm(
+        &[
+            "generate",
+            "--checkpoint",
+            "end.safetensors",
+            "--tokens",
+            "50",
+            "--prompt",
+            "ROMEO:",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.starts_with("ROMEO:"), "{text}");
+    assert_eq!(text.trim_end_matches('\n').chars().count(), 56, "{text:?}");
+    let again = charlm(
+        &[
+            "generate",
+            "--checkpoint",
+            "end.safetensors",
+            "--tokens",
+            "50",
+            "--prompt",
+            "ROMEO:",
+        ],
+        d,
+    );
+    assert_eq!(stdout(&again), text, "same seed, same text");
+
+    fs::write(d.join("junk.safetensors"), "junk").unwrap();
+    fails(
+        &[
+            "generate",
+            "--checkpoint",
+            "end.safetensors",
+            "--prompt",
+            "café",
+        ],
+        d,
+        "'é' at position 3",
+    );
+    fails(
+        &["generate", "--checkpoint", "nope.safetensors"],
+        d,
+        "nope.safetensors",
+    );
+    fails(
+        &["generate", "--checkpoint", "junk.safetensors"],
+        d,
+        "not a valid charlm checkpoint",
+    );
+    fails(
+        &["bigram", "--resume", "junk.safetensors"],
+        d,
+        "not a valid charlm checkpoint",
+    );
+    // a failed run leaves an existing checkpoint as it was
+    let before = fs::read(d.join("end.safetensors")).unwrap();
+    fails(
+        &["bigram", "--lr", "nan", "--save", "end.safetensors"],
+        d,
+        "learning rate",
+    );
+    assert_eq!(fs::read(d.join("end.safetensors")).unwrap(), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_saves_a_checkpoint_that_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let child = Command::new(env!("CARGO_BIN_EXE_charlm"))
+        .args([
+            "bigram",
+            "--steps",
+            "100000000",
+            "--eval-iters",
+            "5",
+            "--save",
+            "cut.safetensors",
+        ])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted at step") && err.contains("--resume cut.safetensors"),
+        "{err}"
+    );
+    let (meta, vocab) = charlm::checkpoint::read_meta(&d.join("cut.safetensors")).unwrap();
+    assert!(meta.step > 0 && meta.step < 100_000_000);
+    assert_eq!(vocab.len(), 65);
+    let o = charlm(
+        &[
+            "generate",
+            "--checkpoint",
+            "cut.safetensors",
+            "--tokens",
+            "10",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let more = (meta.step + 10).to_string();
+    let args = [
+        "bigram",
+        "--resume",
+        "cut.safetensors",
+        "--steps",
+        &more,
+        "--json",
+    ];
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["steps"].as_u64(), Some(meta.step as u64 + 10));
+}
