@@ -253,8 +253,6 @@ impl Figure for LossCurves<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
-        ensure_fonts();
-        root.fill(&WHITE).map_err(draw_err)?;
         let steps = self
             .series
             .iter()
@@ -262,57 +260,87 @@ impl Figure for LossCurves<'_> {
             .max()
             .unwrap_or(1)
             .max(2);
-        let finite = || {
-            self.series
-                .iter()
-                .flat_map(|(_, s)| s.iter().copied())
-                .filter(|v| v.is_finite())
-        };
-        let lo = finite().fold(f32::INFINITY, f32::min);
-        let hi = finite().fold(f32::NEG_INFINITY, f32::max);
-        let (lo, hi) = if lo.is_finite() && hi > lo {
-            (lo, hi)
-        } else {
-            (0.0, 1.0)
-        };
-        let pad = (hi - lo) * 0.05;
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f32..(steps - 1) as f32, (lo - pad)..(hi + pad))
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc("loss")
-            .label_style(("sans-serif", 15))
-            .draw()
-            .map_err(draw_err)?;
+        let values = self.series.iter().flat_map(|(_, s)| s.iter().copied());
+        let mut chart = loss_axes(root, self.title, (steps - 1) as f32, values)?;
         for (k, (label, s)) in self.series.iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
-            chart
-                .draw_series(LineSeries::new(
-                    s.iter().enumerate().map(|(i, &v)| (i as f32, v)),
-                    color.stroke_width(2),
-                ))
-                .map_err(draw_err)?
-                .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                });
+            let points = s.iter().enumerate().map(|(i, &v)| (i as f32, v));
+            line(&mut chart, points, Palette99::pick(k).to_rgba(), 2, label)?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(draw_err)?;
-        Ok(())
+        legend(&mut chart)
     }
+}
+
+/// A chart with steps across and loss up, as every loss figure draws it.
+type LossChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    plotters::coord::cartesian::Cartesian2d<
+        plotters::coord::types::RangedCoordf32,
+        plotters::coord::types::RangedCoordf32,
+    >,
+>;
+
+/// The axes every loss figure shares: steps `0..=x_max` across, and up the
+/// range of the finite `values`, padded by 5%.
+fn loss_axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x_max: f32,
+    values: impl Iterator<Item = f32>,
+) -> Result<LossChart<'a, DB>, PlotError> {
+    ensure_fonts();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let (lo, hi) = if hi > lo { (lo, hi) } else { (0.0, 1.0) };
+    let pad = (hi - lo) * 0.05;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f32..x_max, (lo - pad)..(hi + pad))
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("loss")
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(chart)
+}
+
+/// One labelled line of a loss figure.
+fn line<DB: DrawingBackend>(
+    chart: &mut LossChart<'_, DB>,
+    points: impl IntoIterator<Item = (f32, f32)>,
+    color: RGBAColor,
+    width: u32,
+    label: &str,
+) -> Result<(), PlotError> {
+    chart
+        .draw_series(LineSeries::new(points, color.stroke_width(width)))
+        .map_err(draw_err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
+    Ok(())
+}
+
+/// The legend box of a loss figure.
+fn legend<'a, DB: DrawingBackend + 'a>(chart: &mut LossChart<'a, DB>) -> Result<(), PlotError> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(())
 }
 
 /// A (V, V) probability table as a shaded grid with the vocabulary on both
@@ -413,8 +441,6 @@ impl Figure for TrainCurves<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
-        ensure_fonts();
-        root.fill(&WHITE).map_err(draw_err)?;
         let last_eval = self.runs.iter().flat_map(|(_, e)| e.iter().map(|e| e.step));
         let steps = last_eval
             .max()
@@ -425,68 +451,26 @@ impl Figure for TrainCurves<'_> {
             .runs
             .iter()
             .flat_map(|(_, e)| e.iter().flat_map(|e| [e.train, e.val]))
-            .chain(self.step_losses.iter().copied())
-            .filter(|v| v.is_finite());
-        let (lo, hi) = values.fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        });
-        let (lo, hi) = if hi > lo { (lo, hi) } else { (0.0, 1.0) };
-        let pad = (hi - lo) * 0.05;
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(40)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0f32..steps as f32, (lo - pad)..(hi + pad))
-            .map_err(draw_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("step")
-            .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_desc("loss")
-            .label_style(("sans-serif", 15))
-            .draw()
-            .map_err(draw_err)?;
+            .chain(self.step_losses.iter().copied());
+        let mut chart = loss_axes(root, self.title, steps as f32, values)?;
         if !self.step_losses.is_empty() {
-            let grey = RGBColor(200, 200, 200);
-            chart
-                .draw_series(LineSeries::new(
-                    self.step_losses
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &v)| ((i + 1) as f32, v)),
-                    grey.stroke_width(1),
-                ))
-                .map_err(draw_err)?
-                .label("batch loss")
-                .legend(move |(x, y)| {
-                    PathElement::new([(x, y), (x + 20, y)], grey.stroke_width(2))
-                });
+            let points = self.step_losses.iter().enumerate();
+            let points = points.map(|(i, &v)| ((i + 1) as f32, v));
+            line(
+                &mut chart,
+                points,
+                RGBColor(200, 200, 200).to_rgba(),
+                1,
+                "batch loss",
+            )?;
         }
         for (k, (label, evals)) in self.runs.iter().enumerate() {
-            for (j, (name, pick)) in [("train", true), ("val", false)].into_iter().enumerate() {
-                let color = Palette99::pick(2 * k + j).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(
-                        evals
-                            .iter()
-                            .map(|e| (e.step as f32, if pick { e.train } else { e.val })),
-                        color.stroke_width(2),
-                    ))
-                    .map_err(draw_err)?
-                    .label(format!("{label}: {name}"))
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2))
-                    });
-            }
+            let train = evals.iter().map(|e| (e.step as f32, e.train));
+            let val = evals.iter().map(|e| (e.step as f32, e.val));
+            let color = |j| Palette99::pick(2 * k + j).to_rgba();
+            line(&mut chart, train, color(0), 2, &format!("{label}: train"))?;
+            line(&mut chart, val, color(1), 2, &format!("{label}: val"))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(draw_err)?;
-        Ok(())
+        legend(&mut chart)
     }
 }

@@ -449,3 +449,33 @@ mod checkpoints {
         assert_eq!((meta.model.as_str(), meta.step, vocab.len()), (KIND, 0, 65));
     }
 }
+
+// charlm's AdamW (dfdx's Adam kernel with the moments kept where a checkpoint
+// can reach them) trains exactly as dfdx's own `Adam` does.
+#[test]
+fn adamw_matches_dfdx_adam() {
+    use charlm::train::{AdamW, LanguageModel};
+    use dfdx::nn::ZeroGrads;
+    use dfdx::optim::{Adam, Optimizer};
+    let (c, dev) = (corpus(), Cpu::default());
+    let cfg = TrainConfig::default();
+    let (mut ours, mut theirs) = (model(4, 1.0), model(4, 1.0));
+    let mut opt_ours = AdamW::new(cfg.adamw());
+    let mut opt_theirs = Adam::new(&theirs, cfg.adamw());
+    let mut rng = StdRng::seed_from_u64(4);
+    for _ in 0..50 {
+        let batch = c.get_batch(Split::Train, 32, 8, &mut rng).unwrap();
+        let (x, y) = batch_tensors(&dev, &batch).unwrap();
+        let mut g = LanguageModel::loss(&ours, x.clone().traced(ours.alloc_grads()), &y).backward();
+        opt_ours.update(&mut ours, &mut g).unwrap();
+        let g = LanguageModel::loss(&theirs, x.traced(theirs.alloc_grads()), &y).backward();
+        opt_theirs.update(&mut theirs, &g).unwrap();
+    }
+    let w = |m: &Model| m.token_embedding_table.weight.as_vec();
+    assert_eq!(w(&ours), w(&theirs));
+    assert_ne!(
+        w(&ours),
+        w(&model(4, 1.0)),
+        "and training moved the weights"
+    );
+}
