@@ -38,7 +38,7 @@ pub mod train;
 pub mod vocab;
 
 /// Re-exported so notebooks and examples use the same versions as the crate.
-pub use {dfdx, plotters, rand};
+pub use {dfdx, plotters, rand, rand_chacha};
 
 /// The book's runnable Rust snippets, compiled and run by `cargo test --doc`.
 /// (Listings pulled in with `{{#include}}` are marked `ignore`: they are
