@@ -50,6 +50,14 @@ pub enum ModelError {
     /// The initial weights' spread is not a finite number >= 0.
     #[error("the initial standard deviation must be a finite number >= 0, got {0}")]
     BadInitStd(f32),
+    /// A context longer than the model's position table.
+    #[error("a context of {t} tokens is longer than the model's block size {block}")]
+    ContextTooLong {
+        /// The context length.
+        t: usize,
+        /// The longest the model takes.
+        block: usize,
+    },
     /// The device reported an error (allocation, CUDA).
     #[error("device error: {0}")]
     Device(String),

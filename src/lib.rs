@@ -21,9 +21,12 @@
 //! | [`text`] | chapter 3 | text as token ids: the split, blocks and batches |
 //! | [`bigram_embedding`] | chapter 3 | the bigram language model on tiny Shakespeare |
 //! | [`train`] | chapter 3 | settings, AdamW, the training loop, the loss estimate |
+//! | [`attention_trick`] | chapter 4 | the causal average three ways: loops, tril matmul, softmax |
+//! | [`self_attention`] | chapter 5 | one head of self-attention, and a language model on it |
 //! | [`checkpoint`] | chapter 3 | saving and resuming training runs (safetensors) |
 #![warn(missing_docs)]
 
+pub mod attention_trick;
 pub mod bigram_counts;
 pub mod bigram_embedding;
 pub mod bigram_onehot;
@@ -32,6 +35,7 @@ pub mod data;
 pub mod fsutil;
 pub mod fused;
 pub mod plot;
+pub mod self_attention;
 pub mod text;
 pub mod tour;
 pub mod train;

@@ -8,12 +8,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use dfdx::prelude::Cpu;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use charlm::bigram_embedding::{BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
 use charlm::bigram_onehot::{Forward, OneHotConfig};
 use charlm::checkpoint;
 use charlm::data;
 use charlm::fused::Fused;
+use charlm::self_attention::ShakespeareHead;
 use charlm::tour::{self, BigramSettings, CountsSettings, OneHotRun, OneHotSettings};
-use charlm::train::{Event, Finish, TrainConfig};
+use charlm::train::{Event, Finish, LanguageModel, TrainConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -143,48 +145,28 @@ enum Command {
     /// --save, or bigram-interrupted.safetensors). --resume continues a saved
     /// run exactly where it stopped; flags given with it replace the saved
     /// settings (e.g. --steps for a longer run).
-    Bigram {
-        /// The text file.
-        #[arg(long, value_name = "PATH")]
-        data: Option<PathBuf>,
-        /// Optimiser steps in all [default: 3000].
-        #[arg(long, value_name = "N")]
-        steps: Option<usize>,
-        /// AdamW's learning rate [default: 0.01].
-        #[arg(long, value_name = "X", allow_negative_numbers = true)]
-        lr: Option<f32>,
-        /// Rows per batch (B) [default: 32].
-        #[arg(long, value_name = "B")]
-        batch: Option<usize>,
-        /// Tokens per row (T) [default: 8].
-        #[arg(long, value_name = "T")]
-        block: Option<usize>,
-        /// Estimate the loss every N steps [default: 300].
-        #[arg(long, value_name = "N")]
-        eval_interval: Option<usize>,
-        /// Batches per split in each estimate [default: 200].
-        #[arg(long, value_name = "N")]
-        eval_iters: Option<usize>,
-        /// Seed of the random generator (bigram.py's is 1337).
+    Bigram(TrainArgs),
+    /// Chapter 5: a language model with one head of self-attention.
+    ///
+    /// Token and position embeddings (32 channels), one causal self-attention
+    /// head (size 32), and a linear map to the 65 characters, trained like
+    /// `charlm bigram` (same flags, same checkpoints). Each character now
+    /// looks at up to 8 before it, with weights it learns.
+    Head(TrainArgs),
+    /// Chapter 4: the mathematical trick in self-attention.
+    ///
+    /// The causal average of the past computed three ways (loops; a
+    /// lower-triangular matrix multiply; softmax of a masked matrix) at
+    /// B=32, T=256, C=384: how far apart they are, and how long each takes.
+    Attention {
+        /// Seed of the random input.
         #[arg(long, value_name = "S", default_value_t = 1337)]
         seed: u64,
-        /// Tokens to generate after training.
-        #[arg(long, value_name = "N", default_value_t = 500)]
-        tokens: usize,
-        /// Write a checkpoint here when training ends (or is interrupted).
-        #[arg(long, value_name = "PATH")]
-        save: Option<PathBuf>,
-        /// Continue the run saved in this checkpoint.
-        #[arg(long, value_name = "PATH")]
-        resume: Option<PathBuf>,
-        /// Where tensors live.
-        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-        device: DeviceArg,
-        /// Print only one JSON object of the key figures (the last stdout line).
+        /// Print only one JSON object (the last stdout line).
         #[arg(long)]
         json: bool,
     },
-    /// Generate text from a saved checkpoint (see `bigram --save`).
+    /// Generate text from a saved checkpoint (see `bigram --save`, `head --save`).
     ///
     /// Feeds the prompt (a newline by default), then samples one character
     /// at a time from the model's softmax.
@@ -220,6 +202,50 @@ enum Command {
         #[arg(long, value_name = "DIR", default_value = "chapters/figures")]
         out: PathBuf,
     },
+}
+
+/// Training flags shared by the language models (chapter 3 on).
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// The text file.
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Optimiser steps in all [default: 3000].
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// AdamW's learning rate [default: 0.01].
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    lr: Option<f32>,
+    /// Rows per batch (B) [default: 32].
+    #[arg(long, value_name = "B")]
+    batch: Option<usize>,
+    /// Tokens per row (T) [default: 8].
+    #[arg(long, value_name = "T")]
+    block: Option<usize>,
+    /// Estimate the loss every N steps [default: 300].
+    #[arg(long, value_name = "N")]
+    eval_interval: Option<usize>,
+    /// Batches per split in each estimate [default: 200].
+    #[arg(long, value_name = "N")]
+    eval_iters: Option<usize>,
+    /// Seed of the random generator (bigram.py's is 1337).
+    #[arg(long, value_name = "S", default_value_t = 1337)]
+    seed: u64,
+    /// Tokens to generate after training.
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    tokens: usize,
+    /// Write a checkpoint here when training ends (or is interrupted).
+    #[arg(long, value_name = "PATH")]
+    save: Option<PathBuf>,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long, value_name = "PATH")]
+    resume: Option<PathBuf>,
+    /// Where tensors live.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+    /// Print only one JSON object of the key figures (the last stdout line).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -298,48 +324,14 @@ fn run(cli: Cli) -> Result<()> {
                 DeviceArg::Cuda => onehot_cuda(&words, &settings, json)?,
             }
         }
-        Command::Bigram {
-            data,
-            steps,
-            lr,
-            batch,
-            block,
-            eval_interval,
-            eval_iters,
-            seed,
-            tokens,
-            save,
-            resume,
-            device,
-            json,
-        } => {
-            let text = data::load_text(data::Dataset::TinyShakespeare, data.as_deref())?;
-            let overrides = move |c: TrainConfig| TrainConfig {
-                max_iters: steps.unwrap_or(c.max_iters),
-                learning_rate: lr.unwrap_or(c.learning_rate),
-                batch_size: batch.unwrap_or(c.batch_size),
-                block_size: block.unwrap_or(c.block_size),
-                eval_interval: eval_interval.unwrap_or(c.eval_interval),
-                eval_iters: eval_iters.unwrap_or(c.eval_iters),
-                ..c
-            };
-            let settings = BigramSettings {
-                config: overrides(TrainConfig::default()),
-                seed,
-                sample_tokens: tokens,
-                ..BigramSettings::default()
-            };
-            let job = BigramJob {
-                text: &text,
-                settings: &settings,
-                resume: resume.as_deref(),
-                overrides: &overrides,
-                save: save.as_deref(),
-                json,
-            };
-            match device {
-                DeviceArg::Cpu => bigram(&Cpu::default(), &job)?,
-                DeviceArg::Cuda => bigram_cuda(&job, seed)?,
+        Command::Bigram(args) => train_lm(Lm::Bigram, args)?,
+        Command::Head(args) => train_lm(Lm::Head, args)?,
+        Command::Attention { seed, json } => {
+            let report = tour::run_attention(&Cpu::default(), (32, 256, 384), seed)?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", report.summary());
             }
         }
         Command::Generate {
@@ -366,13 +358,7 @@ fn run(cli: Cli) -> Result<()> {
                 println!("\n== Chapter 3: the bigram language model (tiny Shakespeare)");
             }
             let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
-            let lm = train_bigram(
-                &Cpu::default(),
-                &text,
-                &BigramSettings::default(),
-                None,
-                json,
-            )?;
+            let lm = tour_bigram(&Cpu::default(), &text, json)?;
             written.extend(lm.save_figures(&out.join(tour::BIGRAM_LM_DIR), &["svg", "png"])?);
             if json {
                 let all = serde_json::json!({
@@ -442,8 +428,56 @@ struct Interrupted {
     path: String,
 }
 
-/// One `charlm bigram` invocation.
-struct BigramJob<'a> {
+/// Which language model a training command trains.
+#[derive(Debug, Clone, Copy)]
+enum Lm {
+    Bigram,
+    Head,
+}
+
+/// `charlm bigram` and `charlm head`: settings from the flags, then train.
+fn train_lm(lm: Lm, a: TrainArgs) -> Result<()> {
+    let text = data::load_text(data::Dataset::TinyShakespeare, a.data.as_deref())?;
+    let TrainArgs {
+        steps,
+        lr,
+        batch,
+        block,
+        eval_interval,
+        eval_iters,
+        ..
+    } = a;
+    let overrides = move |c: TrainConfig| TrainConfig {
+        max_iters: steps.unwrap_or(c.max_iters),
+        learning_rate: lr.unwrap_or(c.learning_rate),
+        batch_size: batch.unwrap_or(c.batch_size),
+        block_size: block.unwrap_or(c.block_size),
+        eval_interval: eval_interval.unwrap_or(c.eval_interval),
+        eval_iters: eval_iters.unwrap_or(c.eval_iters),
+        ..c
+    };
+    let settings = BigramSettings {
+        config: overrides(TrainConfig::default()),
+        seed: a.seed,
+        sample_tokens: a.tokens,
+        ..BigramSettings::default()
+    };
+    let job = LmJob {
+        text: &text,
+        settings: &settings,
+        resume: a.resume.as_deref(),
+        overrides: &overrides,
+        save: a.save.as_deref(),
+        json: a.json,
+    };
+    match a.device {
+        DeviceArg::Cpu => lm_on(&Cpu::default(), lm, &job),
+        DeviceArg::Cuda => lm_cuda(lm, &job, a.seed),
+    }
+}
+
+/// One language model training invocation.
+struct LmJob<'a> {
     text: &'a str,
     settings: &'a BigramSettings,
     resume: Option<&'a Path>,
@@ -452,17 +486,39 @@ struct BigramJob<'a> {
     json: bool,
 }
 
-/// Runs `charlm bigram` on `dev`: train (or resume), save, report.
-fn bigram<D: Fused>(dev: &D, job: &BigramJob) -> Result<()> {
+fn lm_on<D: Fused>(dev: &D, lm: Lm, job: &LmJob) -> Result<()> {
+    match lm {
+        Lm::Bigram => {
+            let init = |rng: &mut ChaCha12Rng| {
+                BigramLanguageModel::<SHAKESPEARE_VOCAB, f32, D>::new(
+                    dev,
+                    rng,
+                    job.settings.init_std,
+                )
+            };
+            train_and_report(dev, job, init)
+        }
+        Lm::Head => train_and_report(dev, job, |rng: &mut ChaCha12Rng| {
+            ShakespeareHead::new(dev, rng)
+        }),
+    }
+}
+
+/// Train (or resume), save, report.
+fn train_and_report<D: Fused, M: LanguageModel<D>>(
+    dev: &D,
+    job: &LmJob,
+    init: impl Fn(&mut ChaCha12Rng) -> Result<M, ModelError>,
+) -> Result<()> {
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
     let resume = job.resume.map(|p| (p, job.overrides));
-    let run = train_bigram(dev, job.text, job.settings, resume, job.json)?;
+    let run = train_lm_with_bar(dev, job.text, job.settings, init, resume, job.json)?;
     if run.finish == Finish::Stopped {
-        let path = job.save.map_or_else(
-            || PathBuf::from("bigram-interrupted.safetensors"),
-            Path::to_path_buf,
-        );
+        let default = format!("{}-interrupted.safetensors", M::KIND);
+        let path = job
+            .save
+            .map_or_else(|| PathBuf::from(default), Path::to_path_buf);
         run.save(&path)?;
         let (step, path) = (run.state.step, path.display().to_string());
         return Err(Interrupted { step, path }.into());
@@ -482,68 +538,86 @@ fn bigram<D: Fused>(dev: &D, job: &BigramJob) -> Result<()> {
 }
 
 #[cfg(feature = "cuda")]
-fn bigram_cuda(job: &BigramJob, seed: u64) -> Result<()> {
+fn lm_cuda(lm: Lm, job: &LmJob, seed: u64) -> Result<()> {
     let dev = dfdx::tensor::Cuda::try_build(0, seed)
         .map_err(|e| anyhow::anyhow!("no usable CUDA device: {e:?}"))?;
-    bigram(&dev, job)
+    lm_on(&dev, lm, job)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn bigram_cuda(_: &BigramJob, _: u64) -> Result<()> {
+fn lm_cuda(_: Lm, _: &LmJob, _: u64) -> Result<()> {
     anyhow::bail!("this charlm was built without CUDA support; rebuild with `cargo build --release --features cuda`")
 }
 
 /// `charlm generate`: text from a checkpoint.
 fn generate(path: &Path, tokens: usize, prompt: Option<&str>, seed: u64) -> Result<()> {
-    use charlm::bigram_embedding::{BigramLanguageModel, SHAKESPEARE_VOCAB};
     let (meta, vocab) = checkpoint::read_meta(path)?;
-    if meta.model != tour::BIGRAM_KIND {
-        anyhow::bail!(
-            "{}: charlm cannot generate from a {:?} model yet",
-            path.display(),
-            meta.model
-        );
-    }
     let dev = Cpu::default();
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
-    let mut model: BigramLanguageModel<SHAKESPEARE_VOCAB, f32, Cpu> =
-        BigramLanguageModel::new(&dev, &mut rng, 0.0)?;
-    checkpoint::load(&dev, path, &mut model, tour::BIGRAM_KIND)?;
-    let prompt = prompt.unwrap_or("\n");
-    let context = vocab.encode(prompt).context("the prompt")?;
-    let out = model.generate(&[context], tokens, &mut rng)?;
-    println!("{}", vocab.decode(&out[0]));
+    let context = vocab.encode(prompt.unwrap_or("\n")).context("the prompt")?;
+    let out = match meta.model.as_str() {
+        "bigram" => {
+            let init =
+                BigramLanguageModel::<SHAKESPEARE_VOCAB, f32, Cpu>::new(&dev, &mut rng, 0.0)?;
+            generate_from(&dev, path, init, context, tokens, &mut rng)?
+        }
+        "head" => {
+            let init: ShakespeareHead<Cpu> = ShakespeareHead::new(&dev, &mut rng)?;
+            generate_from(&dev, path, init, context, tokens, &mut rng)?
+        }
+        other => anyhow::bail!(
+            "{}: charlm cannot generate from a {other:?} model",
+            path.display()
+        ),
+    };
+    println!("{}", vocab.decode(&out));
     Ok(())
 }
 
-/// Trains the bigram language model with a progress bar on stderr (hidden
-/// under --json, and by indicatif when stderr is not a terminal).
-fn train_bigram<D: Fused>(
+/// Loads the checkpoint into `model` and continues `context`.
+fn generate_from<M: LanguageModel<Cpu>>(
+    dev: &Cpu,
+    path: &Path,
+    mut model: M,
+    context: Vec<usize>,
+    tokens: usize,
+    rng: &mut ChaCha12Rng,
+) -> Result<Vec<usize>> {
+    checkpoint::load(dev, path, &mut model, M::KIND)?;
+    let mut out = model.generate(&[context], tokens, rng)?;
+    Ok(out.remove(0))
+}
+
+/// Chapter 3 in the tour: the bigram language model with the defaults.
+fn tour_bigram(dev: &Cpu, text: &str, json: bool) -> Result<tour::BigramRun<Cpu>> {
+    let settings = BigramSettings::default();
+    let init = |rng: &mut ChaCha12Rng| BigramLanguageModel::new(dev, rng, settings.init_std);
+    train_lm_with_bar(dev, text, &settings, init, None, json)
+}
+
+/// Trains a language model with a progress bar on stderr (hidden under
+/// --json, and by indicatif when stderr is not a terminal).
+fn train_lm_with_bar<D: Fused, M: LanguageModel<D>>(
     dev: &D,
     text: &str,
     settings: &BigramSettings,
+    init: impl Fn(&mut ChaCha12Rng) -> Result<M, ModelError>,
     resume: Option<(&Path, &dyn Fn(TrainConfig) -> TrainConfig)>,
     json: bool,
-) -> Result<tour::BigramRun<D>> {
+) -> Result<tour::LmRun<D, M>> {
     let bar = progress_bar(settings.config.max_iters, json);
     let stop = || INTERRUPTED.load(Ordering::SeqCst);
-    let run = tour::run_bigram_until(
-        dev,
-        text,
-        settings,
-        resume,
-        |event| match event {
-            Event::Step { loss, .. } => {
-                bar.set_message(format!("loss {loss:.4}"));
-                bar.inc(1);
-            }
-            Event::Eval(e) => bar.println(format!(
-                "step {:>6}: train loss {:.4}, val loss {:.4}",
-                e.step, e.train, e.val
-            )),
-        },
-        stop,
-    );
+    let on_event = |event| match event {
+        Event::Step { loss, .. } => {
+            bar.set_message(format!("loss {loss:.4}"));
+            bar.inc(1);
+        }
+        Event::Eval(e) => bar.println(format!(
+            "step {:>6}: train loss {:.4}, val loss {:.4}",
+            e.step, e.train, e.val
+        )),
+    };
+    let run = tour::run_lm_until(dev, text, settings, init, resume, on_event, stop);
     bar.finish_and_clear();
     Ok(run?)
 }

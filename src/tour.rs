@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use dfdx::prelude::Cpu;
 
+use crate::attention_trick::{Btc, TrickError};
 use crate::bigram_counts::{BigramCounts, BigramError, BigramModel};
 use crate::bigram_embedding::{BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
 use crate::bigram_onehot::{
@@ -28,7 +29,9 @@ use crate::plot::{
     CountHeatmap, Figure, LossCurves, PlotError, ProbMatrix, RowBars, SideBySide, TrainCurves,
 };
 use crate::text::{block_examples, Corpus, Split, TextError};
-use crate::train::{self, Event, Finish, TrainConfig, TrainError, TrainReport, TrainState};
+use crate::train::{
+    self, Event, Finish, LanguageModel, TrainConfig, TrainError, TrainReport, TrainState,
+};
 use rand_chacha::ChaCha12Rng;
 
 /// The lecture's generator seed (`torch.Generator().manual_seed(2147483647)`).
@@ -58,6 +61,9 @@ pub enum TourError {
     /// A checkpoint could not be saved or loaded.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The attention trick failed.
+    #[error(transparent)]
+    Trick(#[from] TrickError),
     /// Writing an output file failed.
     #[error("{path}: {source}")]
     Io {
@@ -755,11 +761,11 @@ pub struct BigramReport {
     pub sample: String,
 }
 
-/// A bigram language model run: finished, or stopped early (Ctrl-C) with
-/// everything a checkpoint needs.
-pub struct BigramRun<D: Fused> {
+/// A language model run (chapter 3 on): finished, or stopped early (Ctrl-C)
+/// with everything a checkpoint needs.
+pub struct LmRun<D: Fused, M: LanguageModel<D>> {
     /// The model.
-    pub model: BigramLanguageModel<SHAKESPEARE_VOCAB, f32, D>,
+    pub model: M,
     /// The tokenized text.
     pub corpus: Corpus,
     /// The settings it ran with.
@@ -776,6 +782,9 @@ pub struct BigramRun<D: Fused> {
     pub report: BigramReport,
 }
 
+/// A finished bigram language model run.
+pub type BigramRun<D> = LmRun<D, BigramLanguageModel<SHAKESPEARE_VOCAB, f32, D>>;
+
 /// The model kind written into bigram checkpoints.
 pub const BIGRAM_KIND: &str = "bigram";
 
@@ -787,20 +796,22 @@ pub fn run_bigram<D: Fused>(
     settings: &BigramSettings,
     on_event: impl FnMut(Event),
 ) -> Result<BigramRun<D>, TourError> {
-    run_bigram_until(dev, text, settings, None, on_event, || false)
+    let init = |rng: &mut ChaCha12Rng| BigramLanguageModel::new(dev, rng, settings.init_std);
+    run_lm_until(dev, text, settings, init, None, on_event, || false)
 }
 
-/// [`run_bigram`], optionally continuing from a checkpoint (`resume`: its
-/// path, and settings that replace the saved ones), and stopping early
-/// when `stop()` says so.
-pub fn run_bigram_until<D: Fused>(
+/// Trains a language model made by `init` (from the run's generator) on
+/// `text`, optionally continuing from a checkpoint (`resume`: its path, and
+/// settings that replace the saved ones), stopping early when `stop()` says so.
+pub fn run_lm_until<D: Fused, M: LanguageModel<D>>(
     dev: &D,
     text: &str,
     settings: &BigramSettings,
+    init: impl Fn(&mut ChaCha12Rng) -> Result<M, ModelError>,
     resume: Option<(&Path, &dyn Fn(TrainConfig) -> TrainConfig)>,
     on_event: impl FnMut(Event),
     stop: impl Fn() -> bool,
-) -> Result<BigramRun<D>, TourError> {
+) -> Result<LmRun<D, M>, TourError> {
     let corpus = Corpus::new(text)?;
     let start = vec![vec![0]]; // one row, one token: '\n', as in the lecture
     let (mut model, mut state, mut rng, config, untrained) = match resume {
@@ -808,15 +819,15 @@ pub fn run_bigram_until<D: Fused>(
             settings.config.validate()?;
             // ChaCha12 is StdRng's generator: the same draws, with a state to save
             let mut rng = ChaCha12Rng::seed_from_u64(settings.seed);
-            let model = BigramLanguageModel::new(dev, &mut rng, settings.init_std)?;
+            let model = init(&mut rng)?;
             let untrained = model.generate(&start, settings.sample_tokens, &mut rng)?;
             let untrained = Some(corpus.vocab.decode(&untrained[0]));
             let state = TrainState::new(&settings.config);
             (model, state, rng, settings.config, untrained)
         }
         Some((path, overrides)) => {
-            let mut model = BigramLanguageModel::new(dev, &mut ChaCha12Rng::seed_from_u64(0), 0.0)?;
-            let mut loaded = checkpoint::load(dev, path, &mut model, BIGRAM_KIND)?;
+            let mut model = init(&mut ChaCha12Rng::seed_from_u64(0))?;
+            let mut loaded = checkpoint::load(dev, path, &mut model, M::KIND)?;
             if loaded.vocab != corpus.vocab {
                 return Err(CheckpointError::Mismatch {
                     path: path.to_path_buf(),
@@ -858,7 +869,7 @@ pub fn run_bigram_until<D: Fused>(
         untrained_sample: untrained,
         sample,
     };
-    Ok(BigramRun {
+    Ok(LmRun {
         model,
         corpus,
         config,
@@ -870,14 +881,14 @@ pub fn run_bigram_until<D: Fused>(
     })
 }
 
-impl<D: Fused> BigramRun<D> {
+impl<D: Fused, M: LanguageModel<D>> LmRun<D, M> {
     /// Saves a checkpoint of this run to `path`.
     pub fn save(&self, path: &Path) -> Result<(), TourError> {
         let (m, v, c) = (&self.model, &self.corpus.vocab, &self.config);
         Ok(checkpoint::save(
             path,
             m,
-            BIGRAM_KIND,
+            M::KIND,
             v,
             c,
             &self.state,
@@ -886,7 +897,7 @@ impl<D: Fused> BigramRun<D> {
     }
 }
 
-impl<D: Fused> BigramRun<D> {
+impl<D: Fused, M: LanguageModel<D>> LmRun<D, M> {
     /// Human-readable summary, as `charlm bigram` and `charlm tour` print it.
     pub fn summary(&self) -> String {
         let r = &self.report;
@@ -923,7 +934,7 @@ fn shown(text: &str) -> String {
     text.replace('\n', "\\n")
 }
 
-impl<D: Fused> BigramRun<D> {
+impl<D: Fused, M: LanguageModel<D>> LmRun<D, M> {
     /// The train/val loss curves.
     pub fn save_figures(
         &self,
@@ -1012,4 +1023,74 @@ pub fn write_bigram_book_files(text: &str, dir: &Path) -> Result<(), TourError> 
     put("sample", format!("```text\n{}\n```", r.sample.trim()));
     run.save_figures(dir, &["svg"])?;
     numbers.write(dir)
+}
+
+/// The key figures of `charlm attention`: the three versions of the causal
+/// average at one size, how far apart they are, and how long each took.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttentionReport {
+    /// (B, T, C).
+    pub shape: (usize, usize, usize),
+    /// Largest |v1 − v2|.
+    pub max_abs_diff_v1_v2: f32,
+    /// Largest |v1 − v3|.
+    pub max_abs_diff_v1_v3: f32,
+    /// Version 1 (loops), seconds.
+    pub seconds_v1: f64,
+    /// Version 2 (tril matmul), seconds.
+    pub seconds_v2: f64,
+    /// Version 3 (softmax of masked zeros, matmul), seconds.
+    pub seconds_v3: f64,
+}
+
+/// Runs chapter 4's three versions on a standard normal input of `shape`
+/// drawn with `seed`.
+pub fn run_attention<D: Fused>(
+    dev: &D,
+    shape: (usize, usize, usize),
+    seed: u64,
+) -> Result<AttentionReport, TourError> {
+    use crate::attention_trick::{
+        bag_of_words_loops, bag_of_words_matmul, bag_of_words_softmax, max_abs_diff, randn,
+    };
+    let x = randn(dev, shape, &mut ChaCha12Rng::seed_from_u64(seed)); // (B, T, C)
+    let timed = |f: &dyn Fn() -> Result<Btc<D>, TourError>| -> Result<(Btc<D>, f64), TourError> {
+        let start = std::time::Instant::now();
+        let out = f()?;
+        Ok((out, start.elapsed().as_secs_f64()))
+    };
+    let (v1, seconds_v1) = timed(&|| Ok(bag_of_words_loops(&x)?))?;
+    let (v2, seconds_v2) = timed(&|| Ok(bag_of_words_matmul(&x)))?;
+    let (v3, seconds_v3) = timed(&|| Ok(bag_of_words_softmax(&x)))?;
+    Ok(AttentionReport {
+        shape,
+        max_abs_diff_v1_v2: max_abs_diff(&v1, &v2),
+        max_abs_diff_v1_v3: max_abs_diff(&v1, &v3),
+        seconds_v1,
+        seconds_v2,
+        seconds_v3,
+    })
+}
+
+impl AttentionReport {
+    /// Human-readable summary, as `charlm attention` prints it.
+    pub fn summary(&self) -> String {
+        let (b, t, c) = self.shape;
+        let mut s = String::new();
+        let _ = writeln!(s, "input            x of shape (B, T, C) = ({b}, {t}, {c})");
+        let _ = writeln!(s, "v1 loops         {:>10.3} ms", self.seconds_v1 * 1e3);
+        let _ = writeln!(
+            s,
+            "v2 tril matmul   {:>10.3} ms   max |v1 - v2| = {:.2e}",
+            self.seconds_v2 * 1e3,
+            self.max_abs_diff_v1_v2
+        );
+        let _ = writeln!(
+            s,
+            "v3 softmax       {:>10.3} ms   max |v1 - v3| = {:.2e}",
+            self.seconds_v3 * 1e3,
+            self.max_abs_diff_v1_v3
+        );
+        s
+    }
 }

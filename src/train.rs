@@ -16,6 +16,7 @@ use rand::Rng;
 
 use crate::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError};
 use crate::fused::Fused;
+use crate::self_attention::HeadLanguageModel;
 use crate::text::{Corpus, Split, TextError};
 
 /// Errors of training.
@@ -148,9 +149,14 @@ impl TrainConfig {
 }
 
 /// A model that maps a batch of token ids to a loss: what [`train`] needs.
-pub trait LanguageModel<D: Fused>: TensorCollection<f32, D> {
+pub trait LanguageModel<D: Device<f32>>: TensorCollection<f32, D> {
+    /// The name checkpoints record ("bigram", "head").
+    const KIND: &'static str;
     /// Vocabulary size.
     const VOCAB: usize;
+    /// The longest context the model takes, if it has a limit (a position
+    /// table has as many rows as positions).
+    const BLOCK: Option<usize>;
 
     /// The mean cross-entropy of next-token predictions: idx (B, T),
     /// targets (B·T,).
@@ -158,18 +164,62 @@ pub trait LanguageModel<D: Fused>: TensorCollection<f32, D> {
         &self,
         idx: Tensor<(usize, usize), usize, D, T>,
         targets: &Tensor<(usize,), usize, D>,
-    ) -> Tensor<Rank0, f32, D, T>;
+    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError>;
+
+    /// Appends `max_new_tokens` sampled tokens to each row of `idx`.
+    fn generate<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        max_new_tokens: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<usize>>, ModelError>;
 }
 
 impl<const V: usize, D: Fused> LanguageModel<D> for BigramLanguageModel<V, f32, D> {
+    const KIND: &'static str = "bigram";
     const VOCAB: usize = V;
+    const BLOCK: Option<usize> = None;
+
+    fn generate<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        n: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
+        BigramLanguageModel::generate(self, idx, n, rng)
+    }
 
     fn loss<T: Tape<f32, D> + Merge<T>>(
         &self,
         idx: Tensor<(usize, usize), usize, D, T>,
         targets: &Tensor<(usize,), usize, D>,
-    ) -> Tensor<Rank0, f32, D, T> {
-        BigramLanguageModel::loss(self, idx, targets)
+    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError> {
+        Ok(BigramLanguageModel::loss(self, idx, targets))
+    }
+}
+
+impl<const V: usize, const C: usize, const H: usize, const BLOCK: usize, D: Fused> LanguageModel<D>
+    for HeadLanguageModel<V, C, H, BLOCK, f32, D>
+{
+    const KIND: &'static str = "head";
+    const VOCAB: usize = V;
+    const BLOCK: Option<usize> = Some(BLOCK);
+
+    fn generate<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        n: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
+        HeadLanguageModel::generate(self, idx, n, rng)
+    }
+
+    fn loss<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+        targets: &Tensor<(usize,), usize, D>,
+    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError> {
+        HeadLanguageModel::loss(self, idx, targets)
     }
 }
 
@@ -223,7 +273,7 @@ pub fn estimate_loss<D: Fused, M: LanguageModel<D>, R: Rng>(
         for _ in 0..cfg.eval_iters {
             let batch = corpus.get_batch(split, cfg.batch_size, cfg.block_size, rng)?;
             let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
-            total += model.loss(x, &y).as_vec()[0] as f64; // no tape: forward only
+            total += model.loss(x, &y)?.as_vec()[0] as f64; // no tape: forward only
         }
         *mean = (total / cfg.eval_iters as f64) as f32;
     }
@@ -337,6 +387,10 @@ pub fn run<D: Fused, M: LanguageModel<D>, R: Rng>(
         let (expected, got) = (M::VOCAB, corpus.vocab.len());
         return Err(ModelError::VocabSize { expected, got }.into());
     }
+    if let Some(block) = M::BLOCK.filter(|&b| cfg.block_size > b) {
+        let t = cfg.block_size;
+        return Err(ModelError::ContextTooLong { t, block }.into());
+    }
     let mut grads = model.try_alloc_grads().map_err(opt_err)?;
     while state.step <= cfg.max_iters {
         let step = state.step;
@@ -357,7 +411,7 @@ pub fn run<D: Fused, M: LanguageModel<D>, R: Rng>(
         let start = Instant::now();
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
         let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
-        let loss = model.loss(x.traced(grads), &y); // forward, recording on the tape
+        let loss = model.loss(x.traced(grads), &y)?; // forward, recording on the tape
         let value = loss.as_vec()[0];
         if !value.is_finite() {
             return Err(TrainError::NonFiniteLoss { step, value });

@@ -466,9 +466,13 @@ fn adamw_matches_dfdx_adam() {
     for _ in 0..50 {
         let batch = c.get_batch(Split::Train, 32, 8, &mut rng).unwrap();
         let (x, y) = batch_tensors(&dev, &batch).unwrap();
-        let mut g = LanguageModel::loss(&ours, x.clone().traced(ours.alloc_grads()), &y).backward();
+        let mut g = LanguageModel::loss(&ours, x.clone().traced(ours.alloc_grads()), &y)
+            .unwrap()
+            .backward();
         opt_ours.update(&mut ours, &mut g).unwrap();
-        let g = LanguageModel::loss(&theirs, x.traced(theirs.alloc_grads()), &y).backward();
+        let g = LanguageModel::loss(&theirs, x.traced(theirs.alloc_grads()), &y)
+            .unwrap()
+            .backward();
         opt_theirs.update(&mut theirs, &g).unwrap();
     }
     let w = |m: &Model| m.token_embedding_table.weight.as_vec();

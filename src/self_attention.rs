@@ -1,0 +1,323 @@
+//! One head of self-attention, and a language model built on it.
+//!
+//! Introduced in chapter 5. Chapter 4's causal average gives every past token
+//! the same weight. A head lets each token choose: every token emits a query
+//! ("what I am looking for") and a key ("what I contain"); their dot
+//! products are the affinities, masked so that the future stays hidden,
+//! scaled by `head_size^-0.5`, softmaxed into weights, and used to average
+//! the tokens' values ("what I will tell you"). The language model adds
+//! position embeddings (attention by itself has no notion of order) and a
+//! linear map to the vocabulary.
+
+use dfdx::nn::modules::{Embedding, Linear};
+use dfdx::nn::{Module, ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand::distributions::uniform::SampleUniform;
+use rand::Rng;
+
+use crate::bigram_embedding::{cross_entropy, dev_err, generate_with, normal_table, ModelError};
+use crate::fused::Fused;
+
+/// A batch of sequences of N-vectors: (B, T, N).
+pub type Seq<const N: usize, D, T = NoneTape> = Tensor<(usize, usize, Const<N>), f32, D, T>;
+
+/// Attention weights: (B, T, T), each row a distribution over the past.
+pub type Weights<D> = Tensor<(usize, usize, usize), f32, D>;
+
+// ANCHOR: head
+/// One head of causal self-attention: C input channels, H = head size.
+/// `nn.Linear(C, H, bias=False)` three times; here the (C, H) matrices
+/// themselves, so that `x @ key` reads as the lecture's `key(x)`.
+#[derive(Debug, Clone)]
+pub struct Head<const C: usize, const H: usize, E: Dtype, D: Storage<E>> {
+    /// (C, H): what each token contains.
+    pub key: Tensor<Rank2<C, H>, E, D>,
+    /// (C, H): what each token is looking for.
+    pub query: Tensor<Rank2<C, H>, E, D>,
+    /// (C, H): what each token will tell.
+    pub value: Tensor<Rank2<C, H>, E, D>,
+}
+// ANCHOR_END: head
+
+impl<const C: usize, const H: usize, E: Dtype + Float + SampleUniform, D: Device<E>>
+    TensorCollection<E, D> for Head<C, H, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = Head<C, H, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let reset = || {
+            TensorOptions::reset_with(|t: &mut Tensor<Rank2<C, H>, E, D>| {
+                let b: E = E::ONE / E::from_usize(C).unwrap_or(E::ONE).sqrt();
+                t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
+            })
+        };
+        visitor.visit_fields(
+            (
+                Self::tensor("key", |s| &s.key, |s| &mut s.key, reset()),
+                Self::tensor("query", |s| &s.query, |s| &mut s.query, reset()),
+                Self::tensor("value", |s| &s.value, |s| &mut s.value, reset()),
+            ),
+            |(key, query, value)| Head { key, query, value },
+        )
+    }
+}
+
+/// `U(-1/sqrt(fan_in), 1/sqrt(fan_in))` draws from `rng`: PyTorch's
+/// `nn.Linear` initialisation.
+fn uniform<S: ConstShape, D: Device<f32>, R: Rng>(
+    dev: &D,
+    rng: &mut R,
+    fan_in: usize,
+) -> Result<Tensor<S, f32, D>, ModelError> {
+    let b = 1.0 / (fan_in as f32).sqrt();
+    let values: Vec<f32> = (0..S::NUMEL).map(|_| rng.gen_range(-b..b)).collect();
+    dev.try_tensor_from_vec(values, S::default())
+        .map_err(dev_err)
+}
+
+impl<const C: usize, const H: usize, D: Device<f32>> Head<C, H, f32, D> {
+    /// A head initialised as PyTorch's `nn.Linear(C, H, bias=False)`, from `rng`.
+    pub fn new<R: Rng>(dev: &D, rng: &mut R) -> Result<Self, ModelError> {
+        Ok(Self {
+            key: uniform(dev, rng, C)?,
+            query: uniform(dev, rng, C)?,
+            value: uniform(dev, rng, C)?,
+        })
+    }
+
+    // ANCHOR: head_forward
+    /// (B, T, C) → (B, T, H), and the attention weights (B, T, T).
+    pub fn forward_with_weights<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
+    ) -> (Seq<H, D, T>, Weights<D>) {
+        let (b, t, _) = *x.shape();
+        let k = x.retaped::<T>().matmul(self.key.retaped::<T>()); // (B, T, H)
+        let q = x.retaped::<T>().matmul(self.query.retaped::<T>()); // (B, T, H)
+        let v = x.matmul(self.value.retaped::<T>()); // (B, T, H)
+                                                     // affinities: (B, T, H) @ (B, H, T) -> (B, T, T), scaled to unit variance
+        let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()) * (H as f32).powf(-0.5);
+        let future = v.device().upper_tri_like(&(b, t, t), f32::NEG_INFINITY, 1); // (B, T, T)
+        let wei = (wei + future).softmax::<Axis<2>>(); // (B, T, T): rows sum to 1, no future
+        let (wei, tape) = wei.split_tape(); // keep a copy of the weights, to look at
+        (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
+    }
+    // ANCHOR_END: head_forward
+
+    /// (B, T, C) → (B, T, H).
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Tensor<(usize, usize, Const<C>), f32, D, T>,
+    ) -> Tensor<(usize, usize, Const<H>), f32, D, T> {
+        self.forward_with_weights(x).0
+    }
+}
+
+// ANCHOR: model
+/// The lecture's model with one head: token embedding (V, C) + position
+/// embedding (BLOCK, C), one head of size H, and a linear map to V logits.
+#[derive(Debug, Clone)]
+pub struct HeadLanguageModel<
+    const V: usize,
+    const C: usize,
+    const H: usize,
+    const BLOCK: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    /// (V, C): each token's embedding.
+    pub token_embedding_table: Embedding<V, C, E, D>,
+    /// (BLOCK, C): each position's embedding.
+    pub position_embedding_table: Embedding<BLOCK, C, E, D>,
+    /// The head: (B, T, C) → (B, T, H).
+    pub sa_head: Head<C, H, E, D>,
+    /// (B, T, H) → (B, T, V).
+    pub lm_head: Linear<H, V, E, D>,
+}
+// ANCHOR_END: model
+
+/// The lecture's sizes for chapter 5 on tiny Shakespeare: 65 tokens,
+/// n_embd 32, head size 32, block size 8.
+pub type ShakespeareHead<D> = HeadLanguageModel<65, 32, 32, 8, f32, D>;
+
+impl<
+        const V: usize,
+        const C: usize,
+        const H: usize,
+        const BLOCK: usize,
+        E: Dtype + Float + SampleUniform,
+        D: Device<E>,
+    > TensorCollection<E, D> for HeadLanguageModel<V, C, H, BLOCK, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = HeadLanguageModel<V, C, H, BLOCK, E2, D2>;
+
+    fn iter_tensors<Vis: ModuleVisitor<Self, E, D>>(
+        visitor: &mut Vis,
+    ) -> Result<Option<Self::To<Vis::E2, Vis::D2>>, Vis::Err> {
+        visitor.visit_fields(
+            (
+                Self::module(
+                    "token_embedding_table",
+                    |s| &s.token_embedding_table,
+                    |s| &mut s.token_embedding_table,
+                ),
+                Self::module(
+                    "position_embedding_table",
+                    |s| &s.position_embedding_table,
+                    |s| &mut s.position_embedding_table,
+                ),
+                Self::module("sa_head", |s| &s.sa_head, |s| &mut s.sa_head),
+                Self::module("lm_head", |s| &s.lm_head, |s| &mut s.lm_head),
+            ),
+            |(token_embedding_table, position_embedding_table, sa_head, lm_head)| {
+                HeadLanguageModel {
+                    token_embedding_table,
+                    position_embedding_table,
+                    sa_head,
+                    lm_head,
+                }
+            },
+        )
+    }
+}
+
+impl<const V: usize, const C: usize, const H: usize, const BLOCK: usize, D: Fused>
+    HeadLanguageModel<V, C, H, BLOCK, f32, D>
+{
+    /// A model initialised as PyTorch initialises the lecture's: embeddings
+    /// from N(0, 1), linear maps from U(±1/sqrt(fan_in)), all from `rng`.
+    pub fn new<R: Rng>(dev: &D, rng: &mut R) -> Result<Self, ModelError> {
+        Ok(Self {
+            token_embedding_table: Embedding {
+                weight: normal_table::<V, C, D, R>(dev, rng, 1.0)?,
+            },
+            position_embedding_table: Embedding {
+                weight: normal_table::<BLOCK, C, D, R>(dev, rng, 1.0)?,
+            },
+            sa_head: Head::new(dev, rng)?,
+            lm_head: Linear {
+                weight: uniform(dev, rng, H)?,
+                bias: uniform(dev, rng, H)?,
+            },
+        })
+    }
+
+    // ANCHOR: forward
+    /// The logits of the next token at every position: (B, T) → (B, T, V),
+    /// for T up to BLOCK; also the head's attention weights (B, T, T).
+    pub fn forward_with_weights<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+    ) -> Result<(Seq<V, D, T>, Weights<D>), ModelError> {
+        let (b, t) = *idx.shape();
+        if t > BLOCK {
+            return Err(ModelError::ContextTooLong { t, block: BLOCK });
+        }
+        let dev = idx.device().clone();
+        let tok_emb = self.token_embedding_table.forward(idx); // (B, T, C)
+        let positions = dev
+            .try_tensor_from_vec((0..t).collect(), (t,))
+            .map_err(dev_err)?; // (T,)
+        let pos_emb = self
+            .position_embedding_table
+            .weight
+            .retaped::<T>()
+            .gather(positions); // (T, C)
+        let x = tok_emb + pos_emb.broadcast_like::<_, Axis<0>>(&(b, t, Const::<C>)); // (B, T, C)
+        let (x, wei) = self.sa_head.forward_with_weights(x); // (B, T, H), (B, T, T)
+        Ok((self.lm_head.forward(x), wei)) // (B, T, V)
+    }
+    // ANCHOR_END: forward
+
+    /// The logits (B, T, V).
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+    ) -> Result<Seq<V, D, T>, ModelError> {
+        Ok(self.forward_with_weights(idx)?.0)
+    }
+
+    /// The average cross-entropy of a batch.
+    pub fn loss<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+        targets: &Tensor<(usize,), usize, D>,     // (B·T,)
+    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError> {
+        Ok(cross_entropy(self.forward(idx)?, targets)) // ()
+    }
+
+    /// Generates `max_new_tokens` tokens after each row of `idx`, feeding at
+    /// most the last BLOCK tokens (the position table has no more rows).
+    pub fn generate<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        max_new_tokens: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
+        let dev = self.lm_head.bias.device().clone();
+        generate_with(idx, max_new_tokens, V, Some(BLOCK), rng, |flat, b, t| {
+            let idx = dev.try_tensor_from_vec(flat, (b, t)).map_err(dev_err)?; // (B, T)
+            Ok(self.forward(idx)?.as_vec()) // (B, T, V)
+        })
+    }
+}
+
+/// Variances of the lecture's scaling experiment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScalingStats {
+    /// Variance of k's entries (about 1).
+    pub k: f32,
+    /// Variance of q's entries (about 1).
+    pub q: f32,
+    /// Variance of q·kᵀ without scaling (about head_size).
+    pub raw: f32,
+    /// Variance of q·kᵀ · head_size^-0.5 (about 1).
+    pub scaled: f32,
+}
+
+fn variance(v: &[f32]) -> f32 {
+    let n = v.len() as f64;
+    let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)) as f32
+}
+
+// ANCHOR: scaling
+/// Why the scale `head_size^-0.5`: with unit-variance k and q of shape
+/// (B, T, head_size), the entries of q·kᵀ sum head_size products, so their
+/// variance is about head_size; scaled, about 1.
+pub fn scaling_stats<D: Device<f32>, R: Rng>(
+    dev: &D,
+    rng: &mut R,
+    (b, t, head_size): (usize, usize, usize),
+) -> ScalingStats {
+    let mut randn = || crate::attention_trick::randn(dev, (b, t, head_size), rng);
+    let (k, q) = (randn(), randn()); // (B, T, hs) each
+    let raw = q.clone().matmul(k.clone().permute::<_, Axes3<0, 2, 1>>()); // (B, T, T)
+    let scaled = raw.clone() * (head_size as f32).powf(-0.5); // (B, T, T)
+    ScalingStats {
+        k: variance(&k.as_vec()),
+        q: variance(&q.as_vec()),
+        raw: variance(&raw.as_vec()),
+        scaled: variance(&scaled.as_vec()),
+    }
+}
+// ANCHOR_END: scaling
+
+/// Softmax of a vector, and of the same vector times `factor`: large values
+/// make softmax approach one-hot (the lecture's `[0.1, -0.2, 0.3, -0.2, 0.5]`,
+/// times 8).
+pub fn softmax_sharpening(values: &[f32], factor: f32) -> (Vec<f32>, Vec<f32>) {
+    let softmax = |f: f32| {
+        let max = values
+            .iter()
+            .map(|v| v * f)
+            .fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = values.iter().map(|v| (v * f - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        e.into_iter().map(|x| x / sum).collect::<Vec<f32>>()
+    };
+    (softmax(1.0), softmax(factor))
+}

@@ -1,0 +1,94 @@
+//! Chapter 4: the mathematical trick in self-attention. Needs no data.
+
+use charlm::attention_trick::*;
+use dfdx::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+#[test]
+fn the_three_versions_agree() {
+    let dev = Cpu::default();
+    let mut rng = StdRng::seed_from_u64(1337);
+    for shape in [(4, 8, 2), (3, 33, 17), (2, 64, 5)] {
+        let x = randn(&dev, shape, &mut rng);
+        let v1 = bag_of_words_loops(&x).unwrap();
+        let v2 = bag_of_words_matmul(&x);
+        let v3 = bag_of_words_softmax(&x);
+        assert_eq!(*v1.shape(), shape);
+        assert!(max_abs_diff(&v1, &v2) < 1e-6, "{shape:?}: v1 vs v2");
+        assert!(max_abs_diff(&v1, &v3) < 1e-6, "{shape:?}: v1 vs v3");
+        // row 0 is x's first row itself, the last row the mean of all of them
+        let (xs, out) = (x.as_vec(), v1.as_vec());
+        let (_, t, c) = shape;
+        assert_eq!(&out[..c], &xs[..c]);
+        let mean0: f32 = (0..t).map(|i| xs[i * c]).sum::<f32>() / t as f32;
+        assert!((out[(t - 1) * c] - mean0).abs() < 1e-6);
+    }
+}
+
+#[test]
+fn each_row_of_the_weights_sums_to_one_and_ignores_the_future() {
+    let dev = Cpu::default();
+    for t in [1, 2, 8, 50] {
+        for wei in [tril_average(&dev, t), softmax_average(&dev, t)] {
+            let w = wei.as_vec();
+            for row in 0..t {
+                let sum: f32 = w[row * t..(row + 1) * t].iter().sum();
+                assert!((sum - 1.0).abs() < 1e-6, "row {row} sums to {sum}");
+                assert!(w[row * t + row + 1..(row + 1) * t]
+                    .iter()
+                    .all(|&v| v == 0.0));
+                assert!(w[row * t..=row * t + row]
+                    .iter()
+                    .all(|&v| (v - 1.0 / (row + 1) as f32).abs() < 1e-6));
+            }
+        }
+    }
+}
+
+#[test]
+fn masking_hides_the_future() {
+    let dev = Cpu::default();
+    let mut rng = StdRng::seed_from_u64(3);
+    let (b, t, c) = (2, 8, 3);
+    let x = randn(&dev, (b, t, c), &mut rng);
+    for at in 0..t - 1 {
+        // change every value at time at + 1 and later
+        let mut changed = x.as_vec();
+        for bi in 0..b {
+            for ti in at + 1..t {
+                for ci in 0..c {
+                    changed[(bi * t + ti) * c + ci] += 100.0;
+                }
+            }
+        }
+        let y = dev.tensor_from_vec(changed, (b, t, c));
+        for f in [bag_of_words_matmul::<Cpu>, bag_of_words_softmax::<Cpu>] {
+            let (before, after) = (f(&x).as_vec(), f(&y).as_vec());
+            for bi in 0..b {
+                for ti in 0..t {
+                    let row = (bi * t + ti) * c;
+                    let same = before[row..row + c] == after[row..row + c];
+                    assert_eq!(same, ti <= at, "b {bi}, t {ti}, changed from {}", at + 1);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_lectures_small_demo() {
+    let d = demo(&Cpu::default(), &mut StdRng::seed_from_u64(42));
+    assert_eq!(d.a, [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]);
+    for col in 0..2 {
+        let b: Vec<f32> = d.b.iter().map(|r| r[col]).collect();
+        assert!(b
+            .iter()
+            .all(|&v| (0.0..10.0).contains(&v) && v.fract() == 0.0));
+        assert_eq!(d.sums[0][col], b[0]);
+        assert_eq!(d.sums[1][col], b[0] + b[1]);
+        assert_eq!(d.sums[2][col], b[0] + b[1] + b[2]);
+        assert!((d.means[2][col] - (b[0] + b[1] + b[2]) / 3.0).abs() < 1e-6);
+    }
+    assert!((d.a_mean[1][0] - 0.5).abs() < 1e-7);
+}

@@ -1,0 +1,176 @@
+//! Chapter 5: one head of self-attention, and a language model on it.
+//! Needs tinyshakespeare.txt (CHARLM_DATA_DIR or ./data).
+
+use std::sync::OnceLock;
+
+use charlm::attention_trick::randn;
+use charlm::bigram_embedding::{batch_tensors, BigramLanguageModel};
+use charlm::data::{self, Dataset};
+use charlm::self_attention::{scaling_stats, softmax_sharpening, Head, ShakespeareHead};
+use charlm::text::{Corpus, Split};
+use charlm::train::{train, TrainConfig};
+use dfdx::nn::ZeroGrads;
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+
+fn corpus() -> &'static Corpus {
+    static CORPUS: OnceLock<Corpus> = OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let text = data::load_text(Dataset::TinyShakespeare, None)
+            .unwrap_or_else(|e| panic!("tinyshakespeare.txt is needed for these tests: {e}"));
+        Corpus::new(&text).unwrap()
+    })
+}
+
+fn rng(seed: u64) -> ChaCha12Rng {
+    ChaCha12Rng::seed_from_u64(seed)
+}
+
+#[test]
+fn shapes() {
+    let dev = Cpu::default();
+    let head: Head<32, 16, f32, Cpu> = Head::new(&dev, &mut rng(1)).unwrap();
+    let x = randn(&dev, (4, 8, 32), &mut rng(2)).realize::<(usize, usize, Const<32>)>();
+    let (out, wei) = head.forward_with_weights(x);
+    assert_eq!(*out.shape(), (4, 8, Const::<16>));
+    assert_eq!(*wei.shape(), (4, 8, 8));
+    let m: ShakespeareHead<Cpu> = ShakespeareHead::new(&dev, &mut rng(3)).unwrap();
+    let batch = corpus().get_batch(Split::Train, 4, 8, &mut rng(4)).unwrap();
+    let (x, _) = batch_tensors(&dev, &batch).unwrap();
+    assert_eq!(*m.forward(x).unwrap().shape(), (4, 8, Const::<65>));
+    // a context longer than the position table is an error, not a panic
+    let long = dev.tensor_from_vec(vec![0usize; 9], (1, 9));
+    let err = m.forward(long).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("longer than the model's block size 8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_head_is_causal_and_its_weights_are_averages() {
+    let dev = Cpu::default();
+    let head: Head<8, 4, f32, Cpu> = Head::new(&dev, &mut rng(5)).unwrap();
+    let (b, t, c) = (2, 6, 8);
+    let xv = randn(&dev, (b, t, c), &mut rng(6)).as_vec();
+    let run = |v: Vec<f32>| {
+        let x = dev.tensor_from_vec(v, (b, t, Const::<8>));
+        let (out, wei) = head.forward_with_weights(x);
+        (out.as_vec(), wei.as_vec())
+    };
+    let (base, wei) = run(xv.clone());
+    for row in wei.chunks(t) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    for r in 0..b * t {
+        let ti = r % t;
+        assert!(
+            wei[r * t + ti + 1..(r + 1) * t].iter().all(|&w| w == 0.0),
+            "no weight on the future"
+        );
+    }
+    for at in 0..t - 1 {
+        let mut changed = xv.clone();
+        for bi in 0..b {
+            for ti in at + 1..t {
+                for ci in 0..c {
+                    changed[(bi * t + ti) * c + ci] -= 3.0;
+                }
+            }
+        }
+        let (after, _) = run(changed);
+        for bi in 0..b {
+            for ti in 0..t {
+                let i = (bi * t + ti) * 4;
+                assert_eq!(
+                    base[i..i + 4] == after[i..i + 4],
+                    ti <= at,
+                    "b {bi} t {ti} after {at}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn scaling_keeps_the_affinities_at_unit_variance() {
+    let s = scaling_stats(&Cpu::default(), &mut rng(7), (4, 8, 16));
+    assert!((s.k - 1.0).abs() < 0.2 && (s.q - 1.0).abs() < 0.2, "{s:?}");
+    assert!(s.raw > 10.0 && s.raw < 24.0, "about head_size = 16: {s:?}");
+    assert!((s.scaled - 1.0).abs() < 0.4, "{s:?}");
+    let (soft, sharp) = softmax_sharpening(&[0.1, -0.2, 0.3, -0.2, 0.5], 8.0);
+    assert!(soft.iter().all(|&p| p > 0.1 && p < 0.3), "{soft:?}");
+    assert!(sharp[4] > 0.75, "nearly one-hot: {sharp:?}");
+}
+
+// Every parameter of the model gets a gradient: nothing is cut off the tape.
+#[test]
+fn every_parameter_learns() {
+    let dev = Cpu::default();
+    let m: ShakespeareHead<Cpu> = ShakespeareHead::new(&dev, &mut rng(8)).unwrap();
+    let batch = corpus().get_batch(Split::Train, 4, 8, &mut rng(9)).unwrap();
+    let (x, y) = batch_tensors(&dev, &batch).unwrap();
+    let grads = m.loss(x.traced(m.alloc_grads()), &y).unwrap().backward();
+    let norm = |g: Vec<f32>| g.iter().map(|v| v * v).sum::<f32>();
+    for (name, g) in [
+        (
+            "token_embedding_table",
+            norm(grads.get(&m.token_embedding_table.weight).as_vec()),
+        ),
+        (
+            "position_embedding_table",
+            norm(grads.get(&m.position_embedding_table.weight).as_vec()),
+        ),
+        ("key", norm(grads.get(&m.sa_head.key).as_vec())),
+        ("query", norm(grads.get(&m.sa_head.query).as_vec())),
+        ("value", norm(grads.get(&m.sa_head.value).as_vec())),
+        (
+            "lm_head.weight",
+            norm(grads.get(&m.lm_head.weight).as_vec()),
+        ),
+        ("lm_head.bias", norm(grads.get(&m.lm_head.bias).as_vec())),
+    ] {
+        assert!(g > 1e-10, "{name} has no gradient");
+    }
+}
+
+#[test]
+fn tiny_training_lowers_the_loss() {
+    let dev = Cpu::default();
+    let mut m: ShakespeareHead<Cpu> = ShakespeareHead::new(&dev, &mut rng(10)).unwrap();
+    let r = train(
+        &dev,
+        &mut m,
+        corpus(),
+        &TrainConfig::tiny(),
+        &mut rng(10),
+        |_| {},
+    )
+    .unwrap();
+    let e = &r.history.evals;
+    assert!(e[2].train < e[0].train - 0.1, "{e:?}");
+}
+
+#[test]
+fn one_head_beats_the_bigram_with_the_same_steps_and_seed() {
+    let dev = Cpu::default();
+    let cfg = TrainConfig::default();
+    let mut head: ShakespeareHead<Cpu> = ShakespeareHead::new(&dev, &mut rng(1337)).unwrap();
+    let h = train(&dev, &mut head, corpus(), &cfg, &mut rng(1337), |_| {}).unwrap();
+    let mut bigram: BigramLanguageModel<65, f32, Cpu> =
+        BigramLanguageModel::new(&dev, &mut rng(1337), 1.0).unwrap();
+    let b = train(&dev, &mut bigram, corpus(), &cfg, &mut rng(1337), |_| {}).unwrap();
+    let (hv, bv) = (h.last_eval().unwrap().val, b.last_eval().unwrap().val);
+    assert!(hv < bv - 0.02, "head {hv} vs bigram {bv}");
+}
+
+#[test]
+fn generation_crops_the_context_to_the_block() {
+    let dev = Cpu::default();
+    let m: ShakespeareHead<Cpu> = ShakespeareHead::new(&dev, &mut rng(12)).unwrap();
+    let out = m.generate(&[vec![0]], 30, &mut rng(13)).unwrap();
+    assert_eq!(out[0].len(), 31);
+    assert!(out[0].iter().all(|&t| t < 65));
+}
