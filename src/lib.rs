@@ -57,4 +57,10 @@ pub mod book {
 
     #[doc = include_str!("../chapters/ch03-bigram-embedding.md")]
     pub struct BigramEmbedding;
+
+    #[doc = include_str!("../chapters/ch04-attention-trick.md")]
+    pub struct AttentionTrick;
+
+    #[doc = include_str!("../chapters/ch05-self-attention-head.md")]
+    pub struct SelfAttentionHead;
 }

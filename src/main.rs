@@ -360,15 +360,37 @@ fn run(cli: Cli) -> Result<()> {
             let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
             let lm = tour_bigram(&Cpu::default(), &text, json)?;
             written.extend(lm.save_figures(&out.join(tour::BIGRAM_LM_DIR), &["svg", "png"])?);
+            if !json {
+                print!("{}", lm.summary());
+                println!("\n== Chapter 4: the mathematical trick in self-attention");
+            }
+            let trick = tour::run_attention(&Cpu::default(), (32, 256, 384), 1337)?;
+            let dir = out.join(tour::ATTENTION_TRICK_DIR);
+            written.extend(tour::save_attention_figures(&dir, &["svg", "png"])?);
+            if !json {
+                print!("{}", trick.summary());
+                println!("\n== Chapter 5: one head of self-attention (tiny Shakespeare)");
+            }
+            let dev = Cpu::default();
+            let settings = BigramSettings::default();
+            let init = |rng: &mut ChaCha12Rng| ShakespeareHead::new(&dev, rng);
+            let head = train_lm_with_bar(&dev, &text, &settings, init, None, json)?;
+            let dir = out.join(tour::HEAD_DIR);
+            tour::save_head_figures(&head, &lm, &dir, &["svg", "png"])?;
+            for name in ["loss", "weights"] {
+                written.extend(["svg", "png"].map(|ext| dir.join(format!("{name}.{ext}"))));
+            }
             if json {
                 let all = serde_json::json!({
                     "bigram_counts": counts.report,
                     "bigram_onehot": net.report,
                     "bigram_embedding": lm.report,
+                    "attention_trick": trick,
+                    "self_attention_head": head.report,
                 });
                 println!("{all}");
             } else {
-                print!("{}", lm.summary());
+                print!("{}", head.summary());
                 println!();
                 print_written(&written);
             }
@@ -393,6 +415,18 @@ fn run(cli: Cli) -> Result<()> {
             tour::write_bigram_book_files(&text, &dir)?;
             println!(
                 "wrote the book's files for the bigram language model to {}",
+                dir.display()
+            );
+            let dir = out.join(tour::ATTENTION_TRICK_DIR);
+            tour::write_attention_book_files(&dir)?;
+            println!(
+                "wrote the book's files for the attention trick to {}",
+                dir.display()
+            );
+            let dir = out.join(tour::HEAD_DIR);
+            tour::write_head_book_files(&text, &dir)?;
+            println!(
+                "wrote the book's files for the self-attention head to {}",
                 dir.display()
             );
         }

@@ -1094,3 +1094,194 @@ impl AttentionReport {
         s
     }
 }
+
+/// Where chapter 4's book files go, under `chapters/figures/`.
+pub const ATTENTION_TRICK_DIR: &str = "attention_trick";
+
+/// Where chapter 5's book files go, under `chapters/figures/`.
+pub const HEAD_DIR: &str = "self_attention_head";
+
+fn matrix_block<const C: usize>(name: &str, rows: &[[f32; C]]) -> String {
+    let mut s = format!("{name} =\n");
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(|v| format!("{v:7.4}")).collect();
+        let _ = writeln!(s, "  [{}]", cells.join(", "));
+    }
+    s
+}
+
+/// Writes chapter 4's figure and quoted numbers into `dir`: the small demo,
+/// the three versions' agreement, and the averaging matrix.
+pub fn write_attention_book_files(dir: &Path) -> Result<(), TourError> {
+    use crate::attention_trick::{
+        bag_of_words_loops, bag_of_words_matmul, bag_of_words_softmax, demo, max_abs_diff, randn,
+    };
+    let dev = Cpu::default();
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    let d = demo(&dev, &mut ChaCha12Rng::seed_from_u64(42));
+    let sums = [
+        matrix_block("a", &d.a),
+        matrix_block("b", &d.b),
+        matrix_block("a @ b", &d.sums),
+    ];
+    put("demo_sums", format!("```text\n{}```", sums.join("")));
+    let means = [
+        matrix_block("a", &d.a_mean),
+        matrix_block("b", &d.b),
+        matrix_block("a @ b", &d.means),
+    ];
+    put("demo_means", format!("```text\n{}```", means.join("")));
+    let x = randn(&dev, (4, 8, 2), &mut ChaCha12Rng::seed_from_u64(1337)); // (4, 8, 2)
+    let v1 = bag_of_words_loops(&x)?;
+    let (v2, v3) = (bag_of_words_matmul(&x), bag_of_words_softmax(&x));
+    put("diff_v1_v2", format!("{:.1e}", max_abs_diff(&v1, &v2)));
+    put("diff_v1_v3", format!("{:.1e}", max_abs_diff(&v1, &v3)));
+    let (xs, ys) = (x.as_vec(), v1.as_vec());
+    let mut first = String::from("```text\n  t   x[0, t]              xbow[0, t]\n");
+    for t in 0..8 {
+        let _ = writeln!(
+            first,
+            "  {t}   [{:7.4}, {:7.4}]   [{:7.4}, {:7.4}]",
+            xs[2 * t],
+            xs[2 * t + 1],
+            ys[2 * t],
+            ys[2 * t + 1]
+        );
+    }
+    first.push_str("```");
+    put("first_row", first);
+    save_attention_figures(dir, &["svg"])?;
+    numbers.write(dir)
+}
+
+/// Chapter 4's figure: the (8, 8) averaging matrix.
+pub fn save_attention_figures(
+    dir: &Path,
+    extensions: &[&str],
+) -> Result<Vec<std::path::PathBuf>, TourError> {
+    let wei = crate::attention_trick::tril_average(&Cpu::default(), 8).as_vec();
+    let wei: Vec<f64> = wei.iter().map(|&w| w as f64).collect();
+    let labels: Vec<char> = ('0'..='7').collect();
+    let mut written = Vec::new();
+    for ext in extensions {
+        let path = dir.join(format!("tril.{ext}"));
+        ProbMatrix {
+            title: "wei: each row averages the tokens up to it".to_string(),
+            values: &wei,
+            chars: &labels,
+        }
+        .save(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// A character as an axis label: newline and space made visible.
+fn label(c: char) -> char {
+    match c {
+        '\n' => '¶',
+        ' ' => '_',
+        c => c,
+    }
+}
+
+/// Writes chapter 5's figures and quoted numbers into `dir`: the scaling
+/// experiment, the one-head model trained with the defaults next to the
+/// bigram model, and the attention weights of one real sequence.
+pub fn write_head_book_files(text: &str, dir: &Path) -> Result<(), TourError> {
+    use crate::self_attention::{scaling_stats, softmax_sharpening, ShakespeareHead};
+    let dev = Cpu::default();
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    let s = scaling_stats(&dev, &mut ChaCha12Rng::seed_from_u64(1337), (4, 8, 16));
+    put("var_k", format!("{:.4}", s.k));
+    put("var_q", format!("{:.4}", s.q));
+    put("var_raw", format!("{:.4}", s.raw));
+    put("var_scaled", format!("{:.4}", s.scaled));
+    let (soft, sharp) = softmax_sharpening(&[0.1, -0.2, 0.3, -0.2, 0.5], 8.0);
+    let show = |v: &[f32]| {
+        v.iter()
+            .map(|p| format!("{p:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    put("softmax", format!("[{}]", show(&soft)));
+    put("softmax_x8", format!("[{}]", show(&sharp)));
+
+    let settings = BigramSettings::default();
+    let head = run_lm_until(
+        &dev,
+        text,
+        &settings,
+        |rng: &mut ChaCha12Rng| ShakespeareHead::new(&dev, rng),
+        None,
+        |_| {},
+        || false,
+    )?;
+    let bigram = run_bigram(&dev, text, &settings, |_| {})?;
+    let mut table = String::from("| step | bigram: val loss | one head: train loss | one head: val loss |\n|---:|---:|---:|---:|\n");
+    for (b, h) in bigram
+        .train
+        .history
+        .evals
+        .iter()
+        .zip(&head.train.history.evals)
+    {
+        let _ = writeln!(
+            table,
+            "| {} | {:.4} | {:.4} | {:.4} |",
+            h.step, b.val, h.train, h.val
+        );
+    }
+    put("evals", table.trim_end().to_string());
+    put("head_val", format!("{:.4}", head.report.val_loss));
+    put("bigram_val", format!("{:.4}", bigram.report.val_loss));
+    put("head_initial", format!("{:.4}", head.report.initial_loss));
+    put(
+        "sample",
+        format!("```text\n{}\n```", head.report.sample.trim()),
+    );
+    let sequence = save_head_figures(&head, &bigram, dir, &["svg"])?;
+    put("sequence", format!("\"{}\"", sequence.replace('\n', "\\n")));
+    numbers.write(dir)
+}
+
+/// The head chapter's figures: the loss curves of the bigram and the
+/// one-head model, and the trained head's attention weights on one
+/// validation sequence (returned).
+pub fn save_head_figures<D: Fused>(
+    head: &LmRun<D, crate::self_attention::ShakespeareHead<D>>,
+    bigram: &BigramRun<D>,
+    dir: &Path,
+    extensions: &[&str],
+) -> Result<String, TourError> {
+    let c = &head.corpus;
+    let seq: Vec<usize> = c.val[1000..1008].to_vec();
+    let dev = head.model.lm_head.bias.device().clone();
+    let x = dev
+        .try_tensor_from_vec(seq.clone(), (1, 8))
+        .map_err(crate::bigram_embedding::dev_err)?; // (1, 8)
+    let (_, wei) = head.model.forward_with_weights(x)?; // (1, 8, 8)
+    let wei: Vec<f64> = wei.as_vec().iter().map(|&w| w as f64).collect();
+    let text = c.vocab.decode(&seq);
+    let chars: Vec<char> = text.chars().map(label).collect();
+    for ext in extensions {
+        TrainCurves {
+            title: "one head of self-attention vs the bigram (val and train estimates)",
+            step_losses: &[],
+            runs: vec![
+                ("bigram".to_string(), &bigram.train.history.evals),
+                ("one head".to_string(), &head.train.history.evals),
+            ],
+        }
+        .save(&dir.join(format!("loss.{ext}")))?;
+        ProbMatrix {
+            title: "trained head: row attends to column".to_string(),
+            values: &wei,
+            chars: &chars,
+        }
+        .save(&dir.join(format!("weights.{ext}")))?;
+    }
+    Ok(text)
+}

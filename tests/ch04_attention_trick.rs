@@ -92,3 +92,15 @@ fn the_lectures_small_demo() {
     }
     assert!((d.a_mean[1][0] - 0.5).abs() < 1e-7);
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+// Chapter 4 quotes numbers and shows a figure written by `charlm figures`.
+#[test]
+fn book_figures_and_numbers_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    charlm::tour::write_attention_book_files(dir.path()).unwrap();
+    let n = common::assert_book_files_current(dir.path(), charlm::tour::ATTENTION_TRICK_DIR);
+    assert_eq!(n, 2, "tril.svg, numbers.md");
+}

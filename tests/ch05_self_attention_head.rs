@@ -174,3 +174,16 @@ fn generation_crops_the_context_to_the_block() {
     assert_eq!(out[0].len(), 31);
     assert!(out[0].iter().all(|&t| t < 65));
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+// Chapter 5 quotes numbers and shows figures written by `charlm figures`.
+#[test]
+fn book_figures_and_numbers_are_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = data::load_text(Dataset::TinyShakespeare, None).unwrap();
+    charlm::tour::write_head_book_files(&text, dir.path()).unwrap();
+    let n = common::assert_book_files_current(dir.path(), charlm::tour::HEAD_DIR);
+    assert_eq!(n, 3, "loss.svg, weights.svg, numbers.md");
+}
