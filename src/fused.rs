@@ -42,6 +42,14 @@ pub trait Fused: Device<f32> + dfdx::tensor::Cache {
         logits: Tensor<(usize, Const<V>), f32, Self, T>,
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T>;
+
+    /// `softmax(scores · scale)` along the last axis with the future masked:
+    /// row `t` of each (T, T) block keeps columns `0..=t` and gives the rest
+    /// weight 0. Self-attention's weights, from chapter 5 on.
+    fn causal_softmax<T: Tape<f32, Self> + Merge<T>>(
+        scores: Tensor<(usize, usize, usize), f32, Self, T>,
+        scale: f32,
+    ) -> Tensor<(usize, usize, usize), f32, Self, T>;
 }
 
 // ANCHOR: matmul
@@ -84,6 +92,19 @@ pub fn linear_nll_composed<
     index_nll_composed(matmul_fixed_lhs(x, w), ys) // (N, K) @ (K, V) -> (N, V) -> ()
 }
 // ANCHOR_END: composed
+
+// ANCHOR: causal_softmax_composed
+/// [`Fused::causal_softmax`] composed of dfdx ops, as the lecture writes it:
+/// scale, add −∞ above the diagonal, softmax along the rows.
+pub fn causal_softmax_composed<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    scores: Tensor<(usize, usize, usize), f32, D, T>, // (B, T, T)
+    scale: f32,
+) -> Tensor<(usize, usize, usize), f32, D, T> {
+    let shape = *scores.shape();
+    let future = scores.device().upper_tri_like(&shape, f32::NEG_INFINITY, 1); // (B, T, T): −∞ above the diagonal
+    (scores * scale + future).softmax::<Axis<2>>() // (B, T, T): exp(−∞) = 0, rows sum to 1
+}
+// ANCHOR_END: causal_softmax_composed
 
 /// Rows per parallel block: fixed, so results do not depend on the thread count.
 const BLOCK_ROWS: usize = 2048;
@@ -182,6 +203,81 @@ impl Fused for Cpu {
     ) -> Tensor<Rank0, f32, Self, T> {
         index_nll_cpu(logits, ys)
     }
+
+    fn causal_softmax<T: Tape<f32, Self> + Merge<T>>(
+        scores: Tensor<(usize, usize, usize), f32, Self, T>,
+        scale: f32,
+    ) -> Tensor<(usize, usize, usize), f32, Self, T> {
+        causal_softmax_cpu(scores, scale)
+    }
+}
+
+/// Rows of a (B, T, T) block per parallel task of the causal softmax.
+const SOFTMAX_TASK_ROWS: usize = 64;
+
+/// [`Fused::causal_softmax`] on the CPU: one pass over the scores (scale,
+/// mask, softmax, in parallel over rows; only the `t + 1` visible columns of
+/// row `t` are computed), and one pass back, `∂s = scale · p ⊙ (∂p − Σ ∂p ⊙ p)`
+/// row by row. dfdx's composed ops make about eight single-threaded passes
+/// over the (B, T, T) tensor each way, and a fresh −∞ mask every call.
+fn causal_softmax_cpu<T: Tape<f32, Cpu> + Merge<T>>(
+    scores: Tensor<(usize, usize, usize), f32, Cpu, T>,
+    scale: f32,
+) -> Tensor<(usize, usize, usize), f32, Cpu, T> {
+    let (scores, mut tape) = scores.split_tape();
+    let shape = *scores.shape();
+    let (b, t, cols) = shape;
+    let mut p = vec![0f32; b * t * cols]; // (B, T, T): the scores, then their softmax
+    scores.copy_into(&mut p);
+    let task = SOFTMAX_TASK_ROWS * cols.max(1);
+    p.par_chunks_mut(task).enumerate().for_each(|(k, rows)| {
+        for (r, row) in rows.chunks_exact_mut(cols.max(1)).enumerate() {
+            let i = (k * SOFTMAX_TASK_ROWS + r) % t.max(1); // the row's position in its block
+            causal_softmax_row(row, i, scale);
+        }
+    });
+    let dev = scores.device().clone();
+    if !T::OWNS_TAPE {
+        return dev.tensor_from_vec(p, shape).put_tape(tape);
+    }
+    let out = dev.tensor_from_vec(p.clone(), shape); // (B, T, T)
+    let out_for_grad = out.clone();
+    tape.add_backward_op(move |grads| {
+        // ∂p, taken out of `grads` for the pass (and put back), not copied
+        let dp = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);
+        let ds = grads.get_or_alloc_mut(&scores)?; // (B, T, T)
+        ds.par_chunks_mut(task)
+            .zip(p.par_chunks(task))
+            .zip(dp.par_chunks(task))
+            .for_each(|((ds, p), dp)| {
+                let rows = ds.chunks_exact_mut(cols).zip(p.chunks_exact(cols));
+                for ((ds, p), dp) in rows.zip(dp.chunks_exact(cols)) {
+                    let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum(); // Σ ∂p ⊙ p
+                    for ((d, &p), &g) in ds.iter_mut().zip(p).zip(dp) {
+                        *d += scale * p * (g - dot);
+                    }
+                }
+            });
+        **grads.get_or_alloc_mut(&out_for_grad)? = dp;
+        Ok(())
+    });
+    out.put_tape(tape)
+}
+
+/// Row `i` of a causal softmax, in place: the first `i + 1` values become
+/// `softmax(values · scale)`, the rest 0.
+#[inline]
+fn causal_softmax_row(row: &mut [f32], i: usize, scale: f32) {
+    let (past, future) = row.split_at_mut((i + 1).min(row.len()));
+    let max = past.iter().fold(
+        f32::NEG_INFINITY,
+        |m, &v| if v * scale > m { v * scale } else { m },
+    );
+    past.iter_mut()
+        .for_each(|v| *v = fast_exp(*v * scale - max)); // NaN stays NaN
+    let inv = 1.0 / lanes(past, 0.0, |a, v| a + v);
+    past.iter_mut().for_each(|v| *v *= inv);
+    future.fill(0.0);
 }
 
 /// [`Fused::index_nll`] on the CPU: softmax in place of a copy of the
@@ -457,6 +553,13 @@ impl Fused for Cuda {
         ys: &Tensor<(usize,), usize, Self>,
     ) -> Tensor<Rank0, f32, Self, T> {
         index_nll_composed(logits, ys)
+    }
+
+    fn causal_softmax<T: Tape<f32, Self> + Merge<T>>(
+        scores: Tensor<(usize, usize, usize), f32, Self, T>,
+        scale: f32,
+    ) -> Tensor<(usize, usize, usize), f32, Self, T> {
+        causal_softmax_composed(scores, scale)
     }
 }
 

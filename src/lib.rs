@@ -24,9 +24,12 @@
 //! | [`attention_trick`] | chapter 4 | the causal average three ways: loops, tril matmul, softmax |
 //! | [`self_attention`] | chapter 5 | one head of self-attention, and a language model on it |
 //! | [`checkpoint`] | chapter 3 | saving and resuming training runs (safetensors) |
+//! | [`bench`] | appendix | each stage's hot loop as a timed workload |
+//! | [`parity`] | appendix | the same inputs as the lecture's PyTorch code, the same numbers |
 #![warn(missing_docs)]
 
 pub mod attention_trick;
+pub mod bench;
 pub mod bigram_counts;
 pub mod bigram_embedding;
 pub mod bigram_onehot;
@@ -34,6 +37,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod fsutil;
 pub mod fused;
+pub mod parity;
 pub mod plot;
 pub mod self_attention;
 pub mod text;

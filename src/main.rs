@@ -184,6 +184,44 @@ enum Command {
         #[arg(long, value_name = "S", default_value_t = 1337)]
         seed: u64,
     },
+    /// Appendix: time each stage's hot loop.
+    ///
+    /// Workloads: counts (names → N, P, NLL), onehot-step and lookup-step (one
+    /// full-batch step of chapter 2), bigram-step (one AdamW step of chapter
+    /// 3), attention-v1/v2/v3 (chapter 4 at B=32, T=256, C=384) and head-step
+    /// (one head of size 64 forward and backward, same size). Each is warmed
+    /// up, then timed in samples; the best and median seconds per iteration
+    /// are reported. `python3 parity/bench.py` runs this side by side with
+    /// PyTorch.
+    Bench {
+        /// Only these workloads (repeat the flag); all by default.
+        #[arg(long = "workload", value_name = "NAME", value_parser = workload_name)]
+        workloads: Vec<charlm::bench::Workload>,
+        /// Threads for dfdx's matrix multiplies and charlm's kernels.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        threads: usize,
+        /// Timed samples per workload.
+        #[arg(long, value_name = "N", default_value_t = 5)]
+        samples: usize,
+        /// Shortest sample, in milliseconds (iterations are added to fill it).
+        #[arg(long, value_name = "MS", default_value_t = 200)]
+        sample_ms: u64,
+        /// Print only one JSON object (the last stdout line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Appendix: check charlm against the lecture's PyTorch code.
+    ///
+    /// Runs every stage from the inputs PyTorch started from (its initial
+    /// weights, its batches, its random tensors; see parity/) and compares
+    /// with the values PyTorch computed: counts and the float32 loss bit for
+    /// bit, training trajectories to 1e-4, attention outputs and gradients
+    /// to 1e-5. Exits with 1 if any comparison fails.
+    Parity {
+        /// Print only one JSON object (the last stdout line).
+        #[arg(long)]
+        json: bool,
+    },
     /// Run every chapter implemented so far, print its key figures and write
     /// its figures (SVG and PNG) to DIR. The main job: start here.
     Tour {
@@ -340,6 +378,14 @@ fn run(cli: Cli) -> Result<()> {
             prompt,
             seed,
         } => generate(&checkpoint, tokens, prompt.as_deref(), seed)?,
+        Command::Parity { json } => parity(json)?,
+        Command::Bench {
+            workloads,
+            threads,
+            samples,
+            sample_ms,
+            json,
+        } => bench(&workloads, threads, samples, sample_ms, json)?,
         Command::Tour { out, json } => {
             let words = data::load_names(None)?;
             if !json {
@@ -380,6 +426,12 @@ fn run(cli: Cli) -> Result<()> {
             for name in ["loss", "weights"] {
                 written.extend(["svg", "png"].map(|ext| dir.join(format!("{name}.{ext}"))));
             }
+            if !json {
+                print!("{}", head.summary());
+                println!("\n== Appendix: parity with the lecture's PyTorch code");
+            }
+            let checks = charlm::parity::check_all(&dev, &words, &text)?;
+            let passed = checks.iter().filter(|c| c.passes()).count();
             if json {
                 let all = serde_json::json!({
                     "bigram_counts": counts.report,
@@ -387,12 +439,19 @@ fn run(cli: Cli) -> Result<()> {
                     "bigram_embedding": lm.report,
                     "attention_trick": trick,
                     "self_attention_head": head.report,
+                    "parity": { "passed": passed, "comparisons": checks.len() },
                 });
                 println!("{all}");
             } else {
-                print!("{}", head.summary());
+                println!(
+                    "parity           {passed} of {} comparisons within tolerance (details: charlm parity)",
+                    checks.len()
+                );
                 println!();
                 print_written(&written);
+            }
+            if passed != checks.len() {
+                anyhow::bail!("charlm differs from PyTorch: run `charlm parity` for the table");
             }
         }
         Command::Figures { out } => {
@@ -429,6 +488,9 @@ fn run(cli: Cli) -> Result<()> {
                 "wrote the book's files for the self-attention head to {}",
                 dir.display()
             );
+            let dir = out.join(tour::PARITY_DIR);
+            tour::write_parity_book_files(&words, &text, &dir)?;
+            println!("wrote the book's parity table to {}", dir.display());
         }
     }
     Ok(())
@@ -698,6 +760,133 @@ fn onehot_cuda(words: &[String], settings: &OneHotSettings, json: bool) -> Resul
 #[cfg(not(feature = "cuda"))]
 fn onehot_cuda(_: &[String], _: &OneHotSettings, _: bool) -> Result<()> {
     anyhow::bail!("this charlm was built without CUDA support; rebuild with `cargo build --release --features cuda`")
+}
+
+/// A workload by its name, for clap.
+fn workload_name(name: &str) -> Result<charlm::bench::Workload, String> {
+    use charlm::bench::Workload;
+    Workload::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Workload::ALL.iter().map(|w| w.name()).collect();
+        format!("unknown workload; choose from {}", names.join(", "))
+    })
+}
+
+/// `charlm bench`: times the workloads on a pool of `threads` threads.
+fn bench(
+    workloads: &[charlm::bench::Workload],
+    threads: usize,
+    samples: usize,
+    sample_ms: u64,
+    json: bool,
+) -> Result<()> {
+    use charlm::bench::{time, with_threads, Workload};
+    anyhow::ensure!(threads >= 1, "--threads must be at least 1");
+    anyhow::ensure!(samples >= 1, "--samples must be at least 1");
+    let workloads = if workloads.is_empty() {
+        Workload::ALL.to_vec()
+    } else {
+        workloads.to_vec()
+    };
+    let words = match workloads.iter().any(|w| w.needs_names()) {
+        true => data::load_names(None)?,
+        false => Vec::new(),
+    };
+    let text = match workloads.iter().any(|w| w.needs_text()) {
+        true => data::load_text(data::Dataset::TinyShakespeare, None)?,
+        false => String::new(),
+    };
+    let min_sample = std::time::Duration::from_millis(sample_ms);
+    let timings = with_threads(threads, || {
+        workloads
+            .iter()
+            .map(|&w| {
+                let mut iteration = w.prepare(&words, &text)?;
+                time(w, &mut iteration, samples, min_sample)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .context("starting the thread pool")??;
+    if json {
+        let rows: Vec<_> = timings
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "workload": t.workload,
+                    "threads": t.threads,
+                    "iterations": t.iterations,
+                    "best_s": t.best(),
+                    "median_s": t.median(),
+                    "seconds": t.seconds,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({ "threads": threads, "timings": rows })
+        );
+    } else {
+        println!(
+            "{:<14} {:>7} {:>12} {:>12}",
+            "workload", "threads", "best", "median"
+        );
+        for t in &timings {
+            println!(
+                "{:<14} {:>7} {:>9.3} ms {:>9.3} ms",
+                t.workload,
+                t.threads,
+                t.best() * 1e3,
+                t.median() * 1e3
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `charlm parity`: every comparison, as a table or as JSON; an error when
+/// any fails.
+fn parity(json: bool) -> Result<()> {
+    let words = data::load_names(None)?;
+    let text = data::load_text(data::Dataset::TinyShakespeare, None)?;
+    let all = charlm::parity::check_all(&Cpu::default(), &words, &text)?;
+    let failed: Vec<&str> = all
+        .iter()
+        .filter(|c| !c.passes())
+        .map(|c| c.quantity.as_str())
+        .collect();
+    if json {
+        let rows: Vec<_> = all
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "stage": c.stage,
+                    "quantity": c.quantity,
+                    "values": c.torch.len(),
+                    "max_abs_diff": c.max_abs_diff(),
+                    "tolerance": c.tolerance,
+                    "passes": c.passes(),
+                })
+            })
+            .collect();
+        let torch = charlm::parity::torch_version()?;
+        println!(
+            "{}",
+            serde_json::json!({ "torch": torch, "comparisons": rows, "failed": failed.len() })
+        );
+    } else {
+        print!("{}", charlm::parity::markdown_table(&all));
+        println!(
+            "{} of {} comparisons within tolerance",
+            all.len() - failed.len(),
+            all.len()
+        );
+    }
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "charlm differs from PyTorch beyond tolerance: {}",
+            failed.join("; ")
+        );
+    }
+    Ok(())
 }
 
 fn print_written(paths: &[impl AsRef<Path>]) {

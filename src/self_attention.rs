@@ -78,7 +78,7 @@ fn uniform<S: ConstShape, D: Device<f32>, R: Rng>(
         .map_err(dev_err)
 }
 
-impl<const C: usize, const H: usize, D: Device<f32>> Head<C, H, f32, D> {
+impl<const C: usize, const H: usize, D: Fused> Head<C, H, f32, D> {
     /// A head initialised as PyTorch's `nn.Linear(C, H, bias=False)`, from `rng`.
     pub fn new<R: Rng>(dev: &D, rng: &mut R) -> Result<Self, ModelError> {
         Ok(Self {
@@ -95,13 +95,15 @@ impl<const C: usize, const H: usize, D: Device<f32>> Head<C, H, f32, D> {
         x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
     ) -> (Seq<H, D, T>, Weights<D>) {
         let (b, t, _) = *x.shape();
-        let k = x.retaped::<T>().matmul(self.key.retaped::<T>()); // (B, T, H)
-        let q = x.retaped::<T>().matmul(self.query.retaped::<T>()); // (B, T, H)
-        let v = x.matmul(self.value.retaped::<T>()); // (B, T, H)
-                                                     // affinities: (B, T, H) @ (B, H, T) -> (B, T, T), scaled to unit variance
-        let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()) * (H as f32).powf(-0.5);
-        let future = v.device().upper_tri_like(&(b, t, t), f32::NEG_INFINITY, 1); // (B, T, T)
-        let wei = (wei + future).softmax::<Axis<2>>(); // (B, T, T): rows sum to 1, no future
+        let x = x.reshape_like(&(b * t, Const::<C>)); // (B·T, C): every token of every row
+        let project = |w: &Tensor<Rank2<C, H>, f32, D>, x: Tensor<(usize, Const<C>), f32, D, T>| {
+            x.matmul(w.retaped::<T>()).reshape_like(&(b, t, Const::<H>)) // (B·T, C) @ (C, H) -> (B, T, H)
+        };
+        let k = project(&self.key, x.retaped::<T>()); // (B, T, H)
+        let q = project(&self.query, x.retaped::<T>()); // (B, T, H)
+        let v = project(&self.value, x); // (B, T, H)
+        let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B, T, H) @ (B, H, T) -> (B, T, T): affinities
+        let wei = D::causal_softmax(wei, (H as f32).powf(-0.5)); // (B, T, T): scaled, no future, rows sum to 1
         let (wei, tape) = wei.split_tape(); // keep a copy of the weights, to look at
         (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
     }

@@ -40,6 +40,19 @@ pub enum TextError {
         /// The split's length in tokens.
         len: usize,
     },
+    /// A block that would start too late to fit, with its target, in the split.
+    #[error(
+        "offset {offset} is out of range for the {split} split of {len} tokens \
+         (a block and its target must fit)"
+    )]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: usize,
+        /// Which split.
+        split: Split,
+        /// The split's length in tokens.
+        len: usize,
+    },
     /// The training fraction must leave tokens on both sides.
     #[error("the training fraction must be between 0 and 1 (exclusive), got {0}")]
     BadFraction(f64),
@@ -148,32 +161,65 @@ pub fn get_batch<R: Rng>(
     block_size: usize,
     rng: &mut R,
 ) -> Result<TokenBatch, TextError> {
-    if batch_size == 0 {
-        return Err(TextError::ZeroBatch);
-    }
-    if block_size == 0 {
-        return Err(TextError::ZeroBlock);
-    }
-    if block_size >= data.len() {
-        let len = data.len();
-        return Err(TextError::BlockTooLarge {
-            block_size,
-            split,
-            len,
-        });
-    }
-    let mut x = Vec::with_capacity(batch_size * block_size); // (B, T)
-    let mut y = Vec::with_capacity(batch_size * block_size); // (B, T)
-    for _ in 0..batch_size {
-        let i = rng.gen_range(0..data.len() - block_size);
+    check_batch(data.len(), split, batch_size, block_size)?;
+    let offsets: Vec<usize> = (0..batch_size)
+        .map(|_| rng.gen_range(0..data.len() - block_size)) // (B,): torch.randint
+        .collect();
+    batch_at(data, split, &offsets, block_size)
+}
+
+/// The blocks of `block_size` tokens that start at `offsets`, and the same
+/// blocks shifted by one as targets: `x = data[i..i + T]`, `y = data[i + 1..i + T + 1]`.
+pub fn batch_at(
+    data: &[usize],
+    split: Split,
+    offsets: &[usize],
+    block_size: usize,
+) -> Result<TokenBatch, TextError> {
+    check_batch(data.len(), split, offsets.len(), block_size)?;
+    let mut x = Vec::with_capacity(offsets.len() * block_size); // (B, T)
+    let mut y = Vec::with_capacity(offsets.len() * block_size); // (B, T)
+    for &i in offsets {
+        if i >= data.len() - block_size {
+            let len = data.len();
+            return Err(TextError::OffsetOutOfRange {
+                offset: i,
+                split,
+                len,
+            });
+        }
         x.extend_from_slice(&data[i..i + block_size]);
         y.extend_from_slice(&data[i + 1..i + block_size + 1]);
     }
     Ok(TokenBatch {
-        batch_size,
+        batch_size: offsets.len(),
         block_size,
         x,
         y,
     })
 }
 // ANCHOR_END: get_batch
+
+/// At least one row of at least one token, and a block (plus its shifted
+/// target) that fits in the split.
+fn check_batch(
+    len: usize,
+    split: Split,
+    batch_size: usize,
+    block_size: usize,
+) -> Result<(), TextError> {
+    if batch_size == 0 {
+        return Err(TextError::ZeroBatch);
+    }
+    if block_size == 0 {
+        return Err(TextError::ZeroBlock);
+    }
+    if block_size >= len {
+        return Err(TextError::BlockTooLarge {
+            block_size,
+            split,
+            len,
+        });
+    }
+    Ok(())
+}

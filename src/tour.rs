@@ -64,6 +64,9 @@ pub enum TourError {
     /// The attention trick failed.
     #[error(transparent)]
     Trick(#[from] TrickError),
+    /// Checking against PyTorch failed to run.
+    #[error(transparent)]
+    Parity(#[from] crate::parity::ParityError),
     /// Writing an output file failed.
     #[error("{path}: {source}")]
     Io {
@@ -1284,4 +1287,20 @@ pub fn save_head_figures<D: Fused>(
         .save(&dir.join(format!("weights.{ext}")))?;
     }
     Ok(text)
+}
+
+/// Where the appendix's parity table goes, under `chapters/figures/`.
+pub const PARITY_DIR: &str = "parity";
+
+/// Writes the appendix's parity numbers into `dir`: the table of every
+/// comparison with PyTorch, how many pass, and the PyTorch version.
+pub fn write_parity_book_files(words: &[String], text: &str, dir: &Path) -> Result<(), TourError> {
+    use crate::parity::{check_all, markdown_table, torch_version};
+    let all = check_all(&Cpu::default(), words, text)?;
+    let mut numbers = BookNumbers::default();
+    let passed = all.iter().filter(|c| c.passes()).count();
+    numbers.put("table", markdown_table(&all).trim_end().to_string());
+    numbers.put("passed", format!("{passed} of {}", all.len()));
+    numbers.put("torch", torch_version()?);
+    numbers.write(dir)
 }

@@ -17,7 +17,7 @@ use rand::Rng;
 use crate::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError};
 use crate::fused::Fused;
 use crate::self_attention::HeadLanguageModel;
-use crate::text::{Corpus, Split, TextError};
+use crate::text::{Corpus, Split, TextError, TokenBatch};
 
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]
@@ -410,15 +410,7 @@ pub fn run<D: Fused, M: LanguageModel<D>, R: Rng>(
         }
         let start = Instant::now();
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
-        let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
-        let loss = model.loss(x.traced(grads), &y)?; // forward, recording on the tape
-        let value = loss.as_vec()[0];
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteLoss { step, value });
-        }
-        grads = loss.backward(); // backward
-        state.opt.update(model, &mut grads).map_err(opt_err)?; // AdamW step
-        model.zero_grads(&mut grads);
+        let value = train_step(dev, model, &mut state.opt, &mut grads, &batch, step)?;
         state.step_seconds += start.elapsed().as_secs_f64();
         state.history.step_losses.push(value);
         state.step += 1;
@@ -430,6 +422,34 @@ pub fn run<D: Fused, M: LanguageModel<D>, R: Rng>(
     Ok(Finish::Done)
 }
 // ANCHOR_END: train
+
+// ANCHOR: train_step
+/// One optimiser step on one batch: forward (recording on the tape),
+/// backward, AdamW, and the gradients zeroed for the next step. Returns the
+/// batch's loss before the update; a NaN or infinite loss is an error
+/// naming `step`. `grads` is the buffer the steps reuse
+/// (`model.try_alloc_grads()` before the first).
+pub fn train_step<D: Fused, M: LanguageModel<D>>(
+    dev: &D,
+    model: &mut M,
+    opt: &mut AdamW<D>,
+    grads: &mut Gradients<f32, D>,
+    batch: &TokenBatch,
+    step: usize,
+) -> Result<f32, TrainError> {
+    let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
+    let tape = std::mem::replace(grads, Gradients::leaky());
+    let loss = model.loss(x.traced(tape), &y)?; // forward, recording on the tape
+    let value = loss.as_vec()[0];
+    if !value.is_finite() {
+        return Err(TrainError::NonFiniteLoss { step, value });
+    }
+    *grads = loss.backward(); // backward
+    opt.update(model, grads).map_err(opt_err)?; // AdamW step
+    model.zero_grads(grads);
+    Ok(value)
+}
+// ANCHOR_END: train_step
 
 fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {
     TrainError::Optimizer(format!("{e:?}"))

@@ -1,0 +1,304 @@
+"""charlm and PyTorch side by side: the hot loop of each stage, timed on this
+machine in one run, the two sides alternating, at 1 and at 2 threads each.
+
+    cargo build --release
+    CHARLM_DATA_DIR=/path/to/data python3 parity/bench.py [--rounds 3]
+
+Each round times every workload in PyTorch (in this process) and then in
+charlm (`charlm bench --workload W --threads N --json`, a fresh process), at
+1 and then 2 threads; the rounds repeat that. A side's time is its best
+sample over all rounds at its best thread count. Prints the table, and
+writes it for the book's appendix to chapters/figures/speed/ (numbers.md,
+and bench.json with every sample).
+
+The PyTorch code is the lecture's wherever the lecture has it; each
+workload does the same arithmetic on both sides (see the appendix).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import data_path  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHARLM = os.path.join(ROOT, "target", "release", "charlm")
+
+# workload: (what it is, target ratio charlm / PyTorch or None)
+WORKLOADS = {
+    "counts": ("chapter 1: names → N, P and the NLL", 0.05),
+    "onehot-step": ("chapter 2: one full-batch one-hot step", 0.5),
+    "lookup-step": ("chapter 2: one full-batch lookup step", None),
+    "bigram-step": ("chapter 3: one bigram.py training step", 0.2),
+    "attention-v1": ("chapter 4: causal average, loops", None),
+    "attention-v2": ("chapter 4: causal average, tril matmul", 1.0),
+    "attention-v3": ("chapter 4: causal average, masked softmax", 1.0),
+    "head-step": ("chapter 5: one head, forward + backward", 1.0),
+}
+
+
+# ------------------------------------------------------------ the workloads
+
+def names_pairs(words, stoi):
+    xs, ys = [], []
+    for w in words:
+        chs = ["."] + list(w) + ["."]
+        for ch1, ch2 in zip(chs, chs[1:]):
+            xs.append(stoi[ch1])
+            ys.append(stoi[ch2])
+    return torch.tensor(xs), torch.tensor(ys)
+
+
+def prepare(workload, words, text):
+    """One iteration of `workload` in PyTorch, as a function."""
+    torch.manual_seed(1337)
+    if workload in ("counts", "onehot-step", "lookup-step"):
+        chars = sorted(list(set("".join(words))))
+        stoi = {s: i + 1 for i, s in enumerate(chars)}
+        stoi["."] = 0
+    if workload == "counts":
+        def counts():  # from the names: pairs, N by bincount, P, the NLL
+            xs, ys = names_pairs(words, stoi)
+            N = torch.bincount(xs * 27 + ys, minlength=27 * 27).view(27, 27)
+            P = (N + 1).float()
+            P /= P.sum(1, keepdims=True)
+            return -P.log()[xs, ys].mean().item()
+        return counts
+    if workload in ("onehot-step", "lookup-step"):
+        xs, ys = names_pairs(words, stoi)
+        num = xs.nelement()
+        g = torch.Generator().manual_seed(2147483647)
+        W = torch.randn((27, 27), generator=g, requires_grad=True)
+        if workload == "onehot-step":
+            xenc = F.one_hot(xs, num_classes=27).float()  # made once, outside the step
+
+            def step():  # the lecture's step
+                logits = xenc @ W
+                counts = logits.exp()
+                probs = counts / counts.sum(1, keepdims=True)
+                loss = -probs[torch.arange(num), ys].log().mean() + 0.01 * (W**2).mean()
+                W.grad = None
+                loss.backward()
+                W.data += -0.1 * W.grad
+            return step
+        # charlm's lookup: log_softmax of W's 27 rows, weighted by how often
+        # each pair occurs (the mean over the examples as a sum over the table)
+        freq = torch.bincount(xs * 27 + ys, minlength=27 * 27).view(27, 27).float() / num
+
+        def lookup():
+            loss = -(W.log_softmax(1) * freq).sum() + 0.01 * (W**2).mean()
+            W.grad = None
+            loss.backward()
+            W.data += -0.1 * W.grad
+        return lookup
+    if workload == "bigram-step":
+        chars = sorted(list(set(text)))
+        stoi = {ch: i for i, ch in enumerate(chars)}
+        data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
+        train_data = data[:int(0.9 * len(data))]
+        batch_size, block_size = 32, 8
+
+        def get_batch():
+            ix = torch.randint(len(train_data) - block_size, (batch_size,))
+            x = torch.stack([train_data[i:i + block_size] for i in ix])
+            y = torch.stack([train_data[i + 1:i + block_size + 1] for i in ix])
+            return x, y
+        model = nn.Embedding(len(chars), len(chars))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+
+        def step():  # bigram.py's loop body
+            xb, yb = get_batch()
+            logits = model(xb)
+            B, T, C = logits.shape
+            loss = F.cross_entropy(logits.view(B * T, C), yb.view(B * T))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        return step
+    B, T, C = 32, 256, 384
+    x = torch.randn(B, T, C)
+    if workload == "attention-v1":
+        def v1():
+            xbow = torch.zeros((B, T, C))
+            for b in range(B):
+                for t in range(T):
+                    xprev = x[b, :t + 1]
+                    xbow[b, t] = torch.mean(xprev, 0)
+            return xbow
+        return v1
+    if workload == "attention-v2":
+        def v2():
+            wei = torch.tril(torch.ones(T, T))
+            wei = wei / wei.sum(1, keepdim=True)
+            return wei @ x
+        return v2
+    if workload == "attention-v3":
+        def v3():
+            tril = torch.tril(torch.ones(T, T))
+            wei = torch.zeros((T, T))
+            wei = wei.masked_fill(tril == 0, float("-inf"))
+            wei = F.softmax(wei, dim=-1)
+            return wei @ x
+        return v3
+    if workload == "head-step":
+        head_size = 64
+        key = nn.Linear(C, head_size, bias=False)
+        query = nn.Linear(C, head_size, bias=False)
+        value = nn.Linear(C, head_size, bias=False)
+        tril = torch.tril(torch.ones(T, T))
+        xg = x.clone().requires_grad_(True)
+
+        def head():  # the lecture's Head.forward, then backward
+            k = key(xg)
+            q = query(xg)
+            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5
+            wei = wei.masked_fill(tril[:T, :T] == 0, float("-inf"))
+            wei = F.softmax(wei, dim=-1)
+            out = wei @ value(xg)
+            for p in (key.weight, query.weight, value.weight, xg):
+                p.grad = None
+            out.sum().backward()
+        return head
+    raise ValueError(workload)
+
+
+def time_torch(fn, samples, min_sample):
+    """Seconds per iteration of each sample, as `charlm bench` measures."""
+    t0 = time.perf_counter()
+    fn()  # warm-up
+    once = max(time.perf_counter() - t0, 1e-9)
+    iterations = max(1, min(1_000_000, int(-(-min_sample // once))))
+    out = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            fn()
+        out.append((time.perf_counter() - t0) / iterations)
+    return out
+
+
+def time_charlm(workload, threads, samples, min_sample):
+    cmd = [CHARLM, "bench", "--workload", workload, "--threads", str(threads),
+           "--samples", str(samples), "--sample-ms", str(int(min_sample * 1000)), "--json"]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["timings"][0]["seconds"]
+
+
+# ------------------------------------------------------------ the report
+
+def fmt_time(s):
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3g} ms" if s < 0.1 else f"{s * 1e3:.0f} ms"
+    return f"{s * 1e6:.3g} µs"
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def rustc():
+    try:
+        return subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "rustc (unknown version)"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--samples", type=int, default=3, help="samples per side, thread count and round")
+    ap.add_argument("--sample-ms", type=int, default=200)
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--workload", action="append", help="only these (repeatable)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "chapters", "figures", "speed"),
+                    help="where numbers.md and bench.json go ('' for nowhere)")
+    args = ap.parse_args()
+    if not os.path.exists(CHARLM):
+        sys.exit(f"{CHARLM} not found: run `cargo build --release` first")
+    workloads = args.workload or list(WORKLOADS)
+    threads = [int(t) for t in args.threads.split(",")]
+    words = open(data_path("names.txt")).read().splitlines()
+    text = open(data_path("tinyshakespeare.txt"), encoding="utf-8").read()
+    fns = {w: prepare(w, words, text) for w in workloads}
+    min_sample = args.sample_ms / 1000
+    samples = {(side, w, t): [] for side in ("torch", "charlm") for w in workloads for t in threads}
+    for r in range(args.rounds):
+        for w in workloads:
+            for t in threads:
+                torch.set_num_threads(t)
+                samples[("torch", w, t)] += time_torch(fns[w], args.samples, min_sample)
+                samples[("charlm", w, t)] += time_charlm(w, t, args.samples, min_sample)
+            print(f"round {r + 1}/{args.rounds}: {w} done", file=sys.stderr)
+    rows = []
+    for w in workloads:
+        best = {}
+        for side in ("torch", "charlm"):
+            t_best = min(threads, key=lambda t: min(samples[(side, w, t)]))
+            best[side] = (min(samples[(side, w, t_best)]), t_best)
+        ratio = best["charlm"][0] / best["torch"][0]
+        what, target = WORKLOADS[w]
+        rows.append({
+            "workload": w, "what": what,
+            "torch_s": best["torch"][0], "torch_threads": best["torch"][1],
+            "charlm_s": best["charlm"][0], "charlm_threads": best["charlm"][1],
+            "ratio": ratio, "target": target,
+            "met": None if target is None else ratio <= target,
+        })
+    table = ["| workload | PyTorch | charlm | charlm / PyTorch | target |",
+             "|---|---:|---:|---:|---|"]
+    for r in rows:
+        target = "—" if r["target"] is None else f"≤ {r['target']:g} {'✓' if r['met'] else '✗ missed'}"
+        table.append(f"| {r['what']} (`{r['workload']}`) | {fmt_time(r['torch_s'])} ({r['torch_threads']}t) "
+                     f"| {fmt_time(r['charlm_s'])} ({r['charlm_threads']}t) | {r['ratio']:.3f} | {target} |")
+    table = "\n".join(table)
+    print(table)
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "versions": f"PyTorch {torch.__version__}, Python {platform.python_version()}, {rustc()}, dfdx 0.13.0",
+        "method": f"best of {args.rounds * args.samples} samples of at least {args.sample_ms} ms per side, "
+                  f"in {args.rounds} alternating rounds, at {' and '.join(map(str, threads))} threads",
+    }
+    for k, v in meta.items():
+        print(f"{k}: {v}")
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        raw = {**meta, "rows": rows,
+               "samples": [{"side": s, "workload": w, "threads": t, "seconds": v}
+                           for (s, w, t), v in samples.items()]}
+        with open(os.path.join(args.out, "bench.json"), "w") as f:
+            json.dump(raw, f, indent=1)
+            f.write("\n")
+        parts = ["<!-- Generated by `python3 parity/bench.py`; do not edit. -->"]
+        for name, value in [("table", table), *meta.items()] + [
+                (f"{r['workload'].replace('-', '_')}_{k}", v) for r in rows for k, v in
+                [("torch", fmt_time(r["torch_s"])), ("charlm", fmt_time(r["charlm_s"])),
+                 ("ratio", f"{r['ratio']:.3f}"), ("speedup", f"{1 / r['ratio']:.1f}")]]:
+            parts.append(f"ANCHOR: {name}\n{value}\nANCHOR_END: {name}")
+        with open(os.path.join(args.out, "numbers.md"), "w") as f:
+            f.write("\n".join(parts) + "\n")
+        print(f"wrote {os.path.relpath(args.out, ROOT)}/numbers.md and bench.json", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
