@@ -42,8 +42,12 @@ WORKLOADS = {
     "attention-v1": ("chapter 4: causal average, loops", None),
     "attention-v2": ("chapter 4: causal average, tril matmul", 1.0),
     "attention-v3": ("chapter 4: causal average, masked softmax", 1.0),
+    "attention-v2-dense": ("chapter 4: tril matmul, dense on both sides", None),
     "head-step": ("chapter 5: one head, forward + backward", 1.0),
 }
+
+# multiply-adds × 2 of the dense matmul, where one workload is nothing else
+FLOP = {"attention-v2-dense": 2 * 32 * 256 * 256 * 384}
 
 
 # ------------------------------------------------------------ the workloads
@@ -135,7 +139,7 @@ def prepare(workload, words, text):
                     xbow[b, t] = torch.mean(xprev, 0)
             return xbow
         return v1
-    if workload == "attention-v2":
+    if workload in ("attention-v2", "attention-v2-dense"):
         def v2():
             wei = torch.tril(torch.ones(T, T))
             wei = wei / wei.sum(1, keepdim=True)
@@ -264,6 +268,9 @@ def main():
             "ratio": ratio, "target": target,
             "met": None if target is None else ratio <= target,
         })
+        if w in FLOP:
+            rows[-1]["torch_gflops"] = FLOP[w] / best["torch"][0] / 1e9
+            rows[-1]["charlm_gflops"] = FLOP[w] / best["charlm"][0] / 1e9
     table = ["| workload | PyTorch | charlm | charlm / PyTorch | target |",
              "|---|---:|---:|---:|---|"]
     for r in rows:
@@ -293,7 +300,8 @@ def main():
         for name, value in [("table", table), *meta.items()] + [
                 (f"{r['workload'].replace('-', '_')}_{k}", v) for r in rows for k, v in
                 [("torch", fmt_time(r["torch_s"])), ("charlm", fmt_time(r["charlm_s"])),
-                 ("ratio", f"{r['ratio']:.3f}"), ("speedup", f"{1 / r['ratio']:.1f}")]]:
+                 ("ratio", f"{r['ratio']:.3f}"), ("speedup", f"{1 / r['ratio']:.1f}")]
+                + [(k, f"{v:.0f}") for k, v in r.items() if k.endswith("gflops")]]:
             parts.append(f"ANCHOR: {name}\n{value}\nANCHOR_END: {name}")
         with open(os.path.join(args.out, "numbers.md"), "w") as f:
             f.write("\n".join(parts) + "\n")

@@ -11,6 +11,8 @@
 use dfdx::prelude::*;
 use rand::Rng;
 
+use crate::fused::Fused;
+
 /// Errors of the attention trick.
 #[derive(Debug, thiserror::Error)]
 pub enum TrickError {
@@ -44,13 +46,14 @@ pub fn bag_of_words_loops<D: Device<f32>>(x: &Btc<D>) -> Result<Btc<D>, TrickErr
     let mut out = vec![0f32; b * t * c]; // (B, T, C)
     for bi in 0..b {
         for ti in 0..t {
-            for ci in 0..c {
-                let mut sum = 0f32;
-                for prev in 0..=ti {
-                    sum += xs[(bi * t + prev) * c + ci]; // x[b, prev, c]
+            let sum = &mut out[(bi * t + ti) * c..(bi * t + ti + 1) * c]; // xbow[b, t], (C,)
+            for prev in 0..=ti {
+                let x_prev = &xs[(bi * t + prev) * c..(bi * t + prev + 1) * c]; // x[b, prev], (C,)
+                for (s, &v) in sum.iter_mut().zip(x_prev) {
+                    *s += v;
                 }
-                out[(bi * t + ti) * c + ci] = sum / (ti + 1) as f32;
             }
+            sum.iter_mut().for_each(|s| *s /= (ti + 1) as f32); // the mean
         }
     }
     x.device()
@@ -68,12 +71,12 @@ pub fn tril_average<D: Device<f32>>(dev: &D, t: usize) -> Tensor<(usize, usize),
     wei / rows.broadcast_like::<_, Axis<1>>(&(t, t)) // (T, T): rows sum to 1
 }
 
-/// Version 2: `wei @ x` with the averaging matrix, as one batched matmul.
-pub fn bag_of_words_matmul<D: Device<f32>>(x: &Btc<D>) -> Btc<D> {
-    let (b, t, _) = *x.shape();
+/// Version 2: `wei @ x` with the averaging matrix, as one batched matmul
+/// (which skips the zeros above the diagonal; see [`Fused::tril_matmul`]).
+pub fn bag_of_words_matmul<D: Fused>(x: &Btc<D>) -> Btc<D> {
+    let (_, t, _) = *x.shape();
     let wei = tril_average(x.device(), t); // (T, T)
-    wei.broadcast_like::<_, Axis<0>>(&(b, t, t))
-        .matmul(x.clone()) // (B, T, T) @ (B, T, C) -> (B, T, C)
+    D::tril_matmul(&wei, x) // (T, T) @ (B, T, C) -> (B, T, C)
 }
 // ANCHOR_END: v2
 
@@ -87,11 +90,10 @@ pub fn softmax_average<D: Device<f32>>(dev: &D, t: usize) -> Tensor<(usize, usiz
 }
 
 /// Version 3: `softmax(masked zeros) @ x`.
-pub fn bag_of_words_softmax<D: Device<f32>>(x: &Btc<D>) -> Btc<D> {
-    let (b, t, _) = *x.shape();
+pub fn bag_of_words_softmax<D: Fused>(x: &Btc<D>) -> Btc<D> {
+    let (_, t, _) = *x.shape();
     let wei = softmax_average(x.device(), t); // (T, T)
-    wei.broadcast_like::<_, Axis<0>>(&(b, t, t))
-        .matmul(x.clone()) // (B, T, T) @ (B, T, C) -> (B, T, C)
+    D::tril_matmul(&wei, x) // (T, T) @ (B, T, C) -> (B, T, C)
 }
 // ANCHOR_END: v3
 

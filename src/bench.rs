@@ -17,10 +17,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::Serialize;
 
-use crate::attention_trick::{bag_of_words_loops, bag_of_words_matmul, bag_of_words_softmax};
+use crate::attention_trick::{
+    bag_of_words_loops, bag_of_words_matmul, bag_of_words_softmax, tril_average,
+};
 use crate::bigram_counts::BigramCounts;
 use crate::bigram_embedding::{BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
 use crate::bigram_onehot::{Batch, BigramNet, Forward, Pairs, NAMES_VOCAB};
+use crate::fused::tril_matmul_composed;
 use crate::self_attention::Head;
 use crate::text::{Corpus, Split};
 use crate::tour::TourError;
@@ -56,6 +59,9 @@ pub enum Workload {
     AttentionV2,
     /// Chapter 4, version 3: by softmax of a masked matrix, then a matmul.
     AttentionV3,
+    /// Chapter 4, version 2 computed densely as PyTorch does (dfdx's batched
+    /// matmul, zeros included): the two libraries' matrix multiplies compared.
+    AttentionV2Dense,
     /// Chapter 5: one head (size 64) forward and backward at the same size.
     HeadStep,
 }
@@ -66,7 +72,7 @@ pub type Iteration<'a> = Box<dyn FnMut() -> Result<(), TourError> + 'a>;
 
 impl Workload {
     /// Every workload, in chapter order.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Counts,
         Workload::OnehotStep,
         Workload::LookupStep,
@@ -74,6 +80,7 @@ impl Workload {
         Workload::AttentionV1,
         Workload::AttentionV2,
         Workload::AttentionV3,
+        Workload::AttentionV2Dense,
         Workload::HeadStep,
     ];
 
@@ -87,6 +94,7 @@ impl Workload {
             Workload::AttentionV1 => "attention-v1",
             Workload::AttentionV2 => "attention-v2",
             Workload::AttentionV3 => "attention-v3",
+            Workload::AttentionV2Dense => "attention-v2-dense",
             Workload::HeadStep => "head-step",
         }
     }
@@ -159,13 +167,17 @@ impl Workload {
                     Ok(())
                 })
             }
-            Workload::AttentionV1 | Workload::AttentionV2 | Workload::AttentionV3 => {
+            Workload::AttentionV1
+            | Workload::AttentionV2
+            | Workload::AttentionV3
+            | Workload::AttentionV2Dense => {
                 let x = crate::attention_trick::randn(&dev, ATTENTION_SHAPE, &mut rng); // (B, T, C)
                 Box::new(move || {
                     let out = match self {
                         Workload::AttentionV1 => bag_of_words_loops(&x)?,
                         Workload::AttentionV2 => bag_of_words_matmul(&x),
-                        _ => bag_of_words_softmax(&x),
+                        Workload::AttentionV3 => bag_of_words_softmax(&x),
+                        _ => tril_matmul_composed(&tril_average(&dev, x.shape().1), &x),
                     }; // (B, T, C)
                     std::hint::black_box(out);
                     Ok(())

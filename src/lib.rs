@@ -67,4 +67,10 @@ pub mod book {
 
     #[doc = include_str!("../chapters/ch05-self-attention-head.md")]
     pub struct SelfAttentionHead;
+
+    #[doc = include_str!("../chapters/appendix-parity.md")]
+    pub struct AppendixParity;
+
+    #[doc = include_str!("../chapters/appendix-speed.md")]
+    pub struct AppendixSpeed;
 }

@@ -530,7 +530,7 @@ impl TrickInputs {
 }
 
 /// Chapter 4: the three versions of the causal average of PyTorch's x.
-pub fn check_attention_trick<D: Device<f32>>(
+pub fn check_attention_trick<D: Fused>(
     dev: &D,
     inputs: &TrickInputs,
 ) -> Result<Vec<Comparison>, ParityError> {

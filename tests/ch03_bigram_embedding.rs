@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use charlm::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
 use charlm::data::{self, Dataset};
-use charlm::text::{block_examples, get_batch, Corpus, Split, TextError};
+use charlm::text::{batch_at, block_examples, get_batch, Corpus, Split, TextError};
 use charlm::train::{estimate_loss, train, TrainConfig, TrainError};
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
@@ -96,6 +96,35 @@ fn batches_have_their_shape_and_are_shifted_by_one() {
     assert_eq!(*yt.shape(), (32,));
     let logits = model(0, 1.0).forward(xt);
     assert_eq!(*logits.shape(), (4, 8, Const::<65>));
+}
+
+#[test]
+fn batches_at_given_offsets() {
+    let data: Vec<usize> = (10..20).collect();
+    let b = batch_at(&data, Split::Train, &[0, 6], 3).unwrap();
+    assert_eq!((b.batch_size, b.block_size), (2, 3));
+    assert_eq!(b.x, [10, 11, 12, 16, 17, 18]);
+    assert_eq!(b.y, [11, 12, 13, 17, 18, 19]);
+    // the last offset that fits is len - block - 1; one more is an error
+    let err = batch_at(&data, Split::Val, &[7], 3).unwrap_err();
+    assert!(matches!(
+        err,
+        TextError::OffsetOutOfRange {
+            offset: 7,
+            len: 10,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("out of range"), "{err}");
+    assert!(matches!(
+        batch_at(&data, Split::Val, &[], 3),
+        Err(TextError::ZeroBatch)
+    ));
+    // get_batch draws its offsets, then cuts the same blocks as batch_at
+    let mut rng = StdRng::seed_from_u64(3);
+    let drawn = get_batch(&data, Split::Train, 4, 3, &mut rng).unwrap();
+    let offsets: Vec<usize> = drawn.x.chunks(3).map(|r| r[0] - 10).collect();
+    assert_eq!(batch_at(&data, Split::Train, &offsets, 3).unwrap(), drawn);
 }
 
 #[test]

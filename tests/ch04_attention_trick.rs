@@ -104,3 +104,29 @@ fn book_figures_and_numbers_are_current() {
     let n = common::assert_book_files_current(dir.path(), charlm::tour::ATTENTION_TRICK_DIR);
     assert_eq!(n, 2, "tril.svg, numbers.md");
 }
+
+#[test]
+fn tril_matmul_equals_the_dense_batched_matmul_of_the_lower_triangle() {
+    use charlm::fused::{tril_matmul_composed, Fused};
+    let dev = Cpu::default();
+    let mut rng = StdRng::seed_from_u64(11);
+    for (b, t, n) in [(1, 1, 1), (2, 3, 5), (3, 64, 7), (2, 65, 33), (1, 200, 9)] {
+        let x = randn(&dev, (b, t, n), &mut rng); // (B, T, N)
+                                                  // a full (T, T) matrix: the entries above the diagonal must be ignored
+        let wei = randn(&dev, (1, t, t), &mut rng).reshape_like(&(t, t));
+        let fused = Cpu::tril_matmul(&wei, &x).as_vec();
+        let dense = tril_matmul_composed(&wei, &x).as_vec();
+        let diff = fused
+            .iter()
+            .zip(&dense)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(diff < 1e-4, "(B, T, N) = ({b}, {t}, {n}): max diff {diff}");
+        // row 0 of every sequence is wei[0, 0] * x[b, 0]
+        let (w, xs) = (wei.as_vec(), x.as_vec());
+        for bi in 0..b {
+            let i = bi * t * n;
+            assert!((fused[i] - w[0] * xs[i]).abs() < 1e-5);
+        }
+    }
+}

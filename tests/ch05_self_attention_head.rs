@@ -187,3 +187,64 @@ fn book_figures_and_numbers_are_current() {
     let n = common::assert_book_files_current(dir.path(), charlm::tour::HEAD_DIR);
     assert_eq!(n, 3, "loss.svg, weights.svg, numbers.md");
 }
+
+#[test]
+fn fused_causal_softmax_equals_the_composed_ops_forward_and_backward() {
+    use charlm::fused::{causal_softmax_composed, Fused};
+    let dev = Cpu::default();
+    for (b, t) in [(1, 1), (2, 5), (3, 70), (2, 130)] {
+        let scores = randn(&dev, (b, t, t), &mut rng(t as u64)); // (B, T, T)
+        let upstream = randn(&dev, (b, t, t), &mut rng(100 + t as u64)); // ∂loss/∂weights
+        let run = |fused: bool| {
+            let s = scores.trace(Gradients::leaky());
+            let p = if fused {
+                Cpu::causal_softmax(s, 0.25)
+            } else {
+                causal_softmax_composed(s, 0.25)
+            }; // (B, T, T)
+            let values = p.as_vec();
+            let grads = (p * upstream.clone()).sum().backward();
+            (values, grads.get(&scores).as_vec())
+        };
+        let ((p1, g1), (p2, g2)) = (run(true), run(false));
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        assert!(max_diff(&p1, &p2) < 1e-6, "weights differ at T={t}");
+        assert!(max_diff(&g1, &g2) < 1e-6, "gradients differ at T={t}");
+        for (r, row) in p1.chunks(t).enumerate() {
+            let i = r % t;
+            assert!(row[i + 1..].iter().all(|&w| w == 0.0), "future visible");
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn fused_causal_softmax_is_the_same_on_any_number_of_threads_and_keeps_nan() {
+    use charlm::fused::Fused;
+    let dev = Cpu::default();
+    let scores = randn(&dev, (4, 100, 100), &mut rng(9)); // (B, T, T)
+    let run = |threads: usize| {
+        charlm::bench::with_threads(threads, || {
+            let s = scores.trace(Gradients::leaky());
+            let p = Cpu::causal_softmax(s, 0.125);
+            let values = p.as_vec();
+            (values, p.sum().backward().get(&scores).as_vec())
+        })
+        .unwrap()
+    };
+    assert_eq!(run(1), run(2));
+    let mut v = scores.as_vec();
+    v[100 * 3] = f32::NAN; // row 3 of the first block, a visible column
+    let with_nan = dev.tensor_from_vec(v, (4, 100, 100));
+    let p = Cpu::causal_softmax(with_nan, 1.0).as_vec();
+    assert!(
+        p[300..400].iter().take(4).all(|w| w.is_nan()),
+        "NaN must show"
+    );
+    assert!(p[400..500].iter().all(|w| !w.is_nan())); // other rows unaffected
+}
