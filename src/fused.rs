@@ -20,6 +20,11 @@
 //! size and partial sums are added in block order, so results do not depend
 //! on the number of threads. Other devices (CUDA) use the composed dfdx ops,
 //! which are also the reference the CPU kernel is tested against.
+//!
+//! Later chapters add the same kind of op where dfdx's composition wastes
+//! work: the cross-entropy of index targets (chapter 3), the causal
+//! average's triangular matmul (chapter 4) and causal self-attention
+//! (chapter 5), which skip what the mask makes zero.
 
 use dfdx::prelude::*;
 use rayon::prelude::*;
@@ -52,13 +57,21 @@ pub trait Fused: Device<f32> + dfdx::tensor::Cache {
         x: &Tensor<(usize, usize, usize), f32, Self>,
     ) -> Tensor<(usize, usize, usize), f32, Self>;
 
-    /// `softmax(scores · scale)` along the last axis with the future masked:
-    /// row `t` of each (T, T) block keeps columns `0..=t` and gives the rest
-    /// weight 0. Self-attention's weights, from chapter 5 on.
-    fn causal_softmax<T: Tape<f32, Self> + Merge<T>>(
-        scores: Tensor<(usize, usize, usize), f32, Self, T>,
+    /// Causal self-attention for q, k, v (B, T, H): the weights
+    /// `wei = softmax(q @ kᵀ · scale)` with the future masked (row `t` keeps
+    /// columns `0..=t`), and `wei @ v`. Returns the output (B, T, H), with a
+    /// backward pass for q, k and v, and the weights (B, T, T) to look at.
+    /// From chapter 5 on. Panics if the shapes differ, as dfdx's matmul does.
+    #[allow(clippy::type_complexity)]
+    fn causal_attention<const H: usize, T: Tape<f32, Self> + Merge<T>>(
+        q: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        k: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        v: Tensor<(usize, usize, Const<H>), f32, Self, T>,
         scale: f32,
-    ) -> Tensor<(usize, usize, usize), f32, Self, T>;
+    ) -> (
+        Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        Tensor<(usize, usize, usize), f32, Self>,
+    );
 }
 
 // ANCHOR: matmul
@@ -119,7 +132,7 @@ pub fn tril_matmul_composed<D: Device<f32>>(
 // ANCHOR_END: tril_matmul_composed
 
 // ANCHOR: causal_softmax_composed
-/// [`Fused::causal_softmax`] composed of dfdx ops, as the lecture writes it:
+/// The causal softmax composed of dfdx ops, as the lecture writes it:
 /// scale, add −∞ above the diagonal, softmax along the rows.
 pub fn causal_softmax_composed<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
     scores: Tensor<(usize, usize, usize), f32, D, T>, // (B, T, T)
@@ -130,6 +143,26 @@ pub fn causal_softmax_composed<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
     (scores * scale + future).softmax::<Axis<2>>() // (B, T, T): exp(−∞) = 0, rows sum to 1
 }
 // ANCHOR_END: causal_softmax_composed
+
+// ANCHOR: causal_attention_composed
+/// [`Fused::causal_attention`] composed of dfdx ops: affinities, causal
+/// softmax, weighted sum of the values.
+#[allow(clippy::type_complexity)]
+pub fn causal_attention_composed<const H: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    q: Tensor<(usize, usize, Const<H>), f32, D, T>, // (B, T, H)
+    k: Tensor<(usize, usize, Const<H>), f32, D, T>, // (B, T, H)
+    v: Tensor<(usize, usize, Const<H>), f32, D, T>, // (B, T, H)
+    scale: f32,
+) -> (
+    Tensor<(usize, usize, Const<H>), f32, D, T>,
+    Tensor<(usize, usize, usize), f32, D>,
+) {
+    let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B, T, H) @ (B, H, T) -> (B, T, T): affinities
+    let wei = causal_softmax_composed(wei, scale); // (B, T, T): scaled, no future, rows sum to 1
+    let (wei, tape) = wei.split_tape(); // keep a copy of the weights, to look at
+    (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
+}
+// ANCHOR_END: causal_attention_composed
 
 /// Rows per parallel block: fixed, so results do not depend on the thread count.
 const BLOCK_ROWS: usize = 2048;
@@ -236,23 +269,101 @@ impl Fused for Cpu {
         tril_matmul_cpu(wei, x)
     }
 
-    fn causal_softmax<T: Tape<f32, Self> + Merge<T>>(
-        scores: Tensor<(usize, usize, usize), f32, Self, T>,
+    fn causal_attention<const H: usize, T: Tape<f32, Self> + Merge<T>>(
+        q: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        k: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        v: Tensor<(usize, usize, Const<H>), f32, Self, T>,
         scale: f32,
-    ) -> Tensor<(usize, usize, usize), f32, Self, T> {
-        causal_softmax_cpu(scores, scale)
+    ) -> (
+        Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        Tensor<(usize, usize, usize), f32, Self>,
+    ) {
+        causal_attention_cpu(q, k, v, scale)
     }
 }
 
-/// Rows per block of the triangular matmul: block `r` multiplies its rows of
-/// wei by the first `(r + 1) · TRIL_BLOCK` rows of x only.
+/// Rows per block of the triangular products: block `r` of rows only meets
+/// the first `(r + 1) · TRIL_BLOCK` rows (or columns) of the other operand.
 const TRIL_BLOCK: usize = 64;
+
+/// A row-major view of a matrix inside a slice: (offset, row stride,
+/// column stride). A transposed view swaps the strides.
+#[derive(Clone, Copy)]
+struct View {
+    at: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl View {
+    fn rows(at: usize, rs: usize) -> Self {
+        Self { at, rs, cs: 1 }
+    }
+    fn transposed(at: usize, rs: usize) -> Self {
+        Self { at, rs: 1, cs: rs }
+    }
+    /// Whether an (r, c) matrix seen this way lies inside `len` values.
+    fn fits(self, (r, c): (usize, usize), len: usize) -> bool {
+        r == 0 || c == 0 || self.at + (r - 1) * self.rs + (c - 1) * self.cs < len
+    }
+}
+
+/// `dst (m, n) = a (m, k) @ b (k, n)`, single-threaded, with the gemm crate
+/// dfdx itself uses. Panics if a view reaches outside its slice.
+#[allow(clippy::too_many_arguments)]
+fn gemm_into(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    d: View,
+    a: &[f32],
+    av: View,
+    b: &[f32],
+    bv: View,
+) {
+    assert!(
+        d.fits((m, n), dst.len()) && av.fits((m, k), a.len()) && bv.fits((k, n), b.len()),
+        "gemm_into: a view reaches outside its slice"
+    );
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // SAFETY: the assert above keeps every element gemm touches inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst[d.at..].as_mut_ptr(),
+            d.cs as isize,
+            d.rs as isize,
+            false,
+            a[av.at..].as_ptr(),
+            av.cs as isize,
+            av.rs as isize,
+            b[bv.at..].as_ptr(),
+            bv.cs as isize,
+            bv.rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The row blocks `(r0, r1)` of a T-row matrix.
+fn row_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..t)
+        .step_by(TRIL_BLOCK)
+        .map(move |r0| (r0, (r0 + TRIL_BLOCK).min(t)))
+}
 
 /// [`Fused::tril_matmul`] on the CPU: for each row of the batch (in
 /// parallel), each block of rows of wei times the rows of x up to the
-/// block's diagonal, with the gemm crate dfdx itself uses: 5/8 of a dense
-/// matmul's multiply-adds at T = 256, and no threads waiting on each other
-/// inside one small matmul.
+/// block's diagonal: 5/8 of a dense matmul's multiply-adds at T = 256, and
+/// no threads waiting on each other inside one small matmul.
 fn tril_matmul_cpu(
     wei: &Tensor<(usize, usize), f32, Cpu>,
     x: &Tensor<(usize, usize, usize), f32, Cpu>,
@@ -275,89 +386,146 @@ fn tril_matmul_cpu(
     out.par_chunks_mut(per_row)
         .zip(xs.par_chunks(per_row))
         .for_each(|(out_b, x_b)| {
-            for r0 in (0..t).step_by(TRIL_BLOCK) {
-                let r1 = (r0 + TRIL_BLOCK).min(t);
+            for (r0, r1) in row_blocks(t) {
                 // out[r0..r1, :] = w[r0..r1, 0..r1] @ x[0..r1, :]
-                // SAFETY: every pointer and extent lies inside its slice:
-                // out_b and x_b are (T, N), w is (T, T), and r1 <= T.
-                unsafe {
-                    gemm::gemm(
-                        r1 - r0,
-                        n,
-                        r1,
-                        out_b[r0 * n..].as_mut_ptr(),
-                        1,
-                        n as isize,
-                        false,
-                        w[r0 * t..].as_ptr(),
-                        1,
-                        t as isize,
-                        x_b.as_ptr(),
-                        1,
-                        n as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+                let (o, wv, xv) = (
+                    View::rows(r0 * n, n),
+                    View::rows(r0 * t, t),
+                    View::rows(0, n),
+                );
+                gemm_into((r1 - r0, n, r1), out_b, o, &w, wv, x_b, xv);
             }
         });
     x.device().tensor_from_vec(out, (b, t, n))
 }
 
-/// Rows of a (B, T, T) block per parallel task of the causal softmax.
-const SOFTMAX_TASK_ROWS: usize = 64;
-
-/// [`Fused::causal_softmax`] on the CPU: one pass over the scores (scale,
-/// mask, softmax, in parallel over rows; only the `t + 1` visible columns of
-/// row `t` are computed), and one pass back, `∂s = scale · p ⊙ (∂p − Σ ∂p ⊙ p)`
-/// row by row. dfdx's composed ops make about eight single-threaded passes
-/// over the (B, T, T) tensor each way, and a fresh −∞ mask every call.
-fn causal_softmax_cpu<T: Tape<f32, Cpu> + Merge<T>>(
-    scores: Tensor<(usize, usize, usize), f32, Cpu, T>,
+/// [`Fused::causal_attention`] on the CPU, one sequence of the batch per
+/// task (in parallel), each product split in blocks of [`TRIL_BLOCK`] rows
+/// so that nothing above the diagonal is computed: the affinities, the
+/// softmax (only the visible part of each row), `wei @ v`; backward,
+/// `∂wei = ∂out @ vᵀ`, `∂s = scale · wei ⊙ (∂wei − Σ ∂wei ⊙ wei)` row by row,
+/// `∂q = ∂s @ k`, `∂k = ∂sᵀ @ q`, `∂v = weiᵀ @ ∂out`. dfdx's composed ops
+/// compute every product in full, make about eight single-threaded passes
+/// over the (B, T, T) affinities each way for the scale, mask and softmax,
+/// and build a fresh −∞ mask every call.
+#[allow(clippy::type_complexity)]
+fn causal_attention_cpu<const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
+    q: Tensor<(usize, usize, Const<H>), f32, Cpu, T>,
+    k: Tensor<(usize, usize, Const<H>), f32, Cpu, T>,
+    v: Tensor<(usize, usize, Const<H>), f32, Cpu, T>,
     scale: f32,
-) -> Tensor<(usize, usize, usize), f32, Cpu, T> {
-    let (scores, mut tape) = scores.split_tape();
-    let shape = *scores.shape();
-    let (b, t, cols) = shape;
-    let mut p = vec![0f32; b * t * cols]; // (B, T, T): the scores, then their softmax
-    scores.copy_into(&mut p);
-    let task = SOFTMAX_TASK_ROWS * cols.max(1);
-    p.par_chunks_mut(task).enumerate().for_each(|(k, rows)| {
-        for (r, row) in rows.chunks_exact_mut(cols.max(1)).enumerate() {
-            let i = (k * SOFTMAX_TASK_ROWS + r) % t.max(1); // the row's position in its block
-            causal_softmax_row(row, i, scale);
-        }
-    });
-    let dev = scores.device().clone();
-    if !T::OWNS_TAPE {
-        return dev.tensor_from_vec(p, shape).put_tape(tape);
-    }
-    let out = dev.tensor_from_vec(p.clone(), shape); // (B, T, T)
-    let out_for_grad = out.clone();
-    tape.add_backward_op(move |grads| {
-        // ∂p, taken out of `grads` for the pass (and put back), not copied
-        let dp = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);
-        let ds = grads.get_or_alloc_mut(&scores)?; // (B, T, T)
-        ds.par_chunks_mut(task)
-            .zip(p.par_chunks(task))
-            .zip(dp.par_chunks(task))
-            .for_each(|((ds, p), dp)| {
-                let rows = ds.chunks_exact_mut(cols).zip(p.chunks_exact(cols));
-                for ((ds, p), dp) in rows.zip(dp.chunks_exact(cols)) {
-                    let dot: f32 = p.iter().zip(dp).map(|(p, g)| p * g).sum(); // Σ ∂p ⊙ p
-                    for ((d, &p), &g) in ds.iter_mut().zip(p).zip(dp) {
-                        *d += scale * p * (g - dot);
+) -> (
+    Tensor<(usize, usize, Const<H>), f32, Cpu, T>,
+    Tensor<(usize, usize, usize), f32, Cpu>,
+) {
+    let (q, tq) = q.split_tape();
+    let (k, tk) = k.split_tape();
+    let (v, tv) = v.split_tape();
+    let mut tape = tq.merge(tk).merge(tv);
+    let (b, t, _) = *q.shape();
+    assert!(
+        k.shape() == q.shape() && v.shape() == q.shape(),
+        "causal_attention: q, k and v must have the same shape"
+    );
+    let (seq, sq) = ((t * H).max(1), (t * t).max(1)); // values per sequence: (T, H), (T, T)
+    let read = |x: &Tensor<(usize, usize, Const<H>), f32, Cpu>| {
+        let mut buf = vec![0f32; b * t * H];
+        x.copy_into(&mut buf);
+        buf
+    };
+    let (qs, ks, vs) = (read(&q), read(&k), read(&v)); // (B, T, H) each
+    let mut p = vec![0f32; b * t * t]; // (B, T, T): the affinities, then the weights
+    let mut out = vec![0f32; b * t * H]; // (B, T, H)
+    p.par_chunks_mut(sq)
+        .zip(out.par_chunks_mut(seq))
+        .enumerate()
+        .for_each(|(bi, (p_b, out_b))| {
+            let at = bi * seq; // this sequence's q, k, v
+            for (r0, r1) in row_blocks(t) {
+                // s[r0..r1, 0..r1] = q[r0..r1] @ k[0..r1]ᵀ
+                let (sv, qv, kv) = (
+                    View::rows(r0 * t, t),
+                    View::rows(at + r0 * H, H),
+                    View::transposed(at, H),
+                );
+                gemm_into((r1 - r0, r1, H), p_b, sv, &qs, qv, &ks, kv);
+            }
+            for (i, row) in p_b.chunks_exact_mut(t.max(1)).enumerate() {
+                causal_softmax_row(row, i, scale); // columns 0..=i; the rest 0
+            }
+            for (r0, r1) in row_blocks(t) {
+                // out[r0..r1] = wei[r0..r1, 0..r1] @ v[0..r1]
+                let (ov, pv, vv) = (
+                    View::rows(r0 * H, H),
+                    View::rows(r0 * t, t),
+                    View::rows(at, H),
+                );
+                gemm_into((r1 - r0, H, r1), out_b, ov, p_b, pv, &vs, vv);
+            }
+        });
+    let dev = q.device().clone();
+    let wei = dev.tensor_from_vec(p.clone(), (b, t, t)); // (B, T, T)
+    let out = dev.tensor_from_vec(out, (b, t, Const::<H>)); // (B, T, H)
+    if T::OWNS_TAPE {
+        let out_for_grad = out.clone();
+        tape.add_backward_op(move |grads| {
+            // ∂out, taken out of `grads` for the pass (and put back), not copied
+            let dout = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);
+            let (mut dq, mut dk, mut dv) = (
+                vec![0f32; b * t * H],
+                vec![0f32; b * t * H],
+                vec![0f32; b * t * H],
+            );
+            dq.par_chunks_mut(seq)
+                .zip(dk.par_chunks_mut(seq))
+                .zip(dv.par_chunks_mut(seq))
+                .enumerate()
+                .for_each(|(bi, ((dq_b, dk_b), dv_b))| {
+                    let (at, p_b) = (bi * seq, &p[bi * sq..(bi + 1) * sq]);
+                    let mut ds = vec![0f32; sq]; // (T, T): ∂wei, then ∂s
+                    for (r0, r1) in row_blocks(t) {
+                        // ∂wei[r0..r1, 0..r1] = ∂out[r0..r1] @ v[0..r1]ᵀ
+                        let (dv_, gv, vv) = (
+                            View::rows(r0 * t, t),
+                            View::rows(at + r0 * H, H),
+                            View::transposed(at, H),
+                        );
+                        gemm_into((r1 - r0, r1, H), &mut ds, dv_, &dout, gv, &vs, vv);
                     }
-                }
-            });
-        **grads.get_or_alloc_mut(&out_for_grad)? = dp;
-        Ok(())
-    });
-    out.put_tape(tape)
+                    for (i, (d, w)) in ds.chunks_exact_mut(t).zip(p_b.chunks_exact(t)).enumerate() {
+                        let (d, w) = (&mut d[..=i], &w[..=i]); // the visible columns
+                        let dot: f32 = d.iter().zip(w).map(|(g, w)| g * w).sum(); // Σ ∂wei ⊙ wei
+                        for (g, &w) in d.iter_mut().zip(w) {
+                            *g = scale * w * (*g - dot); // ∂s
+                        }
+                    }
+                    for (i, row) in ds.chunks_exact_mut(t).enumerate() {
+                        row[i + 1..].fill(0.0); // nothing flows from the future
+                    }
+                    for (r0, r1) in row_blocks(t) {
+                        // ∂q[r0..r1] = ∂s[r0..r1, 0..r1] @ k[0..r1]
+                        let (o, sv, kv) = (
+                            View::rows(r0 * H, H),
+                            View::rows(r0 * t, t),
+                            View::rows(at, H),
+                        );
+                        gemm_into((r1 - r0, H, r1), dq_b, o, &ds, sv, &ks, kv);
+                        // ∂k[r0..r1] = ∂s[r0.., r0..r1]ᵀ @ q[r0..]; ∂v[r0..r1] = wei[r0.., r0..r1]ᵀ @ ∂out[r0..]
+                        let (o, st) = (View::rows(r0 * H, H), View::transposed(r0 * t + r0, t));
+                        let later = View::rows(at + r0 * H, H); // rows r0.. of this sequence
+                        gemm_into((r1 - r0, H, t - r0), dk_b, o, &ds, st, &qs, later);
+                        gemm_into((r1 - r0, H, t - r0), dv_b, o, p_b, st, &dout, later);
+                    }
+                });
+            for (x, d) in [(&q, dq), (&k, dk), (&v, dv)] {
+                let g = grads.get_or_alloc_mut(x)?; // (B, T, H)
+                g.iter_mut().zip(&d).for_each(|(g, d)| *g += d);
+            }
+            **grads.get_or_alloc_mut(&out_for_grad)? = dout;
+            Ok(())
+        });
+    }
+    (out.put_tape(tape), wei)
 }
 
 /// Row `i` of a causal softmax, in place: the first `i + 1` values become
@@ -658,11 +826,16 @@ impl Fused for Cuda {
         tril_matmul_composed(wei, x)
     }
 
-    fn causal_softmax<T: Tape<f32, Self> + Merge<T>>(
-        scores: Tensor<(usize, usize, usize), f32, Self, T>,
+    fn causal_attention<const H: usize, T: Tape<f32, Self> + Merge<T>>(
+        q: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        k: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        v: Tensor<(usize, usize, Const<H>), f32, Self, T>,
         scale: f32,
-    ) -> Tensor<(usize, usize, usize), f32, Self, T> {
-        causal_softmax_composed(scores, scale)
+    ) -> (
+        Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        Tensor<(usize, usize, usize), f32, Self>,
+    ) {
+        causal_attention_composed(q, k, v, scale)
     }
 }
 

@@ -17,7 +17,7 @@
 //! | [`plot`] | chapter 1 | figures for the book and notebooks |
 //! | [`tour`] | chapter 1 | each stage run end to end, with its key figures |
 //! | [`fsutil`] | chapter 1 | atomic file writes |
-//! | [`fused`] | chapter 2 | a fused kernel (one-hot forward + loss) for speed |
+//! | [`fused`] | chapter 2 | fused CPU kernels for speed (one-hot step, cross-entropy, causal matmul and attention) |
 //! | [`text`] | chapter 3 | text as token ids: the split, blocks and batches |
 //! | [`bigram_embedding`] | chapter 3 | the bigram language model on tiny Shakespeare |
 //! | [`train`] | chapter 3 | settings, AdamW, the training loop, the loss estimate |

@@ -102,10 +102,8 @@ impl<const C: usize, const H: usize, D: Fused> Head<C, H, f32, D> {
         let k = project(&self.key, x.retaped::<T>()); // (B, T, H)
         let q = project(&self.query, x.retaped::<T>()); // (B, T, H)
         let v = project(&self.value, x); // (B, T, H)
-        let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B, T, H) @ (B, H, T) -> (B, T, T): affinities
-        let wei = D::causal_softmax(wei, (H as f32).powf(-0.5)); // (B, T, T): scaled, no future, rows sum to 1
-        let (wei, tape) = wei.split_tape(); // keep a copy of the weights, to look at
-        (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
+                                         // softmax(q @ kᵀ · H^-0.5) with the future masked, then @ v: (B, T, H), and the weights (B, T, T)
+        D::causal_attention(q, k, v, (H as f32).powf(-0.5))
     }
     // ANCHOR_END: head_forward
 

@@ -188,34 +188,66 @@ fn book_figures_and_numbers_are_current() {
     assert_eq!(n, 3, "loss.svg, weights.svg, numbers.md");
 }
 
-#[test]
-fn fused_causal_softmax_equals_the_composed_ops_forward_and_backward() {
-    use charlm::fused::{causal_softmax_composed, Fused};
+type Qkv = Tensor<(usize, usize, Const<8>), f32, Cpu>;
+
+/// q, k, v (B, T, 8) and an upstream gradient, from seed `seed`.
+fn qkv(b: usize, t: usize, seed: u64) -> [Qkv; 4] {
     let dev = Cpu::default();
-    for (b, t) in [(1, 1), (2, 5), (3, 70), (2, 130)] {
-        let scores = randn(&dev, (b, t, t), &mut rng(t as u64)); // (B, T, T)
-        let upstream = randn(&dev, (b, t, t), &mut rng(100 + t as u64)); // ∂loss/∂weights
-        let run = |fused: bool| {
-            let s = scores.trace(Gradients::leaky());
-            let p = if fused {
-                Cpu::causal_softmax(s, 0.25)
-            } else {
-                causal_softmax_composed(s, 0.25)
-            }; // (B, T, T)
-            let values = p.as_vec();
-            let grads = (p * upstream.clone()).sum().backward();
-            (values, grads.get(&scores).as_vec())
-        };
-        let ((p1, g1), (p2, g2)) = (run(true), run(false));
-        let max_diff = |a: &[f32], b: &[f32]| {
-            a.iter()
-                .zip(b)
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max)
-        };
-        assert!(max_diff(&p1, &p2) < 1e-6, "weights differ at T={t}");
-        assert!(max_diff(&g1, &g2) < 1e-6, "gradients differ at T={t}");
-        for (r, row) in p1.chunks(t).enumerate() {
+    let mut r = rng(seed);
+    [0; 4].map(|_| {
+        let v = randn(&dev, (b, t, 8), &mut r).as_vec();
+        dev.tensor_from_vec(v, (b, t, Const::<8>))
+    })
+}
+
+/// Output, weights, and ∂q, ∂k, ∂v of sum(out * upstream), fused or composed.
+fn attention(inputs: &[Qkv; 4], fused: bool) -> Vec<Vec<f32>> {
+    use charlm::fused::{causal_attention_composed, Fused};
+    let [q, k, v, up] = inputs;
+    let qt = q.trace(Gradients::leaky()); // the tape: q's, merged with k's and v's below
+    let kt = k.retaped::<OwnedTape<f32, Cpu>>(); // (same tensor, same id, recording)
+    let vt = v.retaped::<OwnedTape<f32, Cpu>>();
+    let (out, wei) = if fused {
+        Cpu::causal_attention(qt, kt, vt, 0.3)
+    } else {
+        causal_attention_composed(qt, kt, vt, 0.3)
+    };
+    let values = vec![out.as_vec(), wei.as_vec()];
+    let grads = (out * up.clone()).sum().backward();
+    let mut all = values;
+    all.extend([
+        grads.get(q).as_vec(),
+        grads.get(k).as_vec(),
+        grads.get(v).as_vec(),
+    ]);
+    all
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+#[test]
+fn fused_causal_attention_equals_the_composed_ops_forward_and_backward() {
+    for (b, t) in [(1, 1), (2, 5), (3, 64), (2, 70), (2, 130)] {
+        let inputs = qkv(b, t, t as u64);
+        let (fused, composed) = (attention(&inputs, true), attention(&inputs, false));
+        for (name, (f, c)) in ["out", "wei", "∂q", "∂k", "∂v"]
+            .iter()
+            .zip(fused.iter().zip(&composed))
+        {
+            assert_eq!(f.len(), c.len());
+            assert!(
+                max_diff(f, c) < 2e-5,
+                "{name} differs at T={t}: {}",
+                max_diff(f, c)
+            );
+        }
+        // every weight row is causal and sums to 1
+        for (r, row) in fused[1].chunks(t).enumerate() {
             let i = r % t;
             assert!(row[i + 1..].iter().all(|&w| w == 0.0), "future visible");
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -224,27 +256,27 @@ fn fused_causal_softmax_equals_the_composed_ops_forward_and_backward() {
 }
 
 #[test]
-fn fused_causal_softmax_is_the_same_on_any_number_of_threads_and_keeps_nan() {
-    use charlm::fused::Fused;
-    let dev = Cpu::default();
-    let scores = randn(&dev, (4, 100, 100), &mut rng(9)); // (B, T, T)
-    let run = |threads: usize| {
-        charlm::bench::with_threads(threads, || {
-            let s = scores.trace(Gradients::leaky());
-            let p = Cpu::causal_softmax(s, 0.125);
-            let values = p.as_vec();
-            (values, p.sum().backward().get(&scores).as_vec())
-        })
-        .unwrap()
-    };
+fn fused_causal_attention_is_the_same_on_any_number_of_threads_and_keeps_nan() {
+    let inputs = qkv(4, 100, 9);
+    let run =
+        |threads: usize| charlm::bench::with_threads(threads, || attention(&inputs, true)).unwrap();
     assert_eq!(run(1), run(2));
-    let mut v = scores.as_vec();
-    v[100 * 3] = f32::NAN; // row 3 of the first block, a visible column
-    let with_nan = dev.tensor_from_vec(v, (4, 100, 100));
-    let p = Cpu::causal_softmax(with_nan, 1.0).as_vec();
+    let [q, k, v, up] = inputs;
+    let mut kv = k.as_vec();
+    kv[3 * 8] = f32::NAN; // key of token 3 of the first sequence
+    let k = Cpu::default().tensor_from_vec(kv, (4, 100, Const::<8>));
+    let out = attention(&[q, k, v, up], true);
+    let wei = &out[1];
     assert!(
-        p[300..400].iter().take(4).all(|w| w.is_nan()),
-        "NaN must show"
+        wei[3 * 100..3 * 100 + 4].iter().all(|w| w.is_nan()),
+        "token 3 sees the NaN"
     );
-    assert!(p[400..500].iter().all(|w| !w.is_nan())); // other rows unaffected
+    assert!(
+        wei[..3 * 100].iter().all(|w| !w.is_nan()),
+        "tokens 0..3 do not"
+    );
+    assert!(
+        wei[100 * 100..].iter().all(|w| !w.is_nan()),
+        "other sequences do not"
+    );
 }
