@@ -218,3 +218,65 @@ fn book_parity_table_is_current() {
     charlm::tour::write_parity_book_files(words(), text(), dir.path()).unwrap();
     assert_eq!(common::assert_book_files_current(dir.path(), "parity"), 1);
 }
+
+#[test]
+fn speed_table_is_the_output_of_one_side_by_side_run() {
+    // chapters/figures/speed/ is written by `python3 parity/bench.py` from one
+    // run; the table quoted by the book must be that run's, not hand edits.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/speed");
+    let raw: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+    let numbers = std::fs::read_to_string(dir.join("numbers.md")).unwrap();
+    let rows = raw["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows
+        .iter()
+        .map(|r| r["workload"].as_str().unwrap())
+        .collect();
+    let all: Vec<&str> = charlm::bench::Workload::ALL
+        .iter()
+        .map(|w| w.name())
+        .collect();
+    assert_eq!(names, all, "every workload, in order");
+    for r in rows {
+        let (torch, charlm) = (
+            r["torch_s"].as_f64().unwrap(),
+            r["charlm_s"].as_f64().unwrap(),
+        );
+        let ratio = r["ratio"].as_f64().unwrap();
+        assert!((ratio - charlm / torch).abs() < 1e-9, "{r}");
+        // the best time is the smallest of that side's samples, at its thread count
+        for (side, best) in [("torch", torch), ("charlm", charlm)] {
+            let threads = &r[format!("{side}_threads")];
+            let samples: Vec<f64> = raw["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|s| {
+                    s["side"] == side && s["workload"] == r["workload"] && &s["threads"] == threads
+                })
+                .flat_map(|s| {
+                    s["seconds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap())
+                })
+                .collect();
+            assert!(!samples.is_empty());
+            assert_eq!(
+                samples.iter().copied().fold(f64::INFINITY, f64::min),
+                best,
+                "{r}"
+            );
+        }
+        let row = format!("(`{}`)", r["workload"].as_str().unwrap());
+        let line = numbers
+            .lines()
+            .find(|l| l.contains(&row))
+            .unwrap_or_else(|| panic!("{row} not in the table"));
+        assert!(line.contains(&format!("| {ratio:.3} |")), "{line}");
+    }
+    for anchor in ["table", "date", "machine", "versions", "method"] {
+        assert!(numbers.contains(&format!("ANCHOR: {anchor}\n")), "{anchor}");
+    }
+}
