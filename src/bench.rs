@@ -21,13 +21,13 @@ use crate::attention_trick::{
     bag_of_words_loops, bag_of_words_matmul, bag_of_words_softmax, tril_average,
 };
 use crate::bigram_counts::BigramCounts;
-use crate::bigram_embedding::{BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
+use crate::bigram_embedding::{check_vocab, BigramLanguageModel, SHAKESPEARE_VOCAB};
 use crate::bigram_onehot::{Batch, BigramNet, Forward, Pairs, NAMES_VOCAB};
 use crate::fused::tril_matmul_composed;
 use crate::self_attention::Head;
 use crate::text::{Corpus, Split};
 use crate::tour::TourError;
-use crate::train::{train_step, AdamW, TrainConfig, TrainError};
+use crate::train::{opt_err, train_step, AdamW, TrainConfig};
 use crate::vocab::Vocab;
 
 /// The lecture's larger attention size: B=32, T=256, C=384.
@@ -151,10 +151,7 @@ impl Workload {
             }
             Workload::BigramStep => {
                 let corpus = Corpus::new(text)?;
-                if corpus.vocab.len() != SHAKESPEARE_VOCAB {
-                    let (expected, got) = (SHAKESPEARE_VOCAB, corpus.vocab.len());
-                    return Err(ModelError::VocabSize { expected, got }.into());
-                }
+                check_vocab(SHAKESPEARE_VOCAB, &corpus)?;
                 let mut model: BigramLanguageModel<SHAKESPEARE_VOCAB, f32, Cpu> =
                     BigramLanguageModel::new(&dev, &mut rng, 1.0)?;
                 let cfg = TrainConfig::default();
@@ -198,10 +195,6 @@ impl Workload {
             }
         })
     }
-}
-
-fn opt_err<E: std::fmt::Debug>(e: E) -> TourError {
-    TourError::Train(TrainError::Optimizer(format!("{e:?}")))
 }
 
 /// Timings of one workload.

@@ -17,7 +17,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::fused::Fused;
-use crate::text::TokenBatch;
+use crate::text::{Corpus, TokenBatch};
 
 /// The vocabulary size of tiny Shakespeare.
 pub const SHAKESPEARE_VOCAB: usize = 65;
@@ -61,6 +61,16 @@ pub enum ModelError {
     /// The device reported an error (allocation, CUDA).
     #[error("device error: {0}")]
     Device(String),
+}
+
+/// Checks that `corpus` has the `expected` tokens a model was built for
+/// (a token id past the model's table would otherwise index out of it).
+pub fn check_vocab(expected: usize, corpus: &Corpus) -> Result<(), ModelError> {
+    let got = corpus.vocab.len();
+    if got != expected {
+        return Err(ModelError::VocabSize { expected, got });
+    }
+    Ok(())
 }
 
 pub(crate) fn dev_err<E: std::fmt::Debug>(e: E) -> ModelError {

@@ -464,7 +464,13 @@ fn causal_attention_cpu<const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
             }
         });
     let dev = q.device().clone();
-    let wei = dev.tensor_from_vec(p.clone(), (b, t, t)); // (B, T, T)
+    // the weights to return; the backward pass keeps its own copy only when there is one
+    let wei_values = if T::OWNS_TAPE {
+        p.clone()
+    } else {
+        std::mem::take(&mut p)
+    };
+    let wei = dev.tensor_from_vec(wei_values, (b, t, t)); // (B, T, T)
     let out = dev.tensor_from_vec(out, (b, t, Const::<H>)); // (B, T, H)
     if T::OWNS_TAPE {
         let out_for_grad = out.clone();

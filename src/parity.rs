@@ -26,7 +26,7 @@ use crate::attention_trick::{
     bag_of_words_loops, bag_of_words_matmul, bag_of_words_softmax, TrickError,
 };
 use crate::bigram_counts::{BigramCounts, BigramError};
-use crate::bigram_embedding::{BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
+use crate::bigram_embedding::{check_vocab, BigramLanguageModel, ModelError, SHAKESPEARE_VOCAB};
 use crate::bigram_onehot::{self as onehot, Batch, BigramNet, Forward, OneHotConfig, OneHotError};
 use crate::bigram_onehot::{Pairs, NAMES_VOCAB};
 use crate::fused::Fused;
@@ -423,10 +423,7 @@ pub fn check_embedding<D: Fused>(
     const STAGE: &str = "bigram_embedding";
     let r: EmbeddingRef = ref_file!("bigram_embedding.json").json()?;
     let corpus = Corpus::new(text)?;
-    if corpus.vocab.len() != SHAKESPEARE_VOCAB {
-        let (expected, got) = (SHAKESPEARE_VOCAB, corpus.vocab.len());
-        return Err(ModelError::VocabSize { expected, got }.into());
-    }
+    check_vocab(SHAKESPEARE_VOCAB, &corpus)?;
     let weight = dev
         .try_tensor_from_vec(inputs.table.clone(), (Const, Const))
         .map_err(dev_err)?; // (V, V)

@@ -14,7 +14,7 @@ use dfdx::optim::{AdamConfig, WeightDecay};
 use dfdx::prelude::*;
 use rand::Rng;
 
-use crate::bigram_embedding::{batch_tensors, BigramLanguageModel, ModelError};
+use crate::bigram_embedding::{batch_tensors, check_vocab, BigramLanguageModel, ModelError};
 use crate::fused::Fused;
 use crate::self_attention::HeadLanguageModel;
 use crate::text::{Corpus, Split, TextError, TokenBatch};
@@ -383,10 +383,7 @@ pub fn run<D: Fused, M: LanguageModel<D>, R: Rng>(
     stop: impl Fn() -> bool,
 ) -> Result<Finish, TrainError> {
     cfg.validate()?;
-    if M::VOCAB != corpus.vocab.len() {
-        let (expected, got) = (M::VOCAB, corpus.vocab.len());
-        return Err(ModelError::VocabSize { expected, got }.into());
-    }
+    check_vocab(M::VOCAB, corpus)?;
     if let Some(block) = M::BLOCK.filter(|&b| cfg.block_size > b) {
         let t = cfg.block_size;
         return Err(ModelError::ContextTooLong { t, block }.into());
@@ -451,7 +448,7 @@ pub fn train_step<D: Fused, M: LanguageModel<D>>(
 }
 // ANCHOR_END: train_step
 
-fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {
+pub(crate) fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {
     TrainError::Optimizer(format!("{e:?}"))
 }
 
