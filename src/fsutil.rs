@@ -61,30 +61,3 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
         f.sync_all()
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn temp_path_keeps_folder_and_extension() {
-        let t = temp_path_for(Path::new("out/fig.png"));
-        assert_eq!(t.parent(), Some(Path::new("out")));
-        assert_eq!(t.extension().unwrap(), "png");
-        assert_ne!(t, temp_path_for(Path::new("out/fig.png")));
-    }
-
-    #[test]
-    fn failed_write_leaves_old_file_and_no_temp() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("a.txt");
-        write_atomic(&dest, b"old").unwrap();
-        let err = write_atomic_with(&dest, |tmp| {
-            fs::write(tmp, b"half")?;
-            Err(io::Error::other("boom"))
-        });
-        assert!(err.is_err());
-        assert_eq!(fs::read(&dest).unwrap(), b"old");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-}

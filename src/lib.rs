@@ -6,44 +6,40 @@
 //! book (`chapters/`), the notebooks (`notebooks/`), the tests (`tests/`) and
 //! the `charlm` command line: every listing, figure and number comes from here.
 //!
-//! Modules are ordered bottom-up, one stage each:
+//! ## The chapters, and where each lives
 //!
-//! | module | introduced in | what |
+//! | chapter | the model (what the book teaches) | the run (settings, report, figures, numbers, parity, bench) |
 //! |---|---|---|
-//! | [`data`] | chapter 1 | finding, downloading and reading the data sets |
-//! | [`vocab`] | chapter 1 | characters ↔ indices |
-//! | [`bigram_counts`] | chapter 1 | the bigram model from counts |
-//! | [`bigram_onehot`] | chapter 2 | the same bigram as a one-hot neural net, trained with dfdx |
-//! | [`plot`] | chapter 1 | figures for the book and notebooks |
-//! | [`tour`] | chapter 1 | each stage run end to end, with its key figures |
-//! | [`fsutil`] | chapter 1 | atomic file writes |
-//! | [`fused`] | chapter 2 | fused CPU kernels for speed (one-hot step, cross-entropy, causal matmul and attention) |
-//! | [`text`] | chapter 3 | text as token ids: the split, blocks and batches |
-//! | [`bigram_embedding`] | chapter 3 | the bigram language model on tiny Shakespeare |
-//! | [`train`] | chapter 3 | settings, AdamW, the training loop, the loss estimate |
-//! | [`attention_trick`] | chapter 4 | the causal average three ways: loops, tril matmul, softmax |
-//! | [`self_attention`] | chapter 5 | one head of self-attention, and a language model on it |
-//! | [`checkpoint`] | chapter 3 | saving and resuming training runs (safetensors) |
-//! | [`bench`] | appendix | each stage's hot loop as a timed workload |
-//! | [`parity`] | appendix | the same inputs as the lecture's PyTorch code, the same numbers |
+//! | 1. the bigram model from counts | [`models::bigram_counts`] | [`stages::counts`] |
+//! | 2. the bigram model as a neural net | [`models::bigram_onehot`] | [`stages::onehot`] |
+//! | 3. the bigram language model | [`models::bigram`], [`models::lm`], [`train`] | [`stages::bigram`] |
+//! | 4. the mathematical trick in self-attention | [`models::attention_trick`] | [`stages::attention_trick`] |
+//! | 5. one head of self-attention | [`models::head`] | [`stages::head`] |
+//! | appendix: parity with PyTorch | | [`parity`], [`stages::parity`] |
+//! | appendix: how fast is it? | [`ops::cpu`] | [`bench`] |
+//!
+//! ## The layers, bottom-up
+//!
+//! | module | what |
+//! |---|---|
+//! | [`data`] | finding, downloading and reading the data; names; text as token ids; vocabularies (chapter 1, 3) |
+//! | [`ops`] | the kernel trait: the composed dfdx ops the book shows, fused on the CPU (chapter 2 on) |
+//! | [`models`] | one file per model, bottom-up, and the registry of language models |
+//! | [`train`] | settings, AdamW, the loop, checkpoints, a whole session (chapter 3) |
+//! | [`stages`] | one file per chapter behind one `Stage` trait, and the registry `stages::ALL` |
+//! | [`parity`], [`bench`] | the appendices' machinery |
+//! | [`plot`], [`fsutil`] | figures; files written atomically |
 #![warn(missing_docs)]
 
-pub mod attention_trick;
 pub mod bench;
-pub mod bigram_counts;
-pub mod bigram_embedding;
-pub mod bigram_onehot;
-pub mod checkpoint;
 pub mod data;
 pub mod fsutil;
-pub mod fused;
+pub mod models;
+pub mod ops;
 pub mod parity;
 pub mod plot;
-pub mod self_attention;
-pub mod text;
-pub mod tour;
+pub mod stages;
 pub mod train;
-pub mod vocab;
 
 /// Re-exported so notebooks and examples use the same versions as the crate.
 pub use {dfdx, plotters, rand, rand_chacha};

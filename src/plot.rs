@@ -12,8 +12,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::bigram_counts::{BigramCounts, BigramModel};
 use crate::fsutil;
+use crate::models::bigram_counts::{BigramCounts, BigramModel};
 use crate::train::Eval;
 
 /// The font every figure uses, shipped with the crate (DejaVu Sans Mono).

@@ -293,7 +293,12 @@ fn bigram_json_and_errors() {
     let p = |n: &str| d.join(n).to_string_lossy().into_owned();
     fails(&["bigram", "--data", &p("empty.txt")], d, "empty");
     fails(&["bigram", "--data", &p("latin1.txt")], d, "not UTF-8 text");
-    fails(&["bigram", "--data", &p("other.txt")], d, "the data has 8");
+    // 19 characters leave 2 tokens of validation data (any vocabulary is fine)
+    fails(
+        &["bigram", "--data", &p("other.txt")],
+        d,
+        "block size 8 is too large for the val split of 2 tokens",
+    );
     // 65 characters leave 7 tokens of validation data: a block of 8 cannot fit
     fails(
         &["bigram", "--data", &p("short.txt")],
@@ -464,7 +469,7 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
         err.contains("interrupted at step") && err.contains("--resume cut.safetensors"),
         "{err}"
     );
-    let (meta, vocab) = charlm::checkpoint::read_meta(&d.join("cut.safetensors")).unwrap();
+    let (meta, vocab) = charlm::train::checkpoint::read_meta(&d.join("cut.safetensors")).unwrap();
     assert!(meta.step > 0 && meta.step < 100_000_000);
     assert_eq!(vocab.len(), 65);
     let o = charlm(
@@ -622,4 +627,82 @@ fn bench_times_a_workload_and_rejects_bad_flags() {
     let o = charlm(&["bench", "--workload", "nope"], Path::new("."));
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("head-step"), "{}", stderr(&o));
+}
+
+#[path = "shared/any_text.rs"]
+mod shared;
+
+// The vocabulary comes from the data: both language models train on a text
+// of 90 characters (accents, Greek, dashes, curly quotes), save it in their
+// checkpoints, resume, and generate from prompts in it.
+#[test]
+fn any_text_trains_saves_resumes_and_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("any.txt"), shared::any_text()).unwrap();
+    for model in ["bigram", "head"] {
+        let save = format!("{model}.safetensors");
+        let quick = [
+            "--data",
+            "any.txt",
+            "--eval-iters",
+            "20",
+            "--tokens",
+            "30",
+            "--json",
+        ];
+        let mut args = vec![model, "--steps", "400", "--save", &save];
+        args.extend(quick);
+        let o = charlm(&args, d);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let v = json_of(&o);
+        assert!(v["vocab"].as_u64().unwrap() > 80, "{v}");
+        let (initial, val) = (
+            v["initial_loss"].as_f64().unwrap(),
+            v["val_loss"].as_f64().unwrap(),
+        );
+        assert!(val < initial - 0.8, "{model}: {initial} -> {val}");
+        // `train --model` is the same command
+        let mut args = vec!["train", "--model", model, "--steps", "400"];
+        args.extend(quick);
+        let o = charlm(&args, d);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        assert_eq!(json_of(&o)["val_loss"], v["val_loss"], "{model}");
+        // resumed for 100 more steps
+        let mut args = vec![model, "--resume", &save, "--steps", "500"];
+        args.extend(quick);
+        let o = charlm(&args, d);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        assert_eq!(json_of(&o)["steps"], 500);
+        // generated from a prompt of characters only this text has
+        let prompt = "Ωμέγα “café” — ";
+        let args = [
+            "generate",
+            "--checkpoint",
+            &save,
+            "--prompt",
+            prompt,
+            "--tokens",
+            "40",
+        ];
+        let o = charlm(&args, d);
+        assert!(o.status.success(), "{model}: {}", stderr(&o));
+        let text = stdout(&o);
+        assert!(text.starts_with(prompt), "{text}");
+        let n = text.trim_end_matches('\n').chars().count();
+        assert!(n >= prompt.chars().count() + 39, "{model}: {text:?}");
+        fails(
+            &["generate", "--checkpoint", &save, "--prompt", "日本"],
+            d,
+            "character '日' at position 0 is not in the vocabulary",
+        );
+    }
+    // an unknown model is clap's usage error (exit 2), naming the choices
+    let o = charlm(&["train", "--model", "gpt-7"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("unknown model; choose from bigram, head"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -1,0 +1,79 @@
+//! `charlm tour` and `charlm figures`: every stage of the registry, run for
+//! a reader or for the book.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use charlm::data::DataSets;
+use charlm::stages::ALL;
+use charlm::train::Watch;
+
+use super::progress::Bar;
+
+/// Flags of `charlm tour`.
+#[derive(Debug, Args)]
+pub struct TourArgs {
+    /// Where to write the figures.
+    #[arg(long, value_name = "DIR", default_value = "target/figures")]
+    out: PathBuf,
+    /// Print only one JSON object, keyed by stage (the last stdout line).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `charlm tour`: every stage with its defaults, its summary, its figures.
+pub fn tour(a: TourArgs) -> Result<()> {
+    let data = DataSets::new();
+    let progress = |steps: usize| -> Box<dyn Watch> { Box::new(Bar::new(steps, a.json)) };
+    let (mut reports, mut figures, mut failures) = (serde_json::Map::new(), Vec::new(), Vec::new());
+    for (i, stage) in ALL.iter().enumerate() {
+        if !a.json {
+            let gap = if i == 0 { "" } else { "\n" };
+            println!("{gap}== {}", stage.heading());
+        }
+        let tour = stage.tour(&data, &a.out, &progress)?;
+        if !a.json {
+            print!("{}", tour.summary);
+        }
+        reports.insert(stage.id().to_string(), tour.report);
+        figures.extend(tour.figures);
+        failures.extend(tour.failure);
+    }
+    if a.json {
+        println!("{}", serde_json::Value::Object(reports));
+    } else {
+        println!();
+        for path in &figures {
+            println!("figure           {}", path.display());
+        }
+    }
+    if let Some(failure) = failures.first() {
+        anyhow::bail!("{failure}");
+    }
+    Ok(())
+}
+
+/// Flags of `charlm figures`.
+#[derive(Debug, Args)]
+pub struct FiguresArgs {
+    /// The book's figures folder.
+    #[arg(long, value_name = "DIR", default_value = "chapters/figures")]
+    out: PathBuf,
+}
+
+/// `charlm figures`: every stage's book files.
+pub fn figures(a: FiguresArgs) -> Result<()> {
+    let data = DataSets::new();
+    for stage in ALL {
+        let dir = a.out.join(stage.id());
+        stage.write_book_files(&data, &dir)?;
+        println!(
+            "wrote the book's files for {} to {}",
+            stage.id(),
+            dir.display()
+        );
+    }
+    Ok(())
+}

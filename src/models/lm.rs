@@ -1,0 +1,438 @@
+//! What every language model shares: the [`LanguageModel`] trait, the loss,
+//! generation, batches to tensors, initialisation, and the layers whose size
+//! is the vocabulary's.
+//!
+//! Introduced in chapter 3 with the bigram language model; the models of
+//! later chapters implement [`LanguageModel`] next to their own definitions
+//! and are listed in [`Kind`](super::Kind), so that training, the loss
+//! estimate, checkpoints and generation are the same code for all of them.
+//!
+//! The vocabulary is a run-time size (`vocab_size = len(chars)` in the
+//! lecture): the layers that have one row or one output per token,
+//! [`Embedding`] and [`LmHead`], are (V, C) tensors with a `usize` V, so the
+//! same model trains on any text. The sizes that the model's design fixes
+//! (embedding, head and block sizes) stay typed `Const`s.
+
+use dfdx::nn::{Module, ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand::distributions::{uniform::SampleUniform, WeightedIndex};
+use rand::Rng;
+use rand_distr::{Distribution, Normal};
+
+use crate::data::text::{Corpus, TokenBatch};
+use crate::ops::Kernels;
+
+/// Errors of the language models.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model's vocabulary size does not match the data's.
+    #[error("the model has a vocabulary of {expected} tokens, but the data has {got}")]
+    VocabSize {
+        /// The model's vocabulary size.
+        expected: usize,
+        /// The data's vocabulary size.
+        got: usize,
+    },
+    /// A model needs at least one token in its vocabulary.
+    #[error("a model needs a vocabulary of at least one token")]
+    EmptyVocab,
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is outside the vocabulary of {size} tokens")]
+    TokenId {
+        /// The id.
+        id: usize,
+        /// The vocabulary size.
+        size: usize,
+    },
+    /// The prompt is empty (generation needs at least one token to start from).
+    #[error("the context to generate from is empty")]
+    EmptyContext,
+    /// The rows of a batch of contexts differ in length.
+    #[error("the contexts to generate from must all have the same length")]
+    RaggedContext,
+    /// The initial weights' spread is not a finite number >= 0.
+    #[error("the initial standard deviation must be a finite number >= 0, got {0}")]
+    BadInitStd(f32),
+    /// A context longer than the model's position table.
+    #[error("a context of {t} tokens is longer than the model's block size {block}")]
+    ContextTooLong {
+        /// The context length.
+        t: usize,
+        /// The longest the model takes.
+        block: usize,
+    },
+    /// The device reported an error (allocation, CUDA).
+    #[error("device error: {0}")]
+    Device(String),
+}
+
+/// The logits of the next token at every position: (B, T, V).
+pub type Logits<D, T = NoneTape> = Tensor<(usize, usize, usize), f32, D, T>;
+
+pub(crate) fn dev_err<E: std::fmt::Debug>(e: E) -> ModelError {
+    ModelError::Device(format!("{e:?}"))
+}
+
+/// Checks that `corpus` has the `expected` tokens a model was built for
+/// (a token id past the model's table would otherwise index out of it).
+pub fn check_vocab(expected: usize, corpus: &Corpus) -> Result<(), ModelError> {
+    let got = corpus.vocab.len();
+    if got != expected {
+        return Err(ModelError::VocabSize { expected, got });
+    }
+    Ok(())
+}
+
+// ANCHOR: language_model
+/// A model that maps token ids to the logits of the next token: what the
+/// training loop, the loss estimate, checkpoints and generation need.
+/// Implemented next to each model; the models are listed in
+/// [`Kind`](super::Kind).
+pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
+    /// The name checkpoints record ("bigram", "head").
+    const KIND: &'static str;
+
+    /// A freshly initialised model for a vocabulary of `vocab` tokens, every
+    /// random draw taken from `rng`.
+    fn init<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError>;
+
+    /// The device its tensors live on.
+    fn device(&self) -> &D;
+
+    /// Vocabulary size (V).
+    fn vocab(&self) -> usize;
+
+    /// The longest context it takes, if it has a limit (a position table
+    /// has as many rows as positions).
+    fn block(&self) -> Option<usize> {
+        None
+    }
+
+    /// The logits of the next token at every position: (B, T) → (B, T, V).
+    fn logits<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+    ) -> Result<Logits<D, T>, ModelError>;
+
+    /// The mean cross-entropy of next-token predictions: idx (B, T),
+    /// targets (B·T,).
+    fn loss<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+        targets: &Tensor<(usize,), usize, D>,     // (B·T,)
+    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError> {
+        Ok(cross_entropy(self.logits(idx)?, targets)) // ()
+    }
+
+    /// Appends `max_new_tokens` sampled tokens to each row of `idx` (rows of
+    /// one length), feeding at most the last [`block`](Self::block) tokens.
+    fn generate<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        max_new_tokens: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
+        let dev = self.device().clone();
+        generate_with(
+            idx,
+            max_new_tokens,
+            self.vocab(),
+            self.block(),
+            rng,
+            |flat, b, t| {
+                let idx = dev.try_tensor_from_vec(flat, (b, t)).map_err(dev_err)?; // (B, T)
+                Ok(self.logits(idx)?.as_vec()) // (B, T, V)
+            },
+        )
+    }
+}
+// ANCHOR_END: language_model
+
+// ANCHOR: cross_entropy
+/// `F.cross_entropy(logits.view(B*T, V), targets.view(B*T))`: the mean
+/// negative log-likelihood of index targets, over every position of every row.
+pub fn cross_entropy<D: Kernels, T: Tape<f32, D> + Merge<T>>(
+    logits: Logits<D, T>,                 // (B, T, V)
+    targets: &Tensor<(usize,), usize, D>, // (B·T,)
+) -> Tensor<Rank0, f32, D, T> {
+    let (b, t, v) = *logits.shape();
+    let logits = logits.reshape_like(&(b * t, v)); // (B·T, V)
+    D::index_nll(logits, targets) // (): log_softmax, select, mean, negate
+}
+// ANCHOR_END: cross_entropy
+
+// ANCHOR: generate
+/// The generation loop every language model shares: feed the contexts
+/// (cropped to the last `crop` tokens if given), take the logits of the last
+/// position, softmax, sample one token per row, append, repeat.
+/// `forward(flat (B·T), B, T)` returns the logits (B, T, V) flattened.
+pub fn generate_with<R: Rng>(
+    idx: &[Vec<usize>],
+    max_new_tokens: usize,
+    vocab: usize,
+    crop: Option<usize>,
+    rng: &mut R,
+    mut forward: impl FnMut(Vec<usize>, usize, usize) -> Result<Vec<f32>, ModelError>,
+) -> Result<Vec<Vec<usize>>, ModelError> {
+    let mut rows: Vec<Vec<usize>> = idx.to_vec();
+    let len = rows.first().map_or(0, Vec::len);
+    if len == 0 {
+        return Err(ModelError::EmptyContext);
+    }
+    if rows.iter().any(|r| r.len() != len) {
+        return Err(ModelError::RaggedContext);
+    }
+    if let Some(&id) = rows.iter().flatten().find(|&&id| id >= vocab) {
+        return Err(ModelError::TokenId { id, size: vocab });
+    }
+    for _ in 0..max_new_tokens {
+        let total = rows[0].len();
+        let start = crop.map_or(0, |c| total.saturating_sub(c)); // idx[:, -block_size:]
+        let t = total - start;
+        let flat: Vec<usize> = rows
+            .iter()
+            .flat_map(|r| r[start..].iter().copied())
+            .collect();
+        let logits = forward(flat, rows.len(), t)?; // (B, T, V)
+        for (b, row) in rows.iter_mut().enumerate() {
+            let last = &logits[(b * t + t - 1) * vocab..(b * t + t) * vocab]; // (V,)
+            let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let weights: Vec<f64> = last.iter().map(|&l| ((l - max) as f64).exp()).collect();
+            let dist = WeightedIndex::new(&weights).map_err(|e| dev_err(format!("{e}")))?;
+            row.push(dist.sample(rng)); // softmax, then torch.multinomial
+        }
+    }
+    Ok(rows)
+}
+// ANCHOR_END: generate
+
+/// Inputs (B, T) and flattened targets (B·T,) on a device.
+pub type TokenTensors<D> = (Tensor<(usize, usize), usize, D>, Tensor<(usize,), usize, D>);
+
+/// A batch of token ids moved to a device: inputs (B, T) and flattened
+/// targets (B·T,).
+pub fn batch_tensors<D: Device<f32>>(
+    dev: &D,
+    batch: &TokenBatch,
+) -> Result<TokenTensors<D>, ModelError> {
+    let (b, t) = (batch.batch_size, batch.block_size);
+    let x = dev
+        .try_tensor_from_vec(batch.x.clone(), (b, t))
+        .map_err(dev_err)?; // (B, T)
+    let y = dev
+        .try_tensor_from_vec(batch.y.clone(), (b * t,))
+        .map_err(dev_err)?; // (B·T,)
+    Ok((x, y))
+}
+
+// ---------------------------------------------------------------- initialisation
+
+/// A tensor of `shape` filled, row-major, with N(0, std²) draws from `rng`:
+/// PyTorch's `nn.Embedding` initialisation for std 1.
+pub fn normal<S: Shape, D: Device<f32>, R: Rng>(
+    dev: &D,
+    shape: S,
+    std: f32,
+    rng: &mut R,
+) -> Result<Tensor<S, f32, D>, ModelError> {
+    if !(std.is_finite() && std >= 0.0) {
+        return Err(ModelError::BadInitStd(std));
+    }
+    let normal = Normal::new(0.0, std).map_err(|_| ModelError::BadInitStd(std))?;
+    let values: Vec<f32> = (0..shape.num_elements())
+        .map(|_| normal.sample(rng))
+        .collect();
+    dev.try_tensor_from_vec(values, shape).map_err(dev_err)
+}
+
+/// A tensor of `shape` filled, row-major, with U(-1/sqrt(fan_in),
+/// 1/sqrt(fan_in)) draws from `rng`: PyTorch's `nn.Linear` initialisation.
+pub fn uniform<S: Shape, D: Device<f32>, R: Rng>(
+    dev: &D,
+    shape: S,
+    fan_in: usize,
+    rng: &mut R,
+) -> Result<Tensor<S, f32, D>, ModelError> {
+    let b = 1.0 / (fan_in as f32).sqrt();
+    let values: Vec<f32> = (0..shape.num_elements())
+        .map(|_| rng.gen_range(-b..b))
+        .collect();
+    dev.try_tensor_from_vec(values, shape).map_err(dev_err)
+}
+
+/// How a visitor resets a tensor (`TensorOptions::reset`).
+pub type Reset<S, E, D> = fn(&mut Tensor<S, E, D>) -> Result<(), <D as HasErr>::Err>;
+
+// ANCHOR: runtime_options
+/// dfdx's [`TensorOptions`] for a tensor whose shape is known only at run
+/// time (the vocabulary's): what `iter_tensors` hands the visitors that walk
+/// a model (the optimiser, gradients, safetensors, device moves).
+///
+/// In dfdx 0.13, `TensorOptions` is `#[non_exhaustive]`, so it cannot be
+/// written as a struct literal outside dfdx, and its constructors require a
+/// compile-time `ConstShape`. Its three fields are public, though, so this
+/// writes each of them into uninitialised memory. `shape` is read only by
+/// `BuildModule`, which cannot know a run-time size anyway: such models are
+/// built with their own constructors, never with `build`.
+pub fn runtime_options<S: Shape, E: Dtype, D: Device<E>>(
+    shape: S,
+    reset: Reset<S, E, D>,
+) -> TensorOptions<S, E, D> {
+    let mut options = std::mem::MaybeUninit::<TensorOptions<S, E, D>>::uninit();
+    let p = options.as_mut_ptr();
+    // SAFETY: dfdx is pinned to =0.13.0 (Cargo.toml), whose TensorOptions has
+    // exactly these three fields (`tests/book/models.rs` checks its size
+    // against a struct of the same fields); writing all of them initialises it.
+    unsafe {
+        std::ptr::addr_of_mut!((*p).do_gradient_update).write(true);
+        std::ptr::addr_of_mut!((*p).reset).write(reset);
+        std::ptr::addr_of_mut!((*p).shape).write(shape);
+        options.assume_init()
+    }
+}
+// ANCHOR_END: runtime_options
+
+/// Fills `t` with U(-1/sqrt(fan_in), 1/sqrt(fan_in)) from the device's own
+/// generator: what dfdx's `reset_params` does for its layers.
+fn reset_uniform<S: Shape, E: Dtype + Float + SampleUniform, D: Device<E>>(
+    t: &mut Tensor<S, E, D>,
+    fan_in: usize,
+) -> Result<(), D::Err> {
+    let b = E::ONE / E::from_usize(fan_in.max(1)).unwrap_or(E::ONE).sqrt();
+    t.try_fill_with_distr(rand_distr::Uniform::new(-b, b))
+}
+
+// ---------------------------------------------------------------- layers
+
+// ANCHOR: embedding
+/// `nn.Embedding(vocab_size, C)`: one learned row of C values per token,
+/// looked up by id. The vocabulary is a run-time size; C is a `usize` too
+/// for the bigram model (whose rows are logits, C = V), a `Const` otherwise.
+#[derive(Debug, Clone)]
+pub struct Embedding<C: Dim, E: Dtype, D: Storage<E>> {
+    /// (V, C): row `i` belongs to token `i`.
+    pub weight: Tensor<(usize, C), E, D>,
+}
+
+impl<C: Dim + Default, E: Dtype + Float + SampleUniform, D: Device<E>> TensorCollection<E, D>
+    for Embedding<C, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = Embedding<C, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        // (`reset_params`, which charlm never calls, draws as dfdx's Embedding does.)
+        let options = runtime_options((0, C::default()), |t| {
+            let fan_in = t.shape().0;
+            reset_uniform(t, fan_in)
+        });
+        visitor.visit_fields(
+            Self::tensor("weight", |s| &s.weight, |s| &mut s.weight, options),
+            |weight| Embedding { weight },
+        )
+    }
+}
+
+impl<C: Dim, D: Kernels, T: Tape<f32, D>> Module<Tensor<(usize, usize), usize, D, T>>
+    for Embedding<C, f32, D>
+{
+    type Output = Tensor<(usize, usize, C), f32, D, T>;
+    type Error = D::Err;
+
+    /// Row `idx[b, t]` of the table for every position: (B, T) → (B, T, C).
+    fn try_forward(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+    ) -> Result<Self::Output, D::Err> {
+        let (idx, tape) = idx.split_tape(); // the tape moves to the table, which learns
+        Ok(D::embedding(self.weight.clone().put_tape(tape), idx)) // (B, T, C): weight[idx]
+    }
+}
+// ANCHOR_END: embedding
+
+impl<C: Dim, E: Dtype, D: Device<E>> Embedding<C, E, D> {
+    /// Vocabulary size (V).
+    pub fn vocab(&self) -> usize {
+        self.weight.shape().0
+    }
+}
+
+// ANCHOR: lm_head
+/// `nn.Linear(C, vocab_size)`: from a token's C channels to the V logits of
+/// the next token, `x @ weightᵀ + bias`, with dfdx's (out, in) layout.
+#[derive(Debug, Clone)]
+pub struct LmHead<const C: usize, E: Dtype, D: Storage<E>> {
+    /// (V, C).
+    pub weight: Tensor<(usize, Const<C>), E, D>,
+    /// (V,).
+    pub bias: Tensor<(usize,), E, D>,
+}
+
+impl<const C: usize, E: Dtype + Float + SampleUniform, D: Device<E>> TensorCollection<E, D>
+    for LmHead<C, E, D>
+{
+    type To<E2: Dtype, D2: Device<E2>> = LmHead<C, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        fn reset<S: Shape, E: Dtype + Float + SampleUniform, D: Device<E>>(
+            t: &mut Tensor<S, E, D>,
+        ) -> Result<(), D::Err> {
+            let fan_in = t.shape().concrete().into_iter().last().unwrap_or(1);
+            reset_uniform(t, fan_in)
+        }
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    runtime_options((0, Const), reset),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    runtime_options((0,), reset),
+                ),
+            ),
+            |(weight, bias)| LmHead { weight, bias },
+        )
+    }
+}
+
+impl<const C: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
+    Module<Tensor<(usize, usize, Const<C>), E, D, T>> for LmHead<C, E, D>
+{
+    type Output = Tensor<(usize, usize, usize), E, D, T>;
+    type Error = D::Err;
+
+    /// (B, T, C) → (B, T, V).
+    fn try_forward(
+        &self,
+        x: Tensor<(usize, usize, Const<C>), E, D, T>,
+    ) -> Result<Self::Output, D::Err> {
+        let logits = x.try_matmul(self.weight.retaped::<T>().try_permute()?)?; // (B, T, C) @ (C, V) -> (B, T, V)
+        let shape = *logits.shape();
+        logits.try_add(
+            self.bias
+                .retaped::<T>()
+                .try_broadcast_like::<_, Axes2<0, 1>>(&shape)?,
+        )
+    }
+}
+// ANCHOR_END: lm_head
+
+impl<const C: usize, D: Device<f32>> LmHead<C, f32, D> {
+    /// Initialised as PyTorch's `nn.Linear(C, vocab)`: weight then bias, both
+    /// U(±1/sqrt(C)), from `rng`.
+    pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
+        Ok(Self {
+            weight: uniform(dev, (vocab, Const::<C>), C, rng)?, // (V, C)
+            bias: uniform(dev, (vocab,), C, rng)?,              // (V,)
+        })
+    }
+}

@@ -1,0 +1,85 @@
+//! What the book teaches, bottom-up, one file per stage: each model and the
+//! computations around it, in the plain dfdx ops the chapters list.
+//!
+//! | module | chapter | what |
+//! |---|---|---|
+//! | [`bigram_counts`] | 1 | the bigram model from counts |
+//! | [`bigram_onehot`] | 2 | the same bigram as a one-hot neural net, trained with dfdx |
+//! | [`lm`] | 3 | what every language model shares: the trait, the loss, generation, layers |
+//! | [`bigram`] | 3 | the bigram language model on tiny Shakespeare |
+//! | [`attention_trick`] | 4 | the causal average three ways: loops, tril matmul, softmax |
+//! | [`head`] | 5 | one head of self-attention, and a language model on it |
+//!
+//! The language models are listed in [`Kind`], the registry that training,
+//! checkpoints and `charlm generate` look them up in.
+
+pub mod attention_trick;
+pub mod bigram;
+pub mod bigram_counts;
+pub mod bigram_onehot;
+pub mod head;
+pub mod lm;
+
+use crate::ops::Kernels;
+pub use lm::{LanguageModel, ModelError};
+
+// ANCHOR: kinds
+/// The language models, by the name their checkpoints record: the registry
+/// that `charlm train`, `--resume` and `charlm generate` look a model up in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Chapter 3: [`bigram::BigramLanguageModel`].
+    Bigram,
+    /// Chapter 5: [`head::LectureHead`].
+    Head,
+}
+
+impl Kind {
+    /// Every kind, in chapter order.
+    pub const ALL: [Kind; 2] = [Kind::Bigram, Kind::Head];
+
+    /// Runs `job` with this kind's model type.
+    pub fn with<D: Kernels, J: ModelJob<D>>(self, job: J) -> J::Output {
+        match self {
+            Kind::Bigram => job.run::<bigram::BigramLanguageModel<f32, D>>(),
+            Kind::Head => job.run::<head::LectureHead<D>>(),
+        }
+    }
+}
+// ANCHOR_END: kinds
+
+/// Something to do with a model type chosen at run time (see [`Kind::with`]).
+pub trait ModelJob<D: Kernels> {
+    /// What it returns.
+    type Output;
+    /// Does it with model type `M`.
+    fn run<M: LanguageModel<D>>(self) -> Self::Output;
+}
+
+/// The name a model type records in its checkpoints.
+struct NameOf;
+
+impl ModelJob<dfdx::prelude::Cpu> for NameOf {
+    type Output = &'static str;
+    fn run<M: LanguageModel<dfdx::prelude::Cpu>>(self) -> &'static str {
+        M::KIND
+    }
+}
+
+impl Kind {
+    /// The name checkpoints record (`LanguageModel::KIND`).
+    pub fn name(self) -> &'static str {
+        self.with::<dfdx::prelude::Cpu, _>(NameOf)
+    }
+
+    /// The kind called `name`.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,105 @@
+//! The plain computations, composed of dfdx's ops: what the chapters list,
+//! what [`Kernels`](super::Kernels)' methods default to, and the reference
+//! the CPU's fused kernels are tested against.
+
+use dfdx::prelude::*;
+
+// ANCHOR: matmul
+/// `x @ w` for data x (N, K) and weights w (K, V), with dfdx's matmul. The
+/// tape must ride on the left operand of a matmul, so it moves from `w` to
+/// `x` (and dfdx's backward pass then computes a gradient for `x` as well).
+pub fn matmul_fixed_lhs<D: Device<f32>, T: Tape<f32, D>>(
+    x: &Tensor<(usize, usize), f32, D>,
+    w: Tensor<(usize, usize), f32, D, T>,
+) -> Tensor<(usize, usize), f32, D, T> {
+    let (w, tape) = w.split_tape();
+    x.clone().put_tape(tape).matmul(w) // (N, K) @ (K, V) -> (N, V)
+}
+// ANCHOR_END: matmul
+
+// ANCHOR: embedding
+/// The embedding lookup: row `idx[b, t]` of the table for every position,
+/// dfdx's `gather` (`nn.Embedding`'s forward in PyTorch).
+pub fn embedding<C: Dim, D: Device<f32>, T: Tape<f32, D>>(
+    weight: Tensor<(usize, C), f32, D, T>, // (V, C)
+    idx: Tensor<(usize, usize), usize, D>, // (B, T)
+) -> Tensor<(usize, usize, C), f32, D, T> {
+    weight.gather(idx) // (B, T, C)
+}
+// ANCHOR_END: embedding
+
+// ANCHOR: index_nll
+/// The loss of index targets, from logits (N, V) and labels (N,): the log of
+/// the softmax (in one stable op), each row's entry at its label, the mean,
+/// negated. `F.cross_entropy(logits, ys)` in PyTorch.
+pub fn index_nll<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    logits: Tensor<(usize, usize), f32, D, T>,
+    ys: &Tensor<(usize,), usize, D>,
+) -> Tensor<Rank0, f32, D, T> {
+    logits
+        .log_softmax::<Axis<1>>() // (N, V)
+        .select(ys.clone()) // (N,): log p[n, ys[n]]
+        .mean() // ()
+        .negate()
+}
+// ANCHOR_END: index_nll
+
+/// [`Kernels::linear_nll`](super::Kernels::linear_nll): the one-hot matmul,
+/// then [`index_nll`].
+pub fn linear_nll<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    x: &Tensor<(usize, usize), f32, D>,
+    w: Tensor<(usize, usize), f32, D, T>,
+    ys: &Tensor<(usize,), usize, D>,
+) -> Tensor<Rank0, f32, D, T> {
+    index_nll(matmul_fixed_lhs(x, w), ys) // (N, K) @ (K, V) -> (N, V) -> ()
+}
+
+// ANCHOR: tril_matmul
+/// `wei @ x` for every sequence of the batch: zero wei above the diagonal,
+/// broadcast it to (B, T, T) (a batched matmul wants the batch on both
+/// sides), one batched matmul. The lecture's `wei @ x`, broadcast by PyTorch.
+pub fn tril_matmul<D: Device<f32>>(
+    wei: &Tensor<(usize, usize), f32, D>,      // (T, T)
+    x: &Tensor<(usize, usize, usize), f32, D>, // (B, T, C)
+) -> Tensor<(usize, usize, usize), f32, D> {
+    let (b, t, _) = *x.shape();
+    wei.clone()
+        .lower_tri(0) // (T, T): zero above the diagonal
+        .broadcast_like::<_, Axis<0>>(&(b, t, t)) // (B, T, T)
+        .matmul(x.clone()) // (B, T, T) @ (B, T, C) -> (B, T, C)
+}
+// ANCHOR_END: tril_matmul
+
+// ANCHOR: causal_softmax
+/// The causal softmax, as the lecture writes it: scale, add −∞ above the
+/// diagonal (`masked_fill(tril == 0, float('-inf'))`), softmax along rows.
+pub fn causal_softmax<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    scores: Tensor<(usize, usize, usize), f32, D, T>, // (B, T, T)
+    scale: f32,
+) -> Tensor<(usize, usize, usize), f32, D, T> {
+    let shape = *scores.shape();
+    let future = scores.device().upper_tri_like(&shape, f32::NEG_INFINITY, 1); // (B, T, T): −∞ above the diagonal
+    (scores * scale + future).softmax::<Axis<2>>() // (B, T, T): exp(−∞) = 0, rows sum to 1
+}
+// ANCHOR_END: causal_softmax
+
+// ANCHOR: causal_attention
+/// One head's attention, as the lecture writes it: affinities `q @ kᵀ`,
+/// scaled, the future masked, softmax, and the weighted sum of the values.
+/// Returns the output and the weights.
+#[allow(clippy::type_complexity)]
+pub fn causal_attention<const H: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    q: Tensor<(usize, usize, Const<H>), f32, D, T>, // (B, T, H)
+    k: Tensor<(usize, usize, Const<H>), f32, D, T>, // (B, T, H)
+    v: Tensor<(usize, usize, Const<H>), f32, D, T>, // (B, T, H)
+    scale: f32,
+) -> (
+    Tensor<(usize, usize, Const<H>), f32, D, T>,
+    Tensor<(usize, usize, usize), f32, D>,
+) {
+    let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B, T, H) @ (B, H, T) -> (B, T, T): affinities
+    let wei = causal_softmax(wei, scale); // (B, T, T): scaled, no future, rows sum to 1
+    let (wei, tape) = wei.split_tape(); // keep a copy of the weights, to look at
+    (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
+}
+// ANCHOR_END: causal_attention

@@ -1,0 +1,160 @@
+//! charlm's fused CPU kernels: the same numbers as [`composed`](super::composed),
+//! computed with less memory traffic.
+//!
+//! Introduced in the appendix "How fast is it?". Composed from dfdx's ops,
+//! chapter 2's full-batch step writes and reads several (228,146, 27)
+//! tensors (the logits, their softmax, the gradients of both, a gradient for
+//! the one-hot inputs that nobody reads) and spends its time moving memory;
+//! the attention of chapters 4 and 5 computes, then masks, the half of every
+//! (T, T) product that lies in the future. The kernels here do the same
+//! arithmetic a few hundred rows at a time, while they sit in the CPU's
+//! fastest cache, and skip what the mask makes zero:
+//!
+//! - [`embedding`]: the embedding lookup as row copies, and its backward as
+//!   row additions;
+//! - [`nll`]: the one-hot forward and its loss, `-mean_n log_softmax(x[n] @ W)[y[n]]`,
+//!   and the cross-entropy of index targets, with the softmax computed by a
+//!   branch-free `exp` the compiler vectorises;
+//! - [`attention`]: the causal average's triangular matmul and causal
+//!   self-attention, forward and backward, one sequence per thread, in
+//!   blocks of rows that never reach above the diagonal.
+//!
+//! Blocks of rows have a fixed size and partial sums are added in block
+//! order, so results do not depend on the number of threads. Each kernel is
+//! tested against its composed twin (`tests/book/ops.rs`).
+
+use dfdx::prelude::*;
+
+use super::Kernels;
+
+pub mod attention;
+pub mod embedding;
+pub mod nll;
+
+impl Kernels for Cpu {
+    fn embedding<C: Dim, T: Tape<f32, Self>>(
+        weight: Tensor<(usize, C), f32, Self, T>,
+        idx: Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize, C), f32, Self, T> {
+        embedding::embedding(weight, idx)
+    }
+
+    fn linear_nll<T: Tape<f32, Self> + Merge<T>>(
+        x: &Tensor<(usize, usize), f32, Self>,
+        w: Tensor<(usize, usize), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T> {
+        nll::linear_nll(x, w, ys)
+    }
+
+    fn index_nll<T: Tape<f32, Self> + Merge<T>>(
+        logits: Tensor<(usize, usize), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T> {
+        nll::index_nll(logits, ys)
+    }
+
+    fn tril_matmul(
+        wei: &Tensor<(usize, usize), f32, Self>,
+        x: &Tensor<(usize, usize, usize), f32, Self>,
+    ) -> Tensor<(usize, usize, usize), f32, Self> {
+        attention::tril_matmul(wei, x)
+    }
+
+    fn causal_attention<const H: usize, T: Tape<f32, Self> + Merge<T>>(
+        q: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        k: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        v: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        scale: f32,
+    ) -> (
+        Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        Tensor<(usize, usize, usize), f32, Self>,
+    ) {
+        attention::causal_attention(q, k, v, scale)
+    }
+}
+
+/// `e^x`, branch-free so that loops over slices vectorise: Cephes' `expf`
+/// (range reduction by ln 2, degree-5 polynomial, exponent bits), relative
+/// error within 2 ulp of `f32::exp` on [-87, 88]. Inputs below -87 give
+/// about 1.6e-38 instead of a denormal or 0; NaN stays NaN.
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    // Comparisons written so that NaN passes through (a NaN loss must show).
+    let x = if x < -87.0 { -87.0 } else { x };
+    let x = if x > 88.0 { 88.0 } else { x };
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let t = x * std::f32::consts::LOG2_E + ROUND; // its low bits hold n = round(x / ln 2)
+    let n = t - ROUND;
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4; // x - n ln 2, in two parts
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    let y = p * (r * r) + r + 1.0; // e^r
+                                   // 2^n from the bits: t's bits are those of 1.5 * 2^23 plus n, so
+                                   // subtracting them but 127 leaves n + 127, the biased exponent of 2^n
+                                   // (integer ops only, which vectorise; a float-to-int cast would not).
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits() - 127) << 23);
+    y * two_n
+}
+
+/// Reduces a row with `f` in 8 independent lanes (one vector register), then
+/// folds the lanes: no long chain of dependent scalar operations. A fixed
+/// order, so the result is the same every run.
+#[inline(always)]
+fn lanes(row: &[f32], init: f32, f: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut acc = [init; 8];
+    let chunks = row.chunks_exact(8);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = f(*a, v);
+        }
+    }
+    let folded = acc.iter().fold(init, |a, &v| f(a, v));
+    tail.iter().fold(folded, |a, &v| f(a, v))
+}
+
+/// Reusable `f32` buffers. A full-batch step needs the same large buffers
+/// every time; taking them from here skips both the allocator's fresh,
+/// page-faulting memory and zero-filling what is about to be overwritten.
+static SCRATCH: std::sync::Mutex<Vec<Vec<f32>>> = std::sync::Mutex::new(Vec::new());
+
+/// A buffer from [`SCRATCH`] of a given length, with unspecified contents;
+/// it goes back on drop.
+struct Scratch(Vec<f32>);
+
+impl Scratch {
+    fn take(len: usize) -> Self {
+        let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        let found = pool.iter().position(|v| v.len() == len);
+        let buf = match found {
+            Some(i) => pool.swap_remove(i),
+            None => vec![0f32; len],
+        };
+        Self(buf)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let mut pool = SCRATCH.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 8 {
+            pool.push(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        &mut self.0
+    }
+}

@@ -1,0 +1,90 @@
+//! The operations the models share, behind one kernel trait.
+//!
+//! Every method of [`Kernels`] defaults to the plain computation composed of
+//! dfdx's ops, in [`composed`]: the lecture's lines, which the chapters list
+//! and every device runs. The CPU overrides some of them with fused kernels
+//! ([`cpu`]) that compute the same numbers with less memory traffic, or skip
+//! what a causal mask makes zero; the speed appendix introduces them, and the
+//! tests check each against its composed twin. CUDA takes the defaults, so
+//! it needs no copy of the signatures.
+//!
+//! | method | chapter | composed | what the CPU kernel saves |
+//! |---|---|---|---|
+//! | [`Kernels::embedding`] | 3 | `gather` | index arithmetic for every element, both ways |
+//! | [`Kernels::linear_nll`] | 2 | one-hot matmul, log_softmax, select, mean | the (N, V) logits and their gradients |
+//! | [`Kernels::index_nll`] | 3 | log_softmax, select, mean | passes over the (N, V) logits |
+//! | [`Kernels::tril_matmul`] | 4 | broadcast `wei @ x` | the zeros above the diagonal |
+//! | [`Kernels::causal_attention`] | 5 | `softmax(q @ kᵀ · scale + mask) @ v` | the masked half, eight passes over (B, T, T) |
+
+use dfdx::prelude::*;
+
+pub mod composed;
+pub mod cpu;
+
+/// Devices with charlm's kernels: every method defaults to [`composed`].
+pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
+    /// `-mean_n log_softmax(x[n] @ w)[ys[n]]` for data x (N, K), weights
+    /// w (K, V) and labels ys (N,): a linear layer and its loss in one op,
+    /// with a backward pass for `w` (chapter 2).
+    fn linear_nll<T: Tape<f32, Self> + Merge<T>>(
+        x: &Tensor<(usize, usize), f32, Self>,
+        w: Tensor<(usize, usize), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T> {
+        composed::linear_nll(x, w, ys)
+    }
+
+    /// `weight[idx]`: row `idx[b, t]` of weight (V, C) for every position,
+    /// (B, T) → (B, T, C), with a backward pass that adds each position's
+    /// gradient into its token's row: an embedding lookup (chapter 3 on).
+    /// The tape rides on `weight`. Panics on an id past V, as dfdx's gather does.
+    fn embedding<C: Dim, T: Tape<f32, Self>>(
+        weight: Tensor<(usize, C), f32, Self, T>,
+        idx: Tensor<(usize, usize), usize, Self>,
+    ) -> Tensor<(usize, usize, C), f32, Self, T> {
+        composed::embedding(weight, idx)
+    }
+
+    /// `-mean_n log_softmax(logits[n])[ys[n]]` for logits (N, V) and labels
+    /// ys (N,): the cross-entropy of index targets, every language model's
+    /// loss from chapter 3 on.
+    fn index_nll<T: Tape<f32, Self> + Merge<T>>(
+        logits: Tensor<(usize, usize), f32, Self, T>,
+        ys: &Tensor<(usize,), usize, Self>,
+    ) -> Tensor<Rank0, f32, Self, T> {
+        composed::index_nll(logits, ys)
+    }
+
+    /// `wei @ x[b]` for every row `b` of x, with wei's entries above the
+    /// diagonal taken as 0: wei (T, T), x (B, T, N) → (B, T, N). The causal
+    /// average of chapter 4. Panics if wei is not (T, T) for x's T, as
+    /// dfdx's matmul does.
+    fn tril_matmul(
+        wei: &Tensor<(usize, usize), f32, Self>,
+        x: &Tensor<(usize, usize, usize), f32, Self>,
+    ) -> Tensor<(usize, usize, usize), f32, Self> {
+        composed::tril_matmul(wei, x)
+    }
+
+    /// Causal self-attention for q, k, v (B, T, H): the weights
+    /// `wei = softmax(q @ kᵀ · scale)` with the future masked (row `t` keeps
+    /// columns `0..=t`), and `wei @ v`. Returns the output (B, T, H), with a
+    /// backward pass for q, k and v, and the weights (B, T, T) to look at.
+    /// From chapter 5 on. Panics if the shapes differ, as dfdx's matmul does.
+    #[allow(clippy::type_complexity)]
+    fn causal_attention<const H: usize, T: Tape<f32, Self> + Merge<T>>(
+        q: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        k: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        v: Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        scale: f32,
+    ) -> (
+        Tensor<(usize, usize, Const<H>), f32, Self, T>,
+        Tensor<(usize, usize, usize), f32, Self>,
+    ) {
+        composed::causal_attention(q, k, v, scale)
+    }
+}
+
+/// CUDA runs the composed ops: the defaults.
+#[cfg(feature = "cuda")]
+impl Kernels for Cuda {}

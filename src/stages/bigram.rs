@@ -1,0 +1,311 @@
+//! Chapter 3: the bigram language model on tiny Shakespeare, trained with
+//! AdamW (what `charlm bigram` runs with the lecture's model), the chapter's
+//! figure and numbers, the check against bigram.py's first 100 steps, and
+//! the training-step workload.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use dfdx::nn::ZeroGrads;
+use dfdx::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+use serde::Deserialize;
+
+use super::{dev_err, json, shown, BookNumbers, Progress, Stage, StageError, Tour};
+use crate::bench::{Iteration, Workload};
+use crate::data::text::{batch_at, block_examples, Corpus, Split, TextError};
+use crate::data::DataSets;
+use crate::models::bigram::BigramLanguageModel;
+use crate::models::lm::{batch_tensors, check_vocab};
+use crate::models::LanguageModel;
+use crate::ops::Kernels;
+use crate::parity::{compare, ref_file, Comparison, RefError};
+use crate::plot::{Figure, TrainCurves};
+use crate::train::session::{self, Session, Settings};
+use crate::train::{train_step, AdamW, TrainConfig, Watch};
+
+/// The stage's id: its book files are in `chapters/figures/bigram_embedding`.
+pub const ID: &str = "bigram_embedding";
+
+/// The vocabulary size of tiny Shakespeare.
+pub const SHAKESPEARE_VOCAB: usize = 65;
+
+/// A finished session of the bigram language model.
+pub type BigramRun<D> = Session<D, BigramLanguageModel<f32, D>>;
+
+/// Chapter 3 in the registry.
+pub struct Bigram;
+
+impl Stage for Bigram {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn heading(&self) -> &'static str {
+        "Chapter 3: the bigram language model (tiny Shakespeare)"
+    }
+
+    fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
+        let mut watch = progress(Settings::default().config.max_iters);
+        let run = run_bigram(&Cpu::default(), data.text()?, &mut *watch)?;
+        Ok(Tour {
+            summary: run.summary(),
+            report: json(&run.report),
+            figures: save_figures(&run, &out.join(ID), &["svg", "png"])?,
+            failure: None,
+        })
+    }
+
+    fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
+        write_book_files(data.text()?, dir)
+    }
+
+    fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {
+        check_embedding(
+            &Cpu::default(),
+            data.text()?,
+            &EmbeddingInputs::reference()?,
+        )
+    }
+
+    fn workloads(&self) -> Vec<Workload> {
+        vec![Workload {
+            name: "bigram-step",
+            about: "chapter 3: one AdamW training step at bigram.py's settings (batch 32, block 8): draw a batch, forward, backward, update",
+            prepare: prepare_step,
+        }]
+    }
+}
+
+/// Trains the bigram language model on `text` with the lecture's settings:
+/// the whole of chapter 3.
+pub fn run_bigram<D: Kernels>(
+    dev: &D,
+    text: &str,
+    watch: &mut (impl Watch + ?Sized),
+) -> Result<BigramRun<D>, StageError> {
+    Ok(session::run(dev, text, &Settings::default(), None, watch)?)
+}
+
+/// The train/val loss curves of a run.
+pub fn save_figures<D: Kernels, M: LanguageModel<D>>(
+    run: &Session<D, M>,
+    dir: &Path,
+    extensions: &[&str],
+) -> Result<Vec<PathBuf>, StageError> {
+    let mut written = Vec::new();
+    for ext in extensions {
+        let path = dir.join(format!("loss.{ext}"));
+        TrainCurves {
+            title: "bigram language model on tiny Shakespeare: AdamW, lr 1e-2",
+            step_losses: &run.train.history.step_losses,
+            runs: vec![("bigram".to_string(), &run.train.history.evals)],
+        }
+        .save(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// One training step of the `bigram-step` workload.
+fn prepare_step(data: &DataSets) -> Result<Iteration<'_>, StageError> {
+    let dev = Cpu::default();
+    let corpus = Corpus::new(data.text()?)?;
+    let mut rng = ChaCha12Rng::seed_from_u64(1337);
+    let mut model = BigramLanguageModel::new(&dev, corpus.vocab.len(), 1.0, &mut rng)?;
+    let cfg = TrainConfig::default();
+    let mut opt = AdamW::new(cfg.adamw());
+    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
+    Ok(Box::new(move || {
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng)?;
+        train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?;
+        Ok(())
+    }))
+}
+
+/// Writes chapter 3's figure and quoted numbers into `dir`: the tokenizer,
+/// the split, one block's examples, one batch, and the default training run.
+fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
+    let run = run_bigram(&Cpu::default(), text, &mut ())?;
+    let (c, r) = (&run.corpus, &run.report);
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    put("text_chars", text.chars().count().to_string());
+    let head: String = text.chars().take(250).collect();
+    put("text_head", format!("```text\n{}\n```", head.trim_end()));
+    put("vocab_size", c.vocab.len().to_string());
+    let chars: String = c.vocab.chars().iter().collect();
+    put("vocab", format!("`{}`", shown(&chars)));
+    let hii = c.vocab.encode("hii there").map_err(TextError::from)?;
+    put("hii_ids", format!("{hii:?}"));
+    put("hii_decoded", format!("\"{}\"", c.vocab.decode(&hii)));
+    put("train_tokens", c.train.len().to_string());
+    put("val_tokens", c.val.len().to_string());
+    let block = &c.train[..9];
+    put("first_block", format!("{block:?}"));
+    let mut examples = String::from("```text\n");
+    for (context, target) in block_examples(block) {
+        let _ = writeln!(
+            examples,
+            "when input is {context:?} the target: {target}   \"{}\" -> \"{}\"",
+            shown(&c.vocab.decode(context)),
+            shown(&c.vocab.decode(&[target]))
+        );
+    }
+    examples.push_str("```");
+    put("block_examples", examples);
+    let batch = c.get_batch(Split::Train, 4, 8, &mut StdRng::seed_from_u64(1337))?;
+    let mut b = String::from("```text\n");
+    for (name, rows) in [("inputs x", &batch.x), ("targets y", &batch.y)] {
+        let _ = writeln!(b, "{name}: (4, 8)");
+        for row in rows.chunks(8) {
+            let _ = writeln!(b, "{row:?}");
+        }
+    }
+    b.push_str("```");
+    put("batch", b);
+    put(
+        "uniform_loss",
+        format!("{:.4}", (c.vocab.len() as f32).ln()),
+    );
+    put("initial_loss", format!("{:.4}", r.initial_loss));
+    let mut table = String::from("| step | train loss | val loss |\n|---:|---:|---:|\n");
+    for e in &run.train.history.evals {
+        let _ = writeln!(table, "| {} | {:.4} | {:.4} |", e.step, e.train, e.val);
+    }
+    put("evals", table.trim_end().to_string());
+    put("train_loss", format!("{:.4}", r.train_loss));
+    put("val_loss", format!("{:.4}", r.val_loss));
+    put("steps", r.steps.to_string());
+    let untrained: String = r
+        .untrained_sample
+        .iter()
+        .flat_map(|s| s.chars())
+        .take(300)
+        .collect();
+    put(
+        "untrained_sample",
+        format!("```text\n{}\n```", untrained.trim()),
+    );
+    put("sample", format!("```text\n{}\n```", r.sample.trim()));
+    save_figures(&run, dir, &["svg"])?;
+    numbers.write(dir)
+}
+
+#[derive(Deserialize)]
+struct EmbeddingRef {
+    batch_size: usize,
+    block_size: usize,
+    learning_rate: f32,
+    weight_decay: f32,
+    step_losses: Vec<f32>,
+    final_loss: f32,
+    final_table: Vec<f32>,
+}
+
+/// The inputs of chapter 3's check: the initial table, and the offsets of
+/// every training batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingInputs {
+    /// The embedding table before training, row-major (65, 65).
+    pub table: Vec<f32>,
+    /// One row of batch offsets per step, (steps, batch_size).
+    pub offsets: Vec<Vec<usize>>,
+}
+
+impl EmbeddingInputs {
+    /// What PyTorch drew: `nn.Embedding(65, 65)` and bigram.py's batches,
+    /// from `torch.manual_seed(1337)`.
+    pub fn reference() -> Result<Self, RefError> {
+        let r: EmbeddingRef = ref_file!("bigram_embedding.json").json()?;
+        let file = ref_file!("bigram_embedding.safetensors");
+        let inputs = file.tensors()?;
+        let v = SHAKESPEARE_VOCAB;
+        let steps = r.step_losses.len();
+        let offsets = inputs.indices("offsets", &[steps, r.batch_size])?;
+        Ok(Self {
+            table: inputs.floats("token_embedding_table.weight", &[v, v])?,
+            offsets: offsets
+                .chunks(r.batch_size.max(1))
+                .map(<[usize]>::to_vec)
+                .collect(),
+        })
+    }
+}
+
+/// Chapter 3: from PyTorch's table, AdamW on the same batches as
+/// bigram.py: every step's loss, the loss of the first batch after the last
+/// step, and the final table.
+pub fn check_embedding<D: Kernels>(
+    dev: &D,
+    text: &str,
+    inputs: &EmbeddingInputs,
+) -> Result<Vec<Comparison>, StageError> {
+    const STAGE: &str = ID;
+    let r: EmbeddingRef = ref_file!("bigram_embedding.json").json()?;
+    let corpus = Corpus::new(text)?;
+    check_vocab(SHAKESPEARE_VOCAB, &corpus)?;
+    let mut model = BigramLanguageModel::from_table(dev, SHAKESPEARE_VOCAB, inputs.table.clone())?;
+    let cfg = TrainConfig {
+        batch_size: r.batch_size,
+        block_size: r.block_size,
+        learning_rate: r.learning_rate,
+        weight_decay: r.weight_decay,
+        ..TrainConfig::default()
+    };
+    cfg.validate()?;
+    let mut opt = AdamW::new(cfg.adamw());
+    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
+    let mut losses = Vec::new();
+    for (step, offsets) in inputs.offsets.iter().enumerate() {
+        let batch = batch_at(&corpus.train, Split::Train, offsets, cfg.block_size)?;
+        losses.push(train_step(
+            dev, &mut model, &mut opt, &mut grads, &batch, step,
+        )?);
+    }
+    let first = inputs
+        .offsets
+        .first()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let batch = batch_at(&corpus.train, Split::Train, first, cfg.block_size)?;
+    let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
+    let final_loss = model.loss(x, &y)?.as_vec()[0];
+    let steps = losses.len();
+    let mut out = Vec::new();
+    for k in [1, 10, steps] {
+        let (torch, charlm) = (r.step_losses.get(k - 1), losses.get(k - 1));
+        out.push(compare(
+            STAGE,
+            format!("loss of batch {k} (after {} AdamW steps)", k - 1),
+            torch.copied().into_iter().collect(),
+            charlm.copied().into_iter().collect(),
+            1e-4,
+        ));
+    }
+    out.push(compare(
+        STAGE,
+        format!("all {steps} batch losses"),
+        r.step_losses,
+        losses,
+        1e-4,
+    ));
+    out.push(compare(
+        STAGE,
+        format!("loss of batch 1 after {steps} steps"),
+        vec![r.final_loss],
+        vec![final_loss],
+        1e-4,
+    ));
+    let table = model.token_embedding_table.weight.as_vec();
+    out.push(compare(
+        STAGE,
+        format!("the table after {steps} steps"),
+        r.final_table,
+        table,
+        1e-4,
+    ));
+    Ok(out)
+}

@@ -1,0 +1,316 @@
+//! Chapter 5: one head of self-attention and a language model on it (what
+//! `charlm head` runs), the chapter's figures and numbers, the check of one
+//! head's output and gradients against PyTorch's, and the head workload.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+use serde::Deserialize;
+
+use super::attention_trick::LECTURE_SHAPE;
+use super::bigram::{run_bigram, BigramRun};
+use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
+use crate::bench::{Iteration, Workload};
+use crate::data::DataSets;
+use crate::models::attention_trick::randn;
+use crate::models::head::{scaling_stats, softmax_sharpening, Head, LectureHead};
+use crate::models::LanguageModel;
+use crate::ops::Kernels;
+use crate::parity::{compare, ref_file, Comparison, RefError};
+use crate::plot::{Figure, ProbMatrix, TrainCurves};
+use crate::train::session::{self, Session, Settings};
+use crate::train::Watch;
+
+/// The stage's id: its book files are in `chapters/figures/self_attention_head`.
+pub const ID: &str = "self_attention_head";
+
+/// The head size of the `head-step` workload.
+pub const WORKLOAD_HEAD_SIZE: usize = 64;
+
+/// A finished session of the one-head model.
+pub type HeadRun<D> = Session<D, LectureHead<D>>;
+
+/// Chapter 5 in the registry.
+pub struct OneHead;
+
+impl Stage for OneHead {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn heading(&self) -> &'static str {
+        "Chapter 5: one head of self-attention (tiny Shakespeare)"
+    }
+
+    fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
+        let (dev, text) = (Cpu::default(), data.text()?);
+        let steps = Settings::default().config.max_iters;
+        let head = run_head(&dev, text, &mut *progress(steps))?;
+        let bigram = run_bigram(&dev, text, &mut *progress(steps))?; // for the comparison
+        let (_, figures) = save_figures(&head, &bigram, &out.join(ID), &["svg", "png"])?;
+        Ok(Tour {
+            summary: head.summary(),
+            report: json(&head.report),
+            figures,
+            failure: None,
+        })
+    }
+
+    fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
+        write_book_files(data.text()?, dir)
+    }
+
+    fn parity(&self, _: &DataSets) -> Result<Vec<Comparison>, StageError> {
+        check_head(&Cpu::default(), &HeadInputs::reference()?)
+    }
+
+    fn workloads(&self) -> Vec<Workload> {
+        vec![Workload {
+            name: "head-step",
+            about: "chapter 5: one head (size 64) forward and backward at B=32, T=256, C=384",
+            prepare: |_| prepare_step(),
+        }]
+    }
+}
+
+/// Trains the lecture's one-head model on `text` with chapter 3's settings:
+/// the whole of chapter 5.
+pub fn run_head<D: Kernels>(
+    dev: &D,
+    text: &str,
+    watch: &mut (impl Watch + ?Sized),
+) -> Result<HeadRun<D>, StageError> {
+    Ok(session::run(dev, text, &Settings::default(), None, watch)?)
+}
+
+/// One forward and backward pass of a head of size 64 at the lecture's size.
+fn prepare_step() -> Result<Iteration<'static>, StageError> {
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(1337);
+    let (b, t, c) = LECTURE_SHAPE;
+    let head: Head<384, WORKLOAD_HEAD_SIZE, f32, Cpu> = Head::new(&dev, &mut rng)?;
+    let x = randn(&dev, (b, t, c), &mut rng).as_vec();
+    let x = dev
+        .try_tensor_from_vec(x, (b, t, Const::<384>))
+        .map_err(dev_err)?; // (B, T, C)
+    Ok(Box::new(move || {
+        let (out, _) = head.forward_with_weights(x.clone().traced(Gradients::leaky())); // (B, T, 64)
+        std::hint::black_box(out.sum().backward()); // ∂/∂x, key, query, value
+        Ok(())
+    }))
+}
+
+/// Writes chapter 5's figures and quoted numbers into `dir`: the scaling
+/// experiment, the one-head model trained with the defaults next to the
+/// bigram model, and the attention weights of one real sequence.
+fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
+    let dev = Cpu::default();
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    let s = scaling_stats(&dev, &mut ChaCha12Rng::seed_from_u64(1337), (4, 8, 16));
+    put("var_k", format!("{:.4}", s.k));
+    put("var_q", format!("{:.4}", s.q));
+    put("var_raw", format!("{:.4}", s.raw));
+    put("var_scaled", format!("{:.4}", s.scaled));
+    let (soft, sharp) = softmax_sharpening(&[0.1, -0.2, 0.3, -0.2, 0.5], 8.0);
+    let show = |v: &[f32]| {
+        v.iter()
+            .map(|p| format!("{p:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    put("softmax", format!("[{}]", show(&soft)));
+    put("softmax_x8", format!("[{}]", show(&sharp)));
+
+    let head = run_head(&dev, text, &mut ())?;
+    let bigram = run_bigram(&dev, text, &mut ())?;
+    let mut table = String::from("| step | bigram: val loss | one head: train loss | one head: val loss |\n|---:|---:|---:|---:|\n");
+    for (b, h) in bigram
+        .train
+        .history
+        .evals
+        .iter()
+        .zip(&head.train.history.evals)
+    {
+        let _ = writeln!(
+            table,
+            "| {} | {:.4} | {:.4} | {:.4} |",
+            h.step, b.val, h.train, h.val
+        );
+    }
+    put("evals", table.trim_end().to_string());
+    put("head_val", format!("{:.4}", head.report.val_loss));
+    put("bigram_val", format!("{:.4}", bigram.report.val_loss));
+    put("head_initial", format!("{:.4}", head.report.initial_loss));
+    put(
+        "sample",
+        format!("```text\n{}\n```", head.report.sample.trim()),
+    );
+    let (sequence, _) = save_figures(&head, &bigram, dir, &["svg"])?;
+    put("sequence", format!("\"{}\"", sequence.replace('\n', "\\n")));
+    numbers.write(dir)
+}
+
+/// The head chapter's figures: the loss curves of the bigram and the
+/// one-head model, and the trained head's attention weights on one
+/// validation sequence (returned).
+pub fn save_figures<D: Kernels>(
+    head: &HeadRun<D>,
+    bigram: &BigramRun<D>,
+    dir: &Path,
+    extensions: &[&str],
+) -> Result<(String, Vec<PathBuf>), StageError> {
+    let c = &head.corpus;
+    let seq: Vec<usize> = c.val[1000..1008].to_vec();
+    let dev = head.model.device().clone();
+    let x = dev
+        .try_tensor_from_vec(seq.clone(), (1, 8))
+        .map_err(dev_err)?; // (1, 8)
+    let (_, wei) = head.model.forward_with_weights(x)?; // (1, 8, 8)
+    let wei: Vec<f64> = wei.as_vec().iter().map(|&w| w as f64).collect();
+    let text = c.vocab.decode(&seq);
+    let chars: Vec<char> = text.chars().map(label).collect();
+    let mut written = Vec::new();
+    for ext in extensions {
+        let (loss, weights) = (
+            dir.join(format!("loss.{ext}")),
+            dir.join(format!("weights.{ext}")),
+        );
+        TrainCurves {
+            title: "one head of self-attention vs the bigram (val and train estimates)",
+            step_losses: &[],
+            runs: vec![
+                ("bigram".to_string(), &bigram.train.history.evals),
+                ("one head".to_string(), &head.train.history.evals),
+            ],
+        }
+        .save(&loss)?;
+        ProbMatrix {
+            title: "trained head: row attends to column".to_string(),
+            values: &wei,
+            chars: &chars,
+        }
+        .save(&weights)?;
+        written.extend([loss, weights]);
+    }
+    Ok((text, written))
+}
+
+#[derive(Deserialize)]
+struct HeadRef {
+    shape: [usize; 3],
+    head_size: usize,
+    out: Vec<f32>,
+    wei: Vec<f32>,
+    grad_key: Vec<f32>,
+    grad_query: Vec<f32>,
+    grad_value: Vec<f32>,
+    grad_x: Vec<f32>,
+}
+
+/// The channels of chapter 5's check (the lecture's C = 32).
+pub const HEAD_CHECK_C: usize = 32;
+/// Its head size (the lecture's 16).
+pub const HEAD_CHECK_H: usize = 16;
+
+/// The inputs of chapter 5's check, in charlm's layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadInputs {
+    /// (B, T).
+    pub batch: (usize, usize),
+    /// x, (B, T, C) row-major.
+    pub x: Vec<f32>,
+    /// The (C, H) matrices: `key.weight.T`, `query.weight.T`, `value.weight.T`.
+    pub key: Vec<f32>,
+    /// See `key`.
+    pub query: Vec<f32>,
+    /// See `key`.
+    pub value: Vec<f32>,
+    /// The gradient flowing into the head's output, (B, T, H): the loss is
+    /// `sum(out * upstream)`.
+    pub upstream: Vec<f32>,
+}
+
+impl HeadInputs {
+    /// PyTorch's x, weights and upstream gradient.
+    pub fn reference() -> Result<Self, RefError> {
+        let r: HeadRef = ref_file!("self_attention_head.json").json()?;
+        let file = ref_file!("self_attention_head.safetensors");
+        let [b, t, c] = r.shape;
+        let h = r.head_size;
+        if (c, h) != (HEAD_CHECK_C, HEAD_CHECK_H) {
+            let reason = format!("C = {c}, head size {h}; charlm checks C = {HEAD_CHECK_C}, head size {HEAD_CHECK_H}");
+            return Err(file.error(reason));
+        }
+        let inputs = file.tensors()?;
+        Ok(Self {
+            batch: (b, t),
+            x: inputs.floats("x", &[b, t, c])?,
+            key: inputs.floats("key", &[c, h])?,
+            query: inputs.floats("query", &[c, h])?,
+            value: inputs.floats("value", &[c, h])?,
+            upstream: inputs.floats("upstream", &[b, t, h])?,
+        })
+    }
+}
+
+/// Chapter 5: one head's output and attention weights, and the gradients of
+/// `sum(out * upstream)` with respect to the three matrices and x.
+pub fn check_head<D: Kernels>(dev: &D, inputs: &HeadInputs) -> Result<Vec<Comparison>, StageError> {
+    const STAGE: &str = ID;
+    let r: HeadRef = ref_file!("self_attention_head.json").json()?;
+    let (b, t) = inputs.batch;
+    let matrix = |v: &Vec<f32>| {
+        dev.try_tensor_from_vec(v.clone(), (Const, Const))
+            .map_err(dev_err)
+    };
+    let head: Head<HEAD_CHECK_C, HEAD_CHECK_H, f32, D> = Head {
+        key: matrix(&inputs.key)?,
+        query: matrix(&inputs.query)?,
+        value: matrix(&inputs.value)?,
+    };
+    let x = dev
+        .try_tensor_from_vec(inputs.x.clone(), (b, t, Const::<HEAD_CHECK_C>))
+        .map_err(dev_err)?; // (B, T, C)
+    let upstream = dev
+        .try_tensor_from_vec(inputs.upstream.clone(), (b, t, Const::<HEAD_CHECK_H>))
+        .map_err(dev_err)?; // (B, T, H)
+    let (out, wei) = head.forward_with_weights(x.trace(Gradients::leaky())); // (B, T, H), (B, T, T)
+    let out_values = out.as_vec();
+    let grads = (out * upstream).sum().backward(); // ∂ sum(out * upstream)
+    Ok(vec![
+        compare(STAGE, "out = wei @ v", r.out, out_values, 1e-5),
+        compare(
+            STAGE,
+            "wei, the attention weights",
+            r.wei,
+            wei.as_vec(),
+            1e-5,
+        ),
+        compare(
+            STAGE,
+            "∂loss/∂key",
+            r.grad_key,
+            grads.get(&head.key).as_vec(),
+            1e-5,
+        ),
+        compare(
+            STAGE,
+            "∂loss/∂query",
+            r.grad_query,
+            grads.get(&head.query).as_vec(),
+            1e-5,
+        ),
+        compare(
+            STAGE,
+            "∂loss/∂value",
+            r.grad_value,
+            grads.get(&head.value).as_vec(),
+            1e-5,
+        ),
+        compare(STAGE, "∂loss/∂x", r.grad_x, grads.get(&x).as_vec(), 1e-5),
+    ])
+}

@@ -1,0 +1,523 @@
+//! Chapter 2: the bigram model as a one-hot neural net on names.txt, trained
+//! by gradient descent (what `charlm onehot` runs), the chapter's figures and
+//! numbers, the check against the lecture's PyTorch training, and the two
+//! full-batch step workloads.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use dfdx::prelude::*;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{json, sample_block, BookNumbers, Progress, Stage, StageError, Tour, LECTURE_SEED};
+use crate::bench::{Iteration, Workload};
+use crate::data::DataSets;
+use crate::models::bigram_counts::{BigramCounts, BigramModel};
+use crate::models::bigram_onehot::{
+    self as onehot, Batch, BigramNet, Forward, History, OneHotConfig, Pairs, NAMES_VOCAB,
+};
+use crate::ops::Kernels;
+use crate::parity::{compare, ref_file, Comparison, RefError};
+use crate::plot::{Figure, LossCurves, ProbMatrix, SideBySide};
+use crate::train::Event;
+
+/// The stage's id: its book files are in `chapters/figures/bigram_onehot`.
+pub const ID: &str = "bigram_onehot";
+
+/// Chapter 2 in the registry.
+pub struct OneHot;
+
+impl Stage for OneHot {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn heading(&self) -> &'static str {
+        "Chapter 2: the bigram model as a one-hot neural net (names.txt)"
+    }
+
+    fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
+        let settings = OneHotSettings::default();
+        let mut watch = progress(settings.config.steps);
+        let on_step = |step: usize, loss: f32| {
+            watch.event(Event::Step {
+                step: step + 1,
+                loss,
+            })
+        };
+        let run = run_onehot(&Cpu::default(), data.names()?, &settings, on_step)?;
+        Ok(Tour {
+            summary: run.summary(),
+            report: json(&run.report),
+            figures: run.save_figures(&out.join(ID), &["svg", "png"])?,
+            failure: None,
+        })
+    }
+
+    fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
+        write_book_files(data.names()?, dir)
+    }
+
+    fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {
+        check_onehot(&Cpu::default(), data.names()?, &OneHotInputs::reference()?)
+    }
+
+    fn workloads(&self) -> Vec<Workload> {
+        vec![
+            Workload {
+                name: "onehot-step",
+                about: "chapter 2: one full-batch step of the one-hot net (228,146 pairs): forward, backward, update",
+                prepare: |data| prepare_step(data, Forward::OneHot),
+            },
+            Workload {
+                name: "lookup-step",
+                about: "chapter 2: the same step by lookup (row-normalised W weighted by the pair frequencies)",
+                prepare: |data| prepare_step(data, Forward::Lookup),
+            },
+        ]
+    }
+}
+
+/// One full-batch step of the net on all of names.txt, by `forward`.
+fn prepare_step(data: &DataSets, forward: Forward) -> Result<Iteration<'_>, StageError> {
+    let dev = Cpu::default();
+    let words = data.names()?;
+    let counts = BigramCounts::from_words(words)?;
+    let pairs = Pairs::new(words, counts.vocab())?;
+    let batch = Batch::new(&dev, &pairs)?;
+    let mut net = BigramNet::new(&dev, counts.size(), &mut ChaCha12Rng::seed_from_u64(1337))?;
+    // lr 0.1: the weights stay sane however many steps are timed
+    Ok(Box::new(move || {
+        net.step(&batch, forward, 0.1, 0.01)?;
+        Ok(())
+    }))
+}
+
+// ANCHOR: settings
+/// Settings of the one-hot net run (chapter 2): the lecture's training
+/// settings, its generator seed, and how many names to sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneHotSettings {
+    /// Steps, learning rate, regularisation, forward path.
+    pub config: OneHotConfig,
+    /// Seed of the one RNG that draws W and the samples.
+    pub seed: u64,
+    /// How many names to sample.
+    pub samples: usize,
+}
+
+impl Default for OneHotSettings {
+    fn default() -> Self {
+        Self {
+            config: OneHotConfig::default(),
+            seed: LECTURE_SEED,
+            samples: 10,
+        }
+    }
+}
+// ANCHOR_END: settings
+
+/// The key figures of a one-hot net run, as `charlm onehot --json` prints them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OneHotReport {
+    /// Training pairs.
+    pub pairs: usize,
+    /// Steps taken.
+    pub steps: usize,
+    /// Learning rate.
+    pub lr: f32,
+    /// Regularisation strength.
+    pub reg: f32,
+    /// "onehot" or "lookup".
+    pub forward: &'static str,
+    /// Loss before the first update.
+    pub initial_loss: f32,
+    /// Final loss, regulariser included.
+    pub loss: f32,
+    /// Final NLL alone.
+    pub nll: f32,
+    /// The counting model's NLL (k = 1) on the same data, to compare.
+    pub counts_nll: f64,
+    /// Largest |softmax(W) - P| over rows with more than 1,000 bigrams.
+    pub max_prob_diff: f64,
+    /// Average wall-clock seconds per training step.
+    pub seconds_per_step: f64,
+    /// Names sampled from the trained net.
+    pub samples: Vec<String>,
+}
+
+/// A finished one-hot net run.
+pub struct OneHotRun<D: Kernels> {
+    /// The trained net.
+    pub net: BigramNet<D>,
+    /// The loss at every step.
+    pub history: History,
+    /// Its key figures.
+    pub report: OneHotReport,
+    /// The counting model of chapter 1 (k = 1), for comparison.
+    pub counts: BigramModel,
+}
+
+fn forward_name(f: Forward) -> &'static str {
+    match f {
+        Forward::OneHot => "onehot",
+        Forward::Lookup => "lookup",
+    }
+}
+
+/// Trains the one-hot net on `words` on `dev`: the whole of chapter 2.
+/// `on_step(step, loss)` is called after every step.
+pub fn run_onehot<D: Kernels, S: AsRef<str>>(
+    dev: &D,
+    words: &[S],
+    settings: &OneHotSettings,
+    on_step: impl FnMut(usize, f32),
+) -> Result<OneHotRun<D>, StageError> {
+    settings.config.validate()?;
+    let counts = BigramCounts::from_words(words)?;
+    let pairs = Pairs::new(words, counts.vocab())?;
+    let batch = Batch::new(dev, &pairs)?;
+    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let mut net = BigramNet::new(dev, counts.size(), &mut rng)?;
+    let history = onehot::train_with(&mut net, &batch, &settings.config, on_step)?;
+    let model = counts.probabilities(1.0)?;
+    let report = OneHotReport {
+        pairs: pairs.len(),
+        steps: settings.config.steps,
+        lr: settings.config.lr,
+        reg: settings.config.reg,
+        forward: forward_name(settings.config.forward),
+        initial_loss: history
+            .losses
+            .first()
+            .copied()
+            .unwrap_or(history.final_loss),
+        loss: history.final_loss,
+        nll: history.final_nll,
+        counts_nll: model.nll(words)?.nll,
+        max_prob_diff: max_prob_diff(&net, &model, 1000),
+        seconds_per_step: history.seconds_per_step,
+        samples: net
+            .sampler(counts.vocab())?
+            .sample_names(&mut rng, settings.samples),
+    };
+    Ok(OneHotRun {
+        net,
+        history,
+        report,
+        counts: model,
+    })
+}
+
+/// Largest |softmax(W)[i][j] - P[i][j]| over rows `i` with more than
+/// `min_row` bigrams (rows with few examples are dominated by the smoothing).
+pub fn max_prob_diff<D: Kernels>(net: &BigramNet<D>, p: &BigramModel, min_row: u32) -> f64 {
+    let q = net.probabilities();
+    let v = net.vocab();
+    (0..v)
+        .filter(|&i| p.counts().row(i).iter().sum::<u32>() > min_row)
+        .flat_map(|i| (0..v).map(move |j| (i, j)))
+        .map(|(i, j)| (q[i * v + j] as f64 - p.prob(i, j)).abs())
+        .fold(0.0, f64::max)
+}
+
+impl<D: Kernels> OneHotRun<D> {
+    /// Human-readable summary, as `charlm onehot` and `charlm tour` print it.
+    pub fn summary(&self) -> String {
+        let r = &self.report;
+        let mut s = String::new();
+        let _ = writeln!(s, "pairs            {}", r.pairs);
+        let _ = writeln!(
+            s,
+            "training         {} steps, lr {}, reg {}, {} forward",
+            r.steps, r.lr, r.reg, r.forward
+        );
+        let _ = writeln!(
+            s,
+            "loss             {:.4} -> {:.4}   (nll alone {:.4}; counting model {:.4})",
+            r.initial_loss, r.loss, r.nll, r.counts_nll
+        );
+        let _ = writeln!(
+            s,
+            "softmax(W) vs P  largest difference {:.4} (rows with > 1000 bigrams)",
+            r.max_prob_diff
+        );
+        let _ = writeln!(
+            s,
+            "speed            {:.2} ms per step",
+            r.seconds_per_step * 1e3
+        );
+        let _ = writeln!(s, "samples          {}", r.samples.join(" "));
+        s
+    }
+
+    /// The loss curve and softmax(W) next to P.
+    pub fn save_figures(
+        &self,
+        dir: &Path,
+        extensions: &[&str],
+    ) -> Result<Vec<std::path::PathBuf>, StageError> {
+        let chars = self.counts.vocab().chars();
+        let q: Vec<f64> = self.net.probabilities().iter().map(|&x| x as f64).collect();
+        let mut written = Vec::new();
+        for ext in extensions {
+            let curve = dir.join(format!("loss.{ext}"));
+            LossCurves {
+                title: "one-hot bigram net: full-batch gradient descent",
+                series: vec![(
+                    format!("loss (reg {})", self.report.reg),
+                    &self.history.losses,
+                )],
+            }
+            .save(&curve)?;
+            let pair = dir.join(format!("p-vs-softmax.{ext}"));
+            SideBySide(
+                ProbMatrix {
+                    title: "P from counts (k = 1)".into(),
+                    values: self.counts.as_slice(),
+                    chars,
+                },
+                ProbMatrix {
+                    title: "softmax(W) after training".into(),
+                    values: &q,
+                    chars,
+                },
+            )
+            .save(&pair)?;
+            written.extend([curve, pair]);
+        }
+        Ok(written)
+    }
+}
+
+/// Every figure and number chapter 2 quotes, written into `dir`. Training
+/// runs here use the lookup path (the tests check it equals the one-hot path)
+/// so that regenerating the book takes seconds.
+fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageError> {
+    let dev = Cpu::default();
+    let counts = BigramCounts::from_words(words)?;
+    let vocab = counts.vocab();
+    let chars = vocab.chars();
+    let pairs = Pairs::new(words, vocab)?;
+    let batch = Batch::new(&dev, &pairs)?;
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    put("pairs", pairs.len().to_string());
+
+    // The lecture's walk-through: "emma", a freshly initialised net.
+    let init = BigramNet::new(&dev, vocab.len(), &mut StdRng::seed_from_u64(LECTURE_SEED))?;
+    let emma = Batch::new(&dev, &Pairs::new(&["emma"], vocab)?)?;
+    let mut walk =
+        String::from("| input | label | P(label) | ln P | NLL |\n|---|---|---:|---:|---:|\n");
+    let examples = init.walk_through(&emma, vocab);
+    for e in &examples {
+        let _ = writeln!(
+            walk,
+            "| `{}` | `{}` | {:.4} | {:.4} | {:.4} |",
+            e.input, e.label, e.prob, e.log_likelihood, e.nll
+        );
+    }
+    put("emma_walk", walk.trim_end().to_string());
+    let mean = examples.iter().map(|e| e.nll).sum::<f32>() / examples.len() as f32;
+    put("emma_nll", format!("{mean:.4}"));
+
+    // The lecture's run: 200 steps, lr 50, reg 0.01, from the lecture's seed.
+    let cfg = OneHotConfig {
+        steps: 200,
+        forward: Forward::Lookup,
+        ..OneHotConfig::default()
+    };
+    let mut net = init.clone();
+    let h = onehot::train(&mut net, &batch, &cfg)?;
+    put("initial_loss", format!("{:.4}", h.losses[0]));
+    put("loss_100", format!("{:.4}", h.losses[100]));
+    put("loss_200", format!("{:.4}", h.final_loss));
+    put("nll_200", format!("{:.4}", h.final_nll));
+    let mut rng = StdRng::seed_from_u64(LECTURE_SEED);
+    put(
+        "samples",
+        sample_block(&net.sampler(vocab)?.sample_names(&mut rng, 10)),
+    );
+
+    // Longer runs with several regularisation strengths.
+    let p = counts.probabilities(1.0)?;
+    put("counts_nll", format!("{:.4}", p.nll(words)?.nll));
+    let p0 = counts.probabilities(0.0)?;
+    put("counts_nll_k0", format!("{:.4}", p0.nll(words)?.nll));
+    let long = 1000;
+    put("long_steps", long.to_string());
+    let mut table = String::from(
+        "| reg | loss | NLL part | largest \\|softmax(W) − P\\| |\n|---:|---:|---:|---:|\n",
+    );
+    let mut trained = Vec::new();
+    let mut curves = Vec::new();
+    for reg in [0.0f32, 0.01, 0.1, 1.0] {
+        let mut n = init.clone();
+        let cfg = OneHotConfig {
+            steps: long,
+            reg,
+            forward: Forward::Lookup,
+            ..OneHotConfig::default()
+        };
+        let h = onehot::train(&mut n, &batch, &cfg)?;
+        let diff = max_prob_diff(&n, if reg == 0.0 { &p0 } else { &p }, 1000);
+        let _ = writeln!(
+            table,
+            "| {reg} | {:.4} | {:.4} | {diff:.4} |",
+            h.final_loss, h.final_nll
+        );
+        if reg == 0.0 {
+            put("long_nll_reg0", format!("{:.4}", h.final_nll));
+            put("max_diff_reg0", format!("{diff:.4}"));
+        }
+        if reg == 0.01 {
+            put("long_loss_reg001", format!("{:.4}", h.final_loss));
+            put("long_nll_reg001", format!("{:.4}", h.final_nll));
+            put("max_diff_reg001", format!("{diff:.4}"));
+        }
+        trained.push((reg, n));
+        curves.push((format!("reg {reg}"), h.losses));
+    }
+    put("reg_table", table.trim_end().to_string());
+
+    let q =
+        |n: &BigramNet<Cpu>| -> Vec<f64> { n.probabilities().iter().map(|&x| x as f64).collect() };
+    let fig = |name: &str| dir.join(name);
+    LossCurves {
+        title: "loss during training, for four regularisation strengths",
+        series: curves
+            .iter()
+            .map(|(l, s)| (l.clone(), s.as_slice()))
+            .collect(),
+    }
+    .save(&fig("loss.svg"))?;
+    let q001 = q(&trained[1].1);
+    SideBySide(
+        ProbMatrix {
+            title: "P from counts (k = 1)".into(),
+            values: p.as_slice(),
+            chars,
+        },
+        ProbMatrix {
+            title: format!("softmax(W), reg 0.01, {long} steps"),
+            values: &q001,
+            chars,
+        },
+    )
+    .save(&fig("p-vs-softmax.svg"))?;
+    let (q0, q1) = (q(&trained[0].1), q(&trained[3].1));
+    SideBySide(
+        ProbMatrix {
+            title: "softmax(W), reg 0".into(),
+            values: &q0,
+            chars,
+        },
+        ProbMatrix {
+            title: "softmax(W), reg 1".into(),
+            values: &q1,
+            chars,
+        },
+    )
+    .save(&fig("reg.svg"))?;
+    numbers.write(dir)
+}
+
+#[derive(Deserialize)]
+struct OneHotRef {
+    pairs: usize,
+    lr: f32,
+    reg: f32,
+    losses: Vec<f32>,
+    first_grad: Vec<f32>,
+    #[serde(rename = "final_W")]
+    final_w: Vec<f32>,
+}
+
+/// The inputs of chapter 2's check: the lecture's initial W.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OneHotInputs {
+    /// W before training, row-major (27, 27).
+    pub w: Vec<f32>,
+}
+
+impl OneHotInputs {
+    /// The W that PyTorch drew (`torch.randn((27, 27), generator=g)`).
+    pub fn reference() -> Result<Self, RefError> {
+        let inputs = ref_file!("bigram_onehot.safetensors");
+        Ok(Self {
+            w: inputs.tensors()?.floats("W", &[NAMES_VOCAB, NAMES_VOCAB])?,
+        })
+    }
+}
+
+/// Chapter 2: from PyTorch's W, the loss before training and after 1, 10
+/// and 100 steps, the first gradient and the final W, for both forward
+/// passes (the fused one-hot matmul and the lookup).
+pub fn check_onehot<D: Kernels, S: AsRef<str>>(
+    dev: &D,
+    words: &[S],
+    inputs: &OneHotInputs,
+) -> Result<Vec<Comparison>, StageError> {
+    const STAGE: &str = ID;
+    let r: OneHotRef = ref_file!("bigram_onehot.json").json()?;
+    let counts = BigramCounts::from_words(words)?;
+    let pairs = Pairs::new(words, counts.vocab())?;
+    let batch = Batch::new(dev, &pairs)?;
+    let steps = r.losses.len().saturating_sub(1);
+    let mut out = vec![compare(
+        STAGE,
+        "training pairs",
+        vec![r.pairs as f32],
+        vec![pairs.len() as f32],
+        0.0,
+    )];
+    for (forward, name) in [(Forward::OneHot, "one-hot"), (Forward::Lookup, "lookup")] {
+        let init = BigramNet::from_weights(dev, NAMES_VOCAB, inputs.w.clone())?;
+        let w = init.w.trace(Gradients::leaky());
+        let (loss, _) = onehot::loss(w, &batch, forward, r.reg);
+        let grad = loss.backward().get(&init.w).as_vec(); // ∂loss/∂W at the start, (27, 27)
+        out.push(compare(
+            STAGE,
+            format!("{name}: ∂loss/∂W before training"),
+            r.first_grad.clone(),
+            grad,
+            1e-6,
+        ));
+        let mut net = init;
+        let cfg = OneHotConfig {
+            steps,
+            lr: r.lr,
+            reg: r.reg,
+            forward,
+        };
+        let h = onehot::train(&mut net, &batch, &cfg)?;
+        let mut losses = h.losses.clone();
+        losses.push(h.final_loss); // the loss before each step, and after the last
+        for k in [0, 1, 10, steps] {
+            let (torch, charlm) = (r.losses.get(k).copied(), losses.get(k).copied());
+            let quantity = match k {
+                0 => format!("{name}: loss before training"),
+                1 => format!("{name}: loss after 1 step"),
+                k => format!("{name}: loss after {k} steps"),
+            };
+            out.push(compare(
+                STAGE,
+                quantity,
+                torch.into_iter().collect(),
+                charlm.into_iter().collect(),
+                1e-4,
+            ));
+        }
+        out.push(compare(
+            STAGE,
+            format!("{name}: W after {steps} steps"),
+            r.final_w.clone(),
+            net.weights(),
+            1e-4,
+        ));
+    }
+    Ok(out)
+}

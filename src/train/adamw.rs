@@ -1,0 +1,158 @@
+//! AdamW whose state a checkpoint can save and restore.
+//!
+//! Introduced in chapter 3. dfdx's `Adam` keeps its moments private; this
+//! runs dfdx's own Adam kernel (`AdamConfig::try_update`) with the step count
+//! and the two moments of every parameter kept where [`super::checkpoint`]
+//! can reach them. A test checks that it trains exactly as dfdx's `Adam`.
+
+use dfdx::nn::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+};
+use dfdx::optim::AdamConfig;
+use dfdx::prelude::*;
+
+/// One parameter tensor's AdamW moments, flat, keyed by a tensor of the same
+/// length (dfdx keeps per-tensor buffers in `Gradients`, found by tensor).
+#[derive(Debug)]
+struct Moments<D: Device<f32>> {
+    name: String,
+    key: Tensor<(usize,), f32, D>,
+    m: Gradients<f32, D>,
+    v: Gradients<f32, D>,
+}
+
+impl<D: Device<f32>> Moments<D> {
+    /// Moments holding the given values (zeros for a fresh run).
+    fn with_values(dev: &D, name: String, m: Vec<f32>, v: Vec<f32>) -> Result<Self, D::Err> {
+        let n = m.len();
+        let key: Tensor<(usize,), f32, D> = dev.try_zeros_like(&(n,))?;
+        // The gradient of Σ key ⊙ values with respect to key is the values:
+        // that puts them into a `Gradients`, on any device.
+        let holding = |values: Vec<f32>| -> Result<Gradients<f32, D>, D::Err> {
+            let values = dev.try_tensor_from_vec(values, (n,))?;
+            (key.clone().traced(Gradients::leaky()) * values)
+                .try_sum::<Rank0, _>()?
+                .try_backward()
+        };
+        Ok(Self {
+            m: holding(m)?,
+            v: holding(v)?,
+            key,
+            name,
+        })
+    }
+}
+
+// ANCHOR: adamw_state
+/// AdamW whose state can be saved and restored: dfdx's own Adam update
+/// (`AdamConfig::try_update`, the kernel behind `dfdx::optim::Adam`), with
+/// the step count and the two moments of each parameter kept here instead
+/// of inside dfdx's `Adam`, which has no way to read them out.
+#[derive(Debug)]
+pub struct AdamW<D: Device<f32>> {
+    /// Learning rate, betas, epsilon, weight decay.
+    pub cfg: AdamConfig,
+    t: i32,
+    moments: Vec<Moments<D>>,
+}
+// ANCHOR_END: adamw_state
+
+/// Saved AdamW state: the step count, and per parameter (in the model's
+/// order) its name and first and second moments.
+pub type AdamWState = (i32, Vec<(String, Vec<f32>, Vec<f32>)>);
+
+impl<D: Device<f32>> AdamW<D> {
+    /// A fresh optimiser.
+    pub fn new(cfg: AdamConfig) -> Self {
+        Self {
+            cfg,
+            t: 0,
+            moments: Vec::new(),
+        }
+    }
+
+    /// One AdamW step on every parameter of `model`.
+    pub fn update<M: TensorCollection<f32, D>>(
+        &mut self,
+        model: &mut M,
+        grads: &mut Gradients<f32, D>,
+    ) -> Result<(), D::Err> {
+        self.t = self.t.saturating_add(1);
+        let mut visit = UpdateVisitor {
+            opt: self,
+            grads,
+            index: 0,
+        };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: (model, String::new()),
+            f: &mut visit,
+        })?;
+        Ok(())
+    }
+
+    /// The state, to save.
+    pub fn state(&self) -> AdamWState {
+        let slots = self
+            .moments
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.m.get(&s.key).as_vec(),
+                    s.v.get(&s.key).as_vec(),
+                )
+            })
+            .collect();
+        (self.t, slots)
+    }
+
+    /// An optimiser continuing from a saved state.
+    pub fn restore(dev: &D, cfg: AdamConfig, state: AdamWState) -> Result<Self, D::Err> {
+        let (t, slots) = state;
+        let moments = slots
+            .into_iter()
+            .map(|(name, m, v)| Moments::with_values(dev, name, m, v))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { cfg, t, moments })
+    }
+}
+
+struct UpdateVisitor<'a, D: Device<f32>> {
+    opt: &'a mut AdamW<D>,
+    grads: &'a mut Gradients<f32, D>,
+    index: usize,
+}
+
+impl<D: Device<f32>> TensorVisitor<f32, D> for UpdateVisitor<'_, D> {
+    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Err = D::Err;
+    type E2 = f32;
+    type D2 = D;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, D>,
+        (p, name): (&mut Tensor<S, f32, D>, String),
+    ) -> Result<Option<Tensor<S, f32, D>>, Self::Err> {
+        if !opts.do_gradient_update {
+            return Ok(None);
+        }
+        let AdamW { cfg, t, moments } = &mut *self.opt;
+        if moments.len() == self.index {
+            let n = p.shape().num_elements();
+            let zeros = vec![0f32; n];
+            moments.push(Moments::with_values(
+                p.device(),
+                name,
+                zeros.clone(),
+                zeros,
+            )?);
+        }
+        let Moments { key, m, v, .. } = &mut moments[self.index];
+        self.index += 1;
+        let g = self.grads.get_or_alloc_mut(&*p)?; // ∂loss/∂p
+        let (m, v) = (m.get_or_alloc_mut(key)?, v.get_or_alloc_mut(key)?);
+        cfg.try_update(*t, p, m, v, g)?; // dfdx's Adam kernel, decoupled weight decay
+        Ok(None)
+    }
+}

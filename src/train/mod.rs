@@ -1,0 +1,318 @@
+//! The training machinery every language model from chapter 3 on shares:
+//! settings and their presets, AdamW, the loop, the loss estimate on both
+//! splits, checkpoints, and the wrapper that runs a whole session.
+//!
+//! Introduced in chapter 3 with the bigram language model; the models of
+//! later chapters plug in through [`LanguageModel`](crate::models::LanguageModel).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`run`] | the loop, one training step, the loss estimate (what chapter 3 lists) |
+//! | [`adamw`] | AdamW with a state that can be saved |
+//! | [`checkpoint`] | saving and resuming runs (safetensors) |
+//! | [`session`] | a whole run as the CLI and the book make it: resume, stop, samples, report |
+
+use std::time::Duration;
+
+use dfdx::optim::{AdamConfig, WeightDecay};
+use dfdx::prelude::*;
+
+use crate::data::text::TextError;
+use crate::models::ModelError;
+
+pub mod adamw;
+pub mod checkpoint;
+pub mod run;
+pub mod session;
+
+pub use adamw::AdamW;
+pub use run::{estimate_loss, run, train, train_step};
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Batches could not be made.
+    #[error(transparent)]
+    Text(#[from] TextError),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The learning rate is not a finite number > 0.
+    #[error("the learning rate must be a finite number > 0, got {0}")]
+    BadLearningRate(f32),
+    /// The weight decay is not a finite number >= 0.
+    #[error("the weight decay must be a finite number >= 0, got {0}")]
+    BadWeightDecay(f32),
+    /// A count that must be positive is 0.
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// Training diverged.
+    #[error("the loss became {value} at step {step}; training stopped (try a smaller --lr)")]
+    NonFiniteLoss {
+        /// The step (0-based) whose forward pass gave the loss.
+        step: usize,
+        /// The loss.
+        value: f32,
+    },
+    /// The optimiser failed.
+    #[error("optimiser error: {0}")]
+    Optimizer(String),
+    /// A checkpoint could not be saved or loaded.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+}
+
+pub(crate) fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {
+    TrainError::Optimizer(format!("{e:?}"))
+}
+
+// ANCHOR: config
+/// Training settings. `Default` is the lecture's bigram.py: batches of 32
+/// blocks of 8 tokens, 3,000 steps of AdamW at learning rate 1e-2, the loss
+/// estimated on 200 batches of each split every 300 steps.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TrainConfig {
+    /// Rows per batch (B).
+    pub batch_size: usize,
+    /// Tokens per row (T): the longest context the model sees.
+    pub block_size: usize,
+    /// Optimiser steps.
+    pub max_iters: usize,
+    /// Estimate the loss every this many steps.
+    pub eval_interval: usize,
+    /// AdamW's learning rate.
+    pub learning_rate: f32,
+    /// Batches per split in each estimate.
+    pub eval_iters: usize,
+    /// AdamW's decoupled weight decay (PyTorch's default, 0.01).
+    pub weight_decay: f32,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            block_size: 8,
+            max_iters: 3000,
+            eval_interval: 300,
+            learning_rate: 1e-2,
+            eval_iters: 200,
+            weight_decay: 0.01,
+        }
+    }
+}
+// ANCHOR_END: config
+
+impl TrainConfig {
+    /// The variant in the lecture's notes: a smaller learning rate, 1e-3,
+    /// for 10,000 steps.
+    pub fn seed_notes() -> Self {
+        Self {
+            learning_rate: 1e-3,
+            max_iters: 10_000,
+            ..Self::default()
+        }
+    }
+
+    /// A few quick steps, for tests.
+    pub fn tiny() -> Self {
+        Self {
+            batch_size: 4,
+            block_size: 8,
+            max_iters: 100,
+            eval_interval: 50,
+            learning_rate: 1e-2,
+            eval_iters: 4,
+            weight_decay: 0.01,
+        }
+    }
+
+    /// Checks every setting.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.batch_size == 0 {
+            return Err(TextError::ZeroBatch.into());
+        }
+        if self.block_size == 0 {
+            return Err(TextError::ZeroBlock.into());
+        }
+        if self.eval_interval == 0 {
+            return Err(TrainError::Zero("the evaluation interval"));
+        }
+        if self.eval_iters == 0 {
+            return Err(TrainError::Zero("the number of evaluation batches"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(TrainError::BadLearningRate(self.learning_rate));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(TrainError::BadWeightDecay(self.weight_decay));
+        }
+        Ok(())
+    }
+
+    // ANCHOR: adamw
+    /// AdamW as PyTorch's `torch.optim.AdamW(lr=...)` defaults it: dfdx's
+    /// Adam with decoupled weight decay.
+    pub fn adamw(&self) -> AdamConfig {
+        AdamConfig {
+            lr: self.learning_rate as f64,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+            weight_decay: Some(WeightDecay::Decoupled(self.weight_decay as f64)),
+        }
+    }
+    // ANCHOR_END: adamw
+}
+
+/// The loss estimated on both splits at one step.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Eval {
+    /// Steps taken before the estimate.
+    pub step: usize,
+    /// Mean loss over `eval_iters` training batches.
+    pub train: f32,
+    /// Mean loss over `eval_iters` validation batches.
+    pub val: f32,
+}
+
+/// What a training run records: the estimates, and every step's batch loss.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LossHistory {
+    /// One per `eval_interval` steps, and one after the last step.
+    pub evals: Vec<Eval>,
+    /// The loss of each step's batch.
+    pub step_losses: Vec<f32>,
+}
+
+/// What happens during training, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Event {
+    /// A step finished with this batch loss.
+    Step {
+        /// Steps taken so far.
+        step: usize,
+        /// The batch's loss.
+        loss: f32,
+    },
+    /// The loss was estimated on both splits.
+    Eval(Eval),
+}
+
+/// Watches a training run: sees its events, and may stop it before the next
+/// step (the CLI's progress bar and Ctrl-C; a notebook's printout). `()`
+/// watches nothing; a closure `FnMut(Event)` sees the events.
+pub trait Watch {
+    /// Something happened.
+    fn event(&mut self, _event: Event) {}
+    /// Whether to stop before the next step.
+    fn stop(&self) -> bool {
+        false
+    }
+}
+
+impl Watch for () {}
+
+impl<F: FnMut(Event)> Watch for F {
+    fn event(&mut self, event: Event) {
+        self(event)
+    }
+}
+
+/// The result of [`train`].
+#[derive(Debug, Clone)]
+pub struct TrainReport {
+    /// The losses.
+    pub history: LossHistory,
+    /// Steps taken.
+    pub steps: usize,
+    /// Wall time of the optimiser steps (batches, forward, backward,
+    /// update), without the estimates.
+    pub step_seconds: f64,
+}
+
+impl TrainReport {
+    /// Steps per second, estimates excluded.
+    pub fn steps_per_second(&self) -> f64 {
+        self.steps as f64 / self.step_seconds.max(1e-12)
+    }
+
+    /// The last estimate.
+    pub fn last_eval(&self) -> Option<Eval> {
+        self.history.evals.last().copied()
+    }
+}
+
+/// Where a training run stands: what a checkpoint saves (with the model's
+/// weights and the random generator) and what `--resume` restores.
+#[derive(Debug)]
+pub struct TrainState<D: Device<f32>> {
+    /// Steps taken.
+    pub step: usize,
+    /// The losses so far.
+    pub history: LossHistory,
+    /// The optimiser and its moments.
+    pub opt: AdamW<D>,
+    /// Wall time of the steps so far (estimates excluded).
+    pub step_seconds: f64,
+}
+
+impl<D: Device<f32>> TrainState<D> {
+    /// The state before the first step.
+    pub fn new(cfg: &TrainConfig) -> Self {
+        Self {
+            step: 0,
+            history: LossHistory::default(),
+            opt: AdamW::new(cfg.adamw()),
+            step_seconds: 0.0,
+        }
+    }
+
+    /// The record of the run so far.
+    pub fn report(&self) -> TrainReport {
+        TrainReport {
+            history: self.history.clone(),
+            steps: self.step,
+            step_seconds: self.step_seconds,
+        }
+    }
+
+    /// Whether the loss is to be estimated before the next step: every
+    /// `eval_interval` steps and after the last, once (a run resumed after
+    /// it finished has estimated its last step already).
+    pub fn eval_due(&self, cfg: &TrainConfig) -> bool {
+        let step = self.step;
+        let done = self.history.evals.last().is_some_and(|e| e.step == step);
+        (step.is_multiple_of(cfg.eval_interval) || step == cfg.max_iters) && !done
+    }
+
+    /// Records an estimate made now.
+    pub fn record_eval(&mut self, train: f32, val: f32) -> Event {
+        let eval = Eval {
+            step: self.step,
+            train,
+            val,
+        };
+        self.history.evals.push(eval);
+        Event::Eval(eval)
+    }
+
+    /// Records a step that took `elapsed` and ended with batch loss `loss`.
+    pub fn record_step(&mut self, loss: f32, elapsed: Duration) -> Event {
+        self.step_seconds += elapsed.as_secs_f64();
+        self.history.step_losses.push(loss);
+        self.step += 1;
+        Event::Step {
+            step: self.step,
+            loss,
+        }
+    }
+}
+
+/// How [`run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// All `max_iters` steps are done.
+    Done,
+    /// The watch said stop, before the step `TrainState::step`.
+    Stopped,
+}

@@ -1,0 +1,129 @@
+//! The training loop, one step of it, and the loss estimate: the lecture's
+//! `for iter in range(max_iters)` and `estimate_loss`, for any
+//! [`LanguageModel`].
+//!
+//! Introduced in chapter 3, which lists [`estimate_loss`], the loop in
+//! [`run`] and [`train_step`].
+
+use std::time::Instant;
+
+use dfdx::nn::ZeroGrads;
+use dfdx::prelude::*;
+use rand::Rng;
+
+use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
+use crate::data::text::{Corpus, Split, TokenBatch};
+use crate::models::lm::{batch_tensors, check_vocab};
+use crate::models::{LanguageModel, ModelError};
+use crate::ops::Kernels;
+
+// ANCHOR: estimate_loss
+/// The mean loss over `eval_iters` random batches of each split, with no
+/// tape (nothing recorded for gradients): the lecture's `estimate_loss`.
+pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut R,
+) -> Result<(f32, f32), TrainError> {
+    let mut out = [0f32; 2];
+    for (mean, split) in out.iter_mut().zip([Split::Train, Split::Val]) {
+        let mut total = 0f64;
+        for _ in 0..cfg.eval_iters {
+            let batch = corpus.get_batch(split, cfg.batch_size, cfg.block_size, rng)?;
+            let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
+            total += model.loss(x, &y)?.as_vec()[0] as f64; // no tape: forward only
+        }
+        *mean = (total / cfg.eval_iters as f64) as f32;
+    }
+    Ok((out[0], out[1]))
+}
+// ANCHOR_END: estimate_loss
+
+/// Trains `model` with AdamW on random training batches for `cfg.max_iters`
+/// steps, estimating the loss every `eval_interval` steps and after the last.
+/// Every random draw (batch offsets) comes from `rng`; `on_event` sees every
+/// step and estimate; a NaN or infinite loss stops with an error naming the
+/// step.
+pub fn train<D: Kernels, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut R,
+    mut on_event: impl FnMut(super::Event),
+) -> Result<TrainReport, TrainError> {
+    let mut state = TrainState::new(cfg);
+    run(dev, model, corpus, cfg, &mut state, rng, &mut on_event)?;
+    Ok(state.report())
+}
+
+/// The loop behind [`train`], from wherever `state` stands (a fresh state, or
+/// one restored from a checkpoint). `watch` sees every event and is asked
+/// before every step whether to stop; a run stopped and resumed with the same
+/// state and generator continues exactly as if it had never stopped.
+pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    state: &mut TrainState<D>,
+    rng: &mut R,
+    watch: &mut (impl Watch + ?Sized),
+) -> Result<Finish, TrainError> {
+    cfg.validate()?;
+    check_vocab(model.vocab(), corpus)?;
+    if let Some(block) = model.block().filter(|&b| cfg.block_size > b) {
+        let t = cfg.block_size;
+        return Err(ModelError::ContextTooLong { t, block }.into());
+    }
+    let mut grads = model.try_alloc_grads().map_err(opt_err)?;
+    // ANCHOR: loop
+    while state.step <= cfg.max_iters {
+        if watch.stop() {
+            return Ok(Finish::Stopped);
+        }
+        if state.eval_due(cfg) {
+            let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?;
+            watch.event(state.record_eval(train, val));
+        }
+        if state.step == cfg.max_iters {
+            break;
+        }
+        let start = Instant::now();
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
+        let loss = train_step(dev, model, &mut state.opt, &mut grads, &batch, state.step)?;
+        watch.event(state.record_step(loss, start.elapsed()));
+    }
+    // ANCHOR_END: loop
+    Ok(Finish::Done)
+}
+
+// ANCHOR: train_step
+/// One optimiser step on one batch: forward (recording on the tape),
+/// backward, AdamW, and the gradients zeroed for the next step. Returns the
+/// batch's loss before the update; a NaN or infinite loss is an error
+/// naming `step`. `grads` is the buffer the steps reuse
+/// (`model.try_alloc_grads()` before the first).
+pub fn train_step<D: Kernels, M: LanguageModel<D>>(
+    dev: &D,
+    model: &mut M,
+    opt: &mut AdamW<D>,
+    grads: &mut Gradients<f32, D>,
+    batch: &TokenBatch,
+    step: usize,
+) -> Result<f32, TrainError> {
+    let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
+    let tape = std::mem::replace(grads, Gradients::leaky());
+    let loss = model.loss(x.traced(tape), &y)?; // forward, recording on the tape
+    let value = loss.as_vec()[0];
+    if !value.is_finite() {
+        return Err(TrainError::NonFiniteLoss { step, value });
+    }
+    *grads = loss.backward(); // backward
+    opt.update(model, grads).map_err(opt_err)?; // AdamW step
+    model.zero_grads(grads); // optimizer.zero_grad()
+    Ok(value)
+}
+// ANCHOR_END: train_step

@@ -1,0 +1,21 @@
+//! The book's tests, one module per chapter, in one test binary (each
+//! integration-test binary links dfdx again, so there is one): the numbers
+//! the lectures publish, shapes, causality, training, checkpoints, the fused
+//! kernels against the composed ops, and parity with PyTorch.
+//!
+//! They need the data (`CHARLM_DATA_DIR`, which CI sets, or `./data`); a
+//! missing file fails loudly.
+
+mod common;
+
+mod ch01_counts;
+mod ch02_onehot;
+mod ch03_bigram;
+mod ch04_attention_trick;
+mod ch05_head;
+mod checkpoints;
+mod data;
+mod layout;
+mod ops;
+mod parity;
+mod text_and_vocab;
