@@ -58,7 +58,7 @@ impl Watch for Bar {
         }
     }
 
-    fn stop(&self) -> bool {
+    fn stop(&self, _next: usize) -> bool {
         INTERRUPTED.load(Ordering::SeqCst)
     }
 }

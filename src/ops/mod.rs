@@ -21,6 +21,7 @@ use dfdx::prelude::*;
 pub mod composed;
 pub mod cpu;
 
+// ANCHOR: kernels
 /// Devices with charlm's kernels: every method defaults to [`composed`].
 pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
     /// `-mean_n log_softmax(x[n] @ w)[ys[n]]` for data x (N, K), weights
@@ -88,3 +89,4 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
 /// CUDA runs the composed ops: the defaults.
 #[cfg(feature = "cuda")]
 impl Kernels for Cuda {}
+// ANCHOR_END: kernels

@@ -35,7 +35,7 @@ pub mod parity;
 // ANCHOR: registry
 /// Every stage, in the book's order: what `charlm tour`, `figures`, `parity`
 /// and `bench` iterate.
-pub static ALL: [&dyn Stage; 6] = [
+pub static ALL: &[&dyn Stage] = &[
     &counts::Counts,
     &onehot::OneHot,
     &bigram::Bigram,

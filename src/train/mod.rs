@@ -200,12 +200,13 @@ pub enum Event {
 
 /// Watches a training run: sees its events, and may stop it before the next
 /// step (the CLI's progress bar and Ctrl-C; a notebook's printout). `()`
-/// watches nothing; a closure `FnMut(Event)` sees the events.
+/// watches nothing; a closure `FnMut(Event)` sees the events; [`StopAt`]
+/// stops a run at a given step.
 pub trait Watch {
     /// Something happened.
     fn event(&mut self, _event: Event) {}
-    /// Whether to stop before the next step.
-    fn stop(&self) -> bool {
+    /// Whether to stop before step `next` (the number of steps taken so far).
+    fn stop(&self, _next: usize) -> bool {
         false
     }
 }
@@ -215,6 +216,17 @@ impl Watch for () {}
 impl<F: FnMut(Event)> Watch for F {
     fn event(&mut self, event: Event) {
         self(event)
+    }
+}
+
+/// Stops a run before step `.0`: to try out resuming, since a run stopped,
+/// saved and resumed continues exactly as one that never stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAt(pub usize);
+
+impl Watch for StopAt {
+    fn stop(&self, next: usize) -> bool {
+        next >= self.0
     }
 }
 

@@ -81,7 +81,7 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
     let mut grads = model.try_alloc_grads().map_err(opt_err)?;
     // ANCHOR: loop
     while state.step <= cfg.max_iters {
-        if watch.stop() {
+        if watch.stop(state.step) {
             return Ok(Finish::Stopped);
         }
         if state.eval_due(cfg) {

@@ -317,19 +317,8 @@ fn book_figures_and_numbers_are_current() {
 mod checkpoints {
     use super::*;
     use charlm::train::checkpoint::{self, CheckpointError};
-    use charlm::train::{run, Finish, TrainState, Watch};
+    use charlm::train::{run, Finish, StopAt, TrainState};
     use rand_chacha::ChaCha12Rng;
-    use std::cell::Cell;
-
-    /// Stops the run when asked for the `n + 1`-th time (before step `n`).
-    struct StopAt(Cell<usize>, usize);
-
-    impl Watch for StopAt {
-        fn stop(&self) -> bool {
-            self.0.set(self.0.get() + 1);
-            self.0.get() > self.1
-        }
-    }
 
     const KIND: &str = "bigram";
 
@@ -378,7 +367,7 @@ mod checkpoints {
         let mut part = model(21, 1.0);
         let mut rng2 = ChaCha12Rng::seed_from_u64(21);
         let mut state2 = TrainState::new(&cfg());
-        let mut stop = StopAt(Cell::new(0), 70);
+        let mut stop = StopAt(70);
         let finish = run(
             &dev,
             &mut part,

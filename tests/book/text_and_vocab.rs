@@ -3,8 +3,6 @@
 //! train on any UTF-8 text, save it in their checkpoints, resume, and
 //! generate from prompts in it.
 
-use std::cell::Cell;
-
 use charlm::data::text::Corpus;
 use charlm::data::vocab::Vocab;
 use charlm::models::bigram::BigramLanguageModel;
@@ -13,7 +11,7 @@ use charlm::models::lm::batch_tensors;
 use charlm::models::{LanguageModel, ModelError};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Session, Settings};
-use charlm::train::{Finish, TrainConfig, Watch};
+use charlm::train::{Finish, StopAt, TrainConfig};
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
@@ -73,16 +71,6 @@ fn settings() -> Settings {
     }
 }
 
-/// Stops a run before step `n`.
-struct StopAt(Cell<usize>, usize);
-
-impl Watch for StopAt {
-    fn stop(&self) -> bool {
-        self.0.set(self.0.get() + 1);
-        self.0.get() > self.1
-    }
-}
-
 /// Trains `M` on the test text, saves, loads, resumes and generates.
 fn any_text_round_trip<M: LanguageModel<Cpu>>() {
     let (dev, text) = (Cpu::default(), any_text());
@@ -139,7 +127,7 @@ fn any_text_round_trip<M: LanguageModel<Cpu>>() {
     ));
 
     // stopped at step 120 and resumed: the run that never stopped
-    let mut stop = StopAt(Cell::new(0), 120);
+    let mut stop = StopAt(120);
     let half: Session<Cpu, M> = session::run(&dev, &text, &settings(), None, &mut stop).unwrap();
     assert_eq!((half.finish, half.state.step), (Finish::Stopped, 120));
     let half_path = dir.path().join("half.safetensors");

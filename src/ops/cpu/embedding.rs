@@ -9,6 +9,7 @@
 
 use dfdx::prelude::*;
 
+// ANCHOR: embedding
 /// [`Kernels::embedding`](crate::ops::Kernels::embedding) on the CPU.
 pub fn embedding<C: Dim, T: Tape<f32, Cpu>>(
     weight: Tensor<(usize, C), f32, Cpu, T>,
@@ -46,3 +47,4 @@ pub fn embedding<C: Dim, T: Tape<f32, Cpu>>(
     }
     out.put_tape(tape)
 }
+// ANCHOR_END: embedding

@@ -31,6 +31,7 @@ pub mod attention;
 pub mod embedding;
 pub mod nll;
 
+// ANCHOR: cpu
 impl Kernels for Cpu {
     fn embedding<C: Dim, T: Tape<f32, Self>>(
         weight: Tensor<(usize, C), f32, Self, T>,
@@ -73,6 +74,7 @@ impl Kernels for Cpu {
         attention::causal_attention(q, k, v, scale)
     }
 }
+// ANCHOR_END: cpu
 
 /// `e^x`, branch-free so that loops over slices vectorise: Cephes' `expf`
 /// (range reduction by ln 2, degree-5 polynomial, exponent bits), relative
