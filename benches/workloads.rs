@@ -4,8 +4,8 @@
 //! fused kernel replaces. Needs the data (set CHARLM_DATA_DIR).
 //!
 //! ```sh
-//! cargo bench --bench workloads                 # all of them
-//! cargo bench --bench workloads -- attention    # those whose name has "attention"
+//! cargo bench --features bench --bench workloads               # all of them
+//! cargo bench --features bench --bench workloads -- attention  # those whose name has "attention"
 //! ```
 
 use criterion::{criterion_group, criterion_main, Criterion};

@@ -16,7 +16,7 @@
 //! | 4. the mathematical trick in self-attention | [`models::attention_trick`] | [`stages::attention_trick`] |
 //! | 5. one head of self-attention | [`models::head`] | [`stages::head`] |
 //! | appendix: parity with PyTorch | | [`parity`], [`stages::parity`] |
-//! | appendix: how fast is it? | [`ops::cpu`] | [`bench`] |
+//! | appendix: how fast is it? | [`ops::cpu`] | [`bench`](mod@bench) |
 //!
 //! ## The layers, bottom-up
 //!
@@ -27,7 +27,7 @@
 //! | [`models`] | one file per model, bottom-up, and the registry of language models |
 //! | [`train`] | settings, AdamW, the loop, checkpoints, a whole session (chapter 3) |
 //! | [`stages`] | one file per chapter behind one `Stage` trait, and the registry `stages::ALL` |
-//! | [`parity`], [`bench`] | the appendices' machinery |
+//! | [`parity`], [`bench`](mod@bench) | the appendices' machinery |
 //! | [`plot`], [`fsutil`] | figures; files written atomically |
 #![warn(missing_docs)]
 

@@ -102,7 +102,7 @@ pub fn compare(
     }
 }
 
-/// A reference file of `parity/ref/`, compiled into the crate (see [`ref_file`]).
+/// A reference file of `parity/ref/`, compiled into the crate (see `ref_file!`).
 pub struct RefFile {
     /// Its name in `parity/ref/`.
     pub name: &'static str,

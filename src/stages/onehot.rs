@@ -212,7 +212,7 @@ pub fn run_onehot<D: Kernels, S: AsRef<str>>(
     })
 }
 
-/// Largest |softmax(W)[i][j] - P[i][j]| over rows `i` with more than
+/// Largest `|softmax(W)[i][j] - P[i][j]|` over rows `i` with more than
 /// `min_row` bigrams (rows with few examples are dominated by the smoothing).
 pub fn max_prob_diff<D: Kernels>(net: &BigramNet<D>, p: &BigramModel, min_row: u32) -> f64 {
     let q = net.probabilities();

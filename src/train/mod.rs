@@ -7,7 +7,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`run`] | the loop, one training step, the loss estimate (what chapter 3 lists) |
+//! | [`run`](mod@run) | the loop, one training step, the loss estimate (what chapter 3 lists) |
 //! | [`adamw`] | AdamW with a state that can be saved |
 //! | [`checkpoint`] | saving and resuming runs (safetensors) |
 //! | [`session`] | a whole run as the CLI and the book make it: resume, stop, samples, report |
@@ -320,7 +320,7 @@ impl<D: Device<f32>> TrainState<D> {
     }
 }
 
-/// How [`run`] ended.
+/// How [`run`](fn@run) ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finish {
     /// All `max_iters` steps are done.

@@ -4,7 +4,7 @@
 //! Ctrl-C), sample again, and report.
 //!
 //! Introduced in chapter 3, which mentions it and lists only the loop it
-//! wraps ([`super::run`]).
+//! wraps ([`super::run`](fn@super::run)).
 
 use std::fmt::Write as _;
 use std::path::Path;

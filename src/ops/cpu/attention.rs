@@ -1,7 +1,7 @@
 //! The causal kernels of chapters 4 and 5: the triangular matmul of the
 //! causal average, and causal self-attention forward and backward. Both work
 //! on one sequence of the batch per task (in parallel) and split every
-//! product into blocks of [`TRIL_BLOCK`] rows, so that nothing above the
+//! product into blocks of `TRIL_BLOCK` rows, so that nothing above the
 //! diagonal, which the mask makes zero, is ever computed.
 
 use dfdx::prelude::*;
@@ -127,7 +127,7 @@ pub fn tril_matmul(
 }
 
 /// [`Kernels::causal_attention`](crate::ops::Kernels::causal_attention) on the CPU, one sequence of the batch per
-/// task (in parallel), each product split in blocks of [`TRIL_BLOCK`] rows
+/// task (in parallel), each product split in blocks of `TRIL_BLOCK` rows
 /// so that nothing above the diagonal is computed: the affinities, the
 /// softmax (only the visible part of each row), `wei @ v`; backward,
 /// `∂wei = ∂out @ vᵀ`, `∂s = scale · wei ⊙ (∂wei − Σ ∂wei ⊙ wei)` row by row,

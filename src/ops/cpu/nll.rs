@@ -12,7 +12,7 @@
 //! and, backward, `(softmax - onehot(y)) / N`, on logits from elsewhere.
 //!
 //! The vocabulary size V is known at run time. The kernels take it as a
-//! [`Width`]: for the vocabularies of the book's two data sets (27 and 65
+//! `Width`: for the vocabularies of the book's two data sets (27 and 65
 //! characters) it is a compile-time constant, so the loops over a row have a
 //! known length and unroll; any other size runs the same code with the
 //! length in a register. The arithmetic, and so every bit of the result, is
