@@ -207,11 +207,15 @@ pub fn save<D: Device<f32>, M: TensorCollection<f32, D>>(
 /// Reads `path`'s metadata and vocabulary, without touching any model: what
 /// `charlm generate` needs to know which model to build.
 pub fn read_meta(path: &Path) -> Result<(Meta, Vocab), CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    parse_meta(path, &read(path)?)
+}
+
+/// The file's bytes.
+fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_meta(path, &bytes)
+    })
 }
 
 fn parse_meta(path: &Path, bytes: &[u8]) -> Result<(Meta, Vocab), CheckpointError> {
@@ -253,11 +257,20 @@ pub fn load<D: Device<f32>, M: TensorCollection<f32, D>>(
     model: &mut M,
     model_kind: &str,
 ) -> Result<Loaded<D>, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = read(path)?;
     let (meta, vocab) = parse_meta(path, &bytes)?;
+    load_parsed(dev, path, &bytes, (meta, vocab), model, model_kind)
+}
+
+/// [`load`] of a file already read and its metadata already parsed.
+fn load_parsed<D: Device<f32>, M: TensorCollection<f32, D>>(
+    dev: &D,
+    path: &Path,
+    bytes: &[u8],
+    (meta, vocab): (Meta, Vocab),
+    model: &mut M,
+    model_kind: &str,
+) -> Result<Loaded<D>, CheckpointError> {
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -272,7 +285,7 @@ pub fn load<D: Device<f32>, M: TensorCollection<f32, D>>(
             "it holds a {saved} model, not a {model_kind} model"
         )));
     }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| corrupt(format!("{e:?}")))?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| corrupt(format!("{e:?}")))?;
     let f32s = |name: &str, shape: &[usize]| -> Result<Vec<f32>, CheckpointError> {
         let t = tensors
             .tensor(name)
@@ -339,7 +352,8 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
     dev: &D,
     path: &Path,
 ) -> Result<(M, Loaded<D>), CheckpointError> {
-    let (meta, vocab) = read_meta(path)?;
+    let bytes = read(path)?;
+    let (meta, vocab) = parse_meta(path, &bytes)?;
     if meta.model != M::KIND {
         return Err(CheckpointError::Mismatch {
             path: path.to_path_buf(),
@@ -352,6 +366,6 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let loaded = load(dev, path, &mut model, M::KIND)?;
+    let loaded = load_parsed(dev, path, &bytes, (meta, vocab), &mut model, M::KIND)?;
     Ok((model, loaded))
 }
