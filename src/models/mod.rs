@@ -77,9 +77,3 @@ impl Kind {
         Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 }
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}

@@ -173,11 +173,6 @@ impl BookNumbers {
         let _ = write!(self.0, "ANCHOR: {name}\n{value}\nANCHOR_END: {name}\n");
     }
 
-    /// The file's text.
-    pub fn text(&self) -> &str {
-        &self.0
-    }
-
     /// Writes `dir/numbers.md` atomically.
     pub fn write(&self, dir: &Path) -> Result<(), StageError> {
         let path = dir.join("numbers.md");
