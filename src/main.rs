@@ -11,12 +11,25 @@ fn main() -> ExitCode {
     match cli::run(cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            if e.is::<cli::lm::Interrupted>() {
-                ExitCode::from(130) // the shell's code for Ctrl-C
-            } else {
-                ExitCode::FAILURE
+            eprintln!("error: {}", one_line(&e));
+            match e.downcast_ref::<cli::signals::Stopped>() {
+                // what a shell reports for a process the signal ended
+                Some(stopped) => ExitCode::from(stopped.signal.exit_code()),
+                None => ExitCode::FAILURE,
             }
         }
     }
+}
+
+/// The error and its causes on one line, each said once: a cause whose text
+/// the message already holds is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line.replace('\n', " ")
 }

@@ -26,14 +26,8 @@ pub enum PlotError {
     #[error("drawing failed: {0}")]
     Draw(String),
     /// Writing the file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
     /// The file name does not end in a known image format.
     #[error("{0}: unknown figure format; the file name must end in .svg or .png")]
     Format(std::path::PathBuf),
@@ -77,12 +71,8 @@ pub trait Figure {
     /// Saves the figure as SVG or PNG, chosen by the file extension, through
     /// a temporary file so an existing figure is never left half-written.
     fn save(&self, path: &Path) -> Result<(), PlotError> {
-        let io = |source| PlotError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
         match path.extension().and_then(|e| e.to_str()) {
-            Some("svg") => fsutil::write_atomic(path, self.to_svg()?.0.as_bytes()).map_err(io),
+            Some("svg") => Ok(fsutil::write_atomic(path, self.to_svg()?.0.as_bytes())?),
             Some("png") => {
                 let mut drawn = Ok(());
                 let written = fsutil::write_atomic_with(path, |tmp| {
@@ -96,7 +86,7 @@ pub trait Figure {
                     }
                 });
                 drawn?;
-                written.map_err(io)
+                Ok(written?)
             }
             _ => Err(PlotError::Format(path.to_path_buf())),
         }

@@ -39,6 +39,21 @@ fn fails(args: &[&str], cwd: &Path, needle: &str) {
     );
 }
 
+/// Runs charlm expecting clap to refuse a flag's value: exit code 2, an
+/// `error: invalid value` line naming `needle` (the accepted range), no panic.
+fn rejected(args: &[&str], cwd: &Path, needle: &str) {
+    let o = charlm(args, cwd);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.starts_with("error: invalid value"), "{args:?}: {err}");
+    assert!(
+        first.contains(needle),
+        "{args:?}: expected {needle:?} in {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 #[test]
 fn counts_json_is_the_last_line_and_figure_is_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,15 +246,25 @@ fn onehot_json_and_errors() {
     assert!(v["seconds_per_step"].as_f64().unwrap() > 0.0);
     assert_eq!(v["samples"].as_array().unwrap().len(), 3);
     let here = Path::new(".");
-    fails(
+    rejected(
         &["onehot", "--lr", "nan"],
         here,
-        "learning rate must be a finite number",
+        "must be a finite number > 0",
     );
-    fails(
+    rejected(
         &["onehot", "--lr", "inf"],
         here,
-        "learning rate must be a finite number",
+        "must be a finite number > 0",
+    );
+    rejected(
+        &["onehot", "--lr", "-50"],
+        here,
+        "must be a finite number > 0",
+    );
+    rejected(
+        &["onehot", "--lr", "0"],
+        here,
+        "must be a finite number > 0",
     );
     fails(&["onehot", "--reg", "-1"], here, "regularisation strength");
     fails(
@@ -305,21 +330,10 @@ fn bigram_json_and_errors() {
         d,
         "block size 8 is too large",
     );
-    fails(
-        &["bigram", "--batch", "0"],
-        d,
-        "batch size must be at least 1",
-    );
-    fails(
-        &["bigram", "--lr", "nan"],
-        d,
-        "learning rate must be a finite number",
-    );
-    fails(
-        &["bigram", "--eval-interval", "0"],
-        d,
-        "evaluation interval",
-    );
+    rejected(&["bigram", "--batch", "0"], d, "from 1 to 1000000000");
+    rejected(&["bigram", "--lr", "nan"], d, "must be a finite number > 0");
+    rejected(&["bigram", "--lr", "-1"], d, "must be a finite number > 0");
+    rejected(&["bigram", "--eval-interval", "0"], d, "from 1 to");
 }
 
 fn json_of(o: &Output) -> serde_json::Value {
@@ -429,9 +443,9 @@ fn bigram_save_resume_and_generate() {
     // a failed run leaves an existing checkpoint as it was
     let before = fs::read(d.join("end.safetensors")).unwrap();
     fails(
-        &["bigram", "--lr", "nan", "--save", "end.safetensors"],
+        &["bigram", "--data", "nope.txt", "--save", "end.safetensors"],
         d,
-        "learning rate",
+        "nope.txt: no such file",
     );
     assert_eq!(fs::read(d.join("end.safetensors")).unwrap(), before);
 }
@@ -466,7 +480,8 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(
-        err.contains("interrupted at step") && err.contains("--resume cut.safetensors"),
+        err.contains("SIGINT (Ctrl-C) stopped training at step")
+            && err.contains("--resume cut.safetensors"),
         "{err}"
     );
     let (meta, vocab) = charlm::train::checkpoint::read_meta(&d.join("cut.safetensors")).unwrap();
@@ -550,7 +565,7 @@ fn head_trains_saves_and_generates() {
     fails(
         &["head", "--block", "9"],
         d,
-        "longer than the model's block size 8",
+        "--block 9 is longer than the head model's position table, which has 8 rows",
     );
     fails(
         &["bigram", "--resume", "h.safetensors"],
@@ -613,15 +628,15 @@ fn bench_times_a_workload_and_rejects_bad_flags() {
         );
         assert!(best > 0.0 && best <= median, "{t}");
     }
-    fails(
+    rejected(
         &["bench", "--threads", "0"],
         Path::new("."),
-        "--threads must be at least 1",
+        "from 1 to 1024",
     );
-    fails(
+    rejected(
         &["bench", "--samples", "0"],
         Path::new("."),
-        "--samples must be at least 1",
+        "from 1 to 1000",
     );
     // an unknown workload is clap's usage error (exit 2), naming the choices
     let o = charlm(&["bench", "--workload", "nope"], Path::new("."));
@@ -631,6 +646,10 @@ fn bench_times_a_workload_and_rejects_bad_flags() {
 
 #[path = "shared/any_text.rs"]
 mod shared;
+
+#[cfg(unix)]
+#[path = "cli/promises.rs"]
+mod promises;
 
 // The vocabulary comes from the data: both language models train on a text
 // of 90 characters (accents, Greek, dashes, curly quotes), save it in their

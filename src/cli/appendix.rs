@@ -8,20 +8,23 @@ use charlm::bench::{self, time, with_threads, Workload};
 use charlm::data::DataSets;
 use charlm::parity::{check_all, markdown_table, torch_version};
 
+use super::{count_in, limits};
+
 /// Flags of `charlm bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Only these workloads (repeat the flag); all by default.
     #[arg(long = "workload", value_name = "NAME", value_parser = workload_name)]
     workloads: Vec<Workload>,
-    /// Threads for dfdx's matrix multiplies and charlm's kernels.
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    /// Threads for dfdx's matrix multiplies and charlm's kernels (1 to 1024).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = count_in(1, limits::THREADS))]
     threads: usize,
-    /// Timed samples per workload.
-    #[arg(long, value_name = "N", default_value_t = 5)]
+    /// Timed samples per workload (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = count_in(1, limits::BENCH_SAMPLES))]
     samples: usize,
-    /// Shortest sample, in milliseconds (iterations are added to fill it).
-    #[arg(long, value_name = "MS", default_value_t = 200)]
+    /// Shortest sample, in milliseconds (1 to 600,000; iterations are added
+    /// to fill it).
+    #[arg(long, value_name = "MS", default_value_t = 200, value_parser = count_in(1, limits::SAMPLE_MS))]
     sample_ms: u64,
     /// Print only one JSON object (the last stdout line).
     #[arg(long)]
@@ -38,8 +41,6 @@ fn workload_name(name: &str) -> Result<Workload, String> {
 
 /// `charlm bench`: times the workloads on a pool of `threads` threads.
 pub fn bench(a: BenchArgs) -> Result<()> {
-    anyhow::ensure!(a.threads >= 1, "--threads must be at least 1");
-    anyhow::ensure!(a.samples >= 1, "--samples must be at least 1");
     let workloads = if a.workloads.is_empty() {
         bench::all()
     } else {

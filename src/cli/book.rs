@@ -25,6 +25,7 @@ pub struct TourArgs {
 
 /// `charlm tour`: every stage with its defaults, its summary, its figures.
 pub fn tour(a: TourArgs) -> Result<()> {
+    charlm::fsutil::check_folder(&a.out)?;
     let data = DataSets::new();
     let progress = |steps: usize| -> Box<dyn Watch> { Box::new(Bar::new(steps, a.json)) };
     let (mut reports, mut figures, mut failures) = (serde_json::Map::new(), Vec::new(), Vec::new());
@@ -65,6 +66,7 @@ pub struct FiguresArgs {
 
 /// `charlm figures`: every stage's book files.
 pub fn figures(a: FiguresArgs) -> Result<()> {
+    charlm::fsutil::check_folder(&a.out)?;
     let data = DataSets::new();
     for stage in ALL {
         let dir = a.out.join(stage.id());

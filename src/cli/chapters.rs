@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use dfdx::prelude::Cpu;
 
-use charlm::data;
 use charlm::models::bigram_onehot::{Forward, OneHotConfig};
 use charlm::ops::Kernels;
 use charlm::stages::attention_trick::{run_attention, LECTURE_SHAPE};
@@ -15,9 +14,10 @@ use charlm::stages::counts::{run_counts, CountsSettings};
 use charlm::stages::onehot::{run_onehot, OneHotSettings};
 use charlm::stages::LECTURE_SEED;
 use charlm::train::{Event, Watch};
+use charlm::{data, fsutil};
 
 use super::progress::Bar;
-use super::{on_device, DeviceArg, DeviceJob};
+use super::{count_in, limits, on_device, positive, DeviceArg, DeviceJob};
 
 /// Flags of `charlm counts`.
 #[derive(Debug, Args)]
@@ -35,8 +35,8 @@ pub struct CountsArgs {
         allow_negative_numbers = true
     )]
     smoothing: f64,
-    /// How many names to sample.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    /// How many names to sample (0 to 1,000,000).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = count_in(0, limits::NAMES))]
     samples: usize,
     /// Seed of the random generator (the lecture's is 2147483647).
     #[arg(long, value_name = "S", default_value_t = LECTURE_SEED)]
@@ -51,7 +51,11 @@ pub struct CountsArgs {
 
 /// `charlm counts`: chapter 1.
 pub fn counts(a: CountsArgs) -> Result<()> {
-    let words = data::load_names(a.data.as_deref())?;
+    let names = data::Locator::from_env().resolve(data::Dataset::Names, a.data.as_deref())?;
+    if let Some(path) = &a.figure {
+        fsutil::check_output(path, &[("the --data file", &names)])?;
+    }
+    let words = data::read_names(&names)?;
     let settings = CountsSettings {
         smoothing: a.smoothing,
         samples: a.samples,
@@ -90,15 +94,17 @@ pub struct OnehotArgs {
     /// The names file (one name per line).
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
-    /// Full-batch gradient-descent steps.
-    #[arg(long, value_name = "N", default_value_t = 100)]
+    /// Full-batch gradient-descent steps (0 to 1,000,000,000).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = count_in(0, limits::STEPS))]
     steps: usize,
-    /// Learning rate (the lecture's is 50: this loss is very flat).
+    /// Learning rate, a finite number > 0 (the lecture's is 50: this loss
+    /// is very flat).
     #[arg(
         long,
         value_name = "X",
         default_value_t = 50.0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = positive
     )]
     lr: f32,
     /// Regularisation strength: reg·mean(W²) pulls softmax(W) towards
@@ -113,8 +119,8 @@ pub struct OnehotArgs {
     /// Seed of the random generator that draws W and the samples.
     #[arg(long, value_name = "S", default_value_t = LECTURE_SEED)]
     seed: u64,
-    /// How many names to sample from the trained net.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    /// How many names to sample from the trained net (0 to 1,000,000).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = count_in(0, limits::NAMES))]
     samples: usize,
     /// Forward pass: the lecture's one-hot matmul, or the row lookup.
     #[arg(long, value_enum, default_value_t = ForwardArg::Onehot)]

@@ -2,6 +2,7 @@
 //! generate`: the language models of chapter 3 on, on any text, with
 //! checkpoints, resume and Ctrl-C.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -10,15 +11,17 @@ use dfdx::prelude::Cpu;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
-use charlm::data::{self, Dataset};
+use charlm::data::{self, Dataset, Locator};
+use charlm::fsutil;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::ops::Kernels;
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
 use charlm::train::{Finish, TrainConfig};
 
-use super::progress::{stop_on_ctrl_c, Bar};
-use super::{on_device, DeviceArg, DeviceJob};
+use super::progress::Bar;
+use super::signals::{self, Stopped};
+use super::{count_in, limits, on_device, positive, DeviceArg, DeviceJob};
 
 /// Training flags shared by the language models (chapter 3 on).
 #[derive(Debug, Args)]
@@ -27,31 +30,38 @@ pub struct TrainArgs {
     /// [default: tiny Shakespeare].
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
-    /// Optimiser steps in all [default: 3000].
-    #[arg(long, value_name = "N")]
+    /// Optimiser steps in all, counted from the start of the run (0 to
+    /// 1,000,000,000) [default: 3000].
+    #[arg(long, value_name = "N", value_parser = count_in(0, limits::STEPS))]
     steps: Option<usize>,
-    /// AdamW's learning rate [default: 0.01].
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    /// AdamW's learning rate, a finite number > 0 [default: 0.01].
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = positive)]
     lr: Option<f32>,
-    /// Rows per batch (B) [default: 32].
-    #[arg(long, value_name = "B")]
+    /// Rows per batch (B), 1 to 1,000,000,000, within the free memory
+    /// [default: 32].
+    #[arg(long, value_name = "B", value_parser = count_in(1, limits::BATCH))]
     batch: Option<usize>,
-    /// Tokens per row (T) [default: 8].
-    #[arg(long, value_name = "T")]
+    /// Tokens per row (T), 1 to 1,000,000, at most the model's block and
+    /// shorter than the text [default: 8].
+    #[arg(long, value_name = "T", value_parser = count_in(1, limits::BLOCK))]
     block: Option<usize>,
-    /// Estimate the loss every N steps [default: 300].
-    #[arg(long, value_name = "N")]
+    /// Estimate the loss every N steps (1 to 1,000,000,000) [default: 300].
+    #[arg(long, value_name = "N", value_parser = count_in(1, limits::EVAL_INTERVAL))]
     eval_interval: Option<usize>,
-    /// Batches per split in each estimate [default: 200].
-    #[arg(long, value_name = "N")]
+    /// Batches per split in each estimate (1 to 1,000,000) [default: 200].
+    #[arg(long, value_name = "N", value_parser = count_in(1, limits::EVAL_ITERS))]
     eval_iters: Option<usize>,
     /// Seed of the random generator (bigram.py's is 1337).
     #[arg(long, value_name = "S", default_value_t = 1337)]
     seed: u64,
-    /// Tokens to generate after training.
-    #[arg(long, value_name = "N", default_value_t = 500)]
+    /// Characters to generate after training (0 to 10,000,000), printed as
+    /// they come.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = count_in(0, limits::TOKENS))]
     tokens: usize,
-    /// Write a checkpoint here when training ends (or is interrupted).
+    /// Write a checkpoint here when training ends (before generating) or is
+    /// stopped by a signal. Checked before training starts: it must be a
+    /// regular file (or not exist yet) in a writable folder, and neither the
+    /// --data file nor the --resume checkpoint. A symbolic link is followed.
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
     /// Continue the run saved in this checkpoint.
@@ -84,18 +94,24 @@ fn kind_name(name: &str) -> Result<Kind, String> {
     })
 }
 
-/// Training was stopped by Ctrl-C; a checkpoint was saved.
-#[derive(Debug, thiserror::Error)]
-#[error("interrupted at step {step}; checkpoint saved to {path} (continue with --resume {path})")]
-pub struct Interrupted {
-    step: usize,
-    path: String,
-}
-
 /// `charlm bigram`, `charlm head`, `charlm train`: settings from the flags,
-/// then train (or resume), save, report.
+/// every input and output checked, then train (or resume), save, report,
+/// generate.
 pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
-    let text = data::load_text(Dataset::TinyShakespeare, a.data.as_deref())?;
+    signals::catch()?;
+    let data_path = Locator::from_env().resolve(Dataset::TinyShakespeare, a.data.as_deref())?;
+    let save = match &a.save {
+        Some(path) => {
+            let mut inputs = vec![("the --data file", data_path.as_path())];
+            if let Some(resume) = &a.resume {
+                inputs.push(("the --resume checkpoint", resume.as_path()));
+            }
+            fsutil::check_output(path, &inputs)?;
+            Some(path.as_path())
+        }
+        None => None,
+    };
+    let text = data::read_text(&data_path)?;
     let overrides = |c: TrainConfig| TrainConfig {
         max_iters: a.steps.unwrap_or(c.max_iters),
         learning_rate: a.lr.unwrap_or(c.learning_rate),
@@ -116,7 +132,7 @@ pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
         settings: &settings,
         resume: a.resume.as_deref(),
         overrides: &overrides,
-        save: a.save.as_deref(),
+        save,
         json: a.json,
     };
     on_device(a.device, a.seed, job)
@@ -151,35 +167,110 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
 
     fn run<M: LanguageModel<D>>(self) -> Result<()> {
         let OnModel { job, dev } = self;
-        stop_on_ctrl_c()?;
         let resume = job.resume.map(|path| Resume {
             path,
             overrides: job.overrides,
         });
         let mut bar = Bar::new(job.settings.config.max_iters, job.json);
-        let run = session::run::<D, M>(dev, job.text, job.settings, resume, &mut bar)?;
+        let mut run = session::start::<D, M>(dev, job.text, job.settings, resume, &mut bar)?;
         drop(bar);
-        if run.finish == Finish::Stopped {
-            let default = format!("{}-interrupted.safetensors", M::KIND);
-            let path = job
-                .save
-                .map_or_else(|| PathBuf::from(default), Path::to_path_buf);
-            run.save(&path)?;
-            let (step, path) = (run.state.step, path.display().to_string());
-            return Err(Interrupted { step, path }.into());
+        // ANCHOR: stopped
+        if let (Finish::Stopped, Some(signal)) = (run.finish, signals::received()) {
+            // To --save, or to a new file: never over an earlier one.
+            let saved = match job.save {
+                Some(path) => run.save(path).map(|()| path.to_path_buf())?,
+                None => {
+                    let default = PathBuf::from(format!("{}-interrupted.safetensors", M::KIND));
+                    fsutil::write_new(&default, &run.checkpoint_bytes(&default)?)?
+                }
+            };
+            let (step, path) = (run.state.step, saved.display());
+            let what = format!(
+                "stopped training at step {step}; checkpoint saved to {path} (continue with --resume {path})"
+            );
+            return Err(Stopped { signal, what }.into());
         }
+        // ANCHOR_END: stopped
+        // The checkpoint first: generating cannot lose the trained model.
         if let Some(path) = job.save {
             run.save(path)?;
         }
+        let tokens = job.settings.sample_tokens;
+        let stopped_generating = |signal| Stopped {
+            signal,
+            what: match job.save {
+                Some(path) => format!(
+                    "stopped generating; the checkpoint {} was saved before",
+                    path.display()
+                ),
+                None => "stopped generating".to_string(),
+            },
+        };
         if job.json {
-            println!("{}", serde_json::to_string(&run.report)?);
-        } else {
-            print!("{}", run.summary());
-            if let Some(path) = job.save {
-                println!("checkpoint       {}", path.display());
+            run.sample(tokens, &mut |_| signals::received().is_none())?;
+            if let Some(signal) = signals::received() {
+                return Err(stopped_generating(signal).into());
             }
+            println!("{}", serde_json::to_string(&run.report)?);
+            return Ok(());
         }
-        Ok(())
+        print!("{}", run.summary());
+        if let Some(path) = job.save {
+            println!("checkpoint       {}", path.display());
+        }
+        println!("sample");
+        let mut out = Streamed::new();
+        run.sample(tokens, &mut |c| out.put(c))?;
+        out.end()?;
+        match signals::received() {
+            Some(signal) => Err(stopped_generating(signal).into()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Characters written to stdout as they are generated, each flushed (so a
+/// pipe or a stopped run shows everything made); `put` says whether to go on.
+struct Streamed {
+    out: std::io::StdoutLock<'static>,
+    error: Option<std::io::Error>,
+}
+
+impl Streamed {
+    fn new() -> Self {
+        Self {
+            out: std::io::stdout().lock(),
+            error: None,
+        }
+    }
+
+    /// Writes `c`; `false` (stop) once a signal came or stdout failed.
+    fn put(&mut self, c: char) -> bool {
+        let mut buf = [0u8; 4];
+        let written = self
+            .out
+            .write_all(c.encode_utf8(&mut buf).as_bytes())
+            .and_then(|()| self.out.flush());
+        if let Err(e) = written {
+            self.error = Some(e);
+            return false;
+        }
+        signals::received().is_none()
+    }
+
+    /// Ends the text with a newline; a closed pipe is not an error.
+    fn end(mut self) -> Result<()> {
+        let result = match self.error.take() {
+            Some(e) => Err(e),
+            None => writeln!(self.out).and_then(|()| self.out.flush()),
+        };
+        match result {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::anyhow!(
+                "writing the sample to stdout: {}",
+                fsutil::plain(&e)
+            )),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -189,8 +280,8 @@ pub struct GenerateArgs {
     /// The checkpoint.
     #[arg(long, value_name = "PATH")]
     checkpoint: PathBuf,
-    /// Characters to generate.
-    #[arg(long, value_name = "N", default_value_t = 500)]
+    /// Characters to generate (0 to 10,000,000), printed as they come.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = count_in(0, limits::TOKENS))]
     tokens: usize,
     /// Text to continue; every character must be in the model's vocabulary
     /// [default: a newline, or the vocabulary's first character].
@@ -201,8 +292,10 @@ pub struct GenerateArgs {
     seed: u64,
 }
 
-/// `charlm generate`: text from a checkpoint, decoded with its vocabulary.
+/// `charlm generate`: text from a checkpoint, decoded with its vocabulary,
+/// streamed to stdout; a signal stops it (exit 128 + the signal's number).
 pub fn generate(a: GenerateArgs) -> Result<()> {
+    signals::catch()?;
     let path = a.checkpoint.as_path();
     let (meta, vocab) = checkpoint::read_meta(path)?;
     let kind = Kind::from_name(&meta.model).with_context(|| {
@@ -218,15 +311,25 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         None => vocab.chars()[0].to_string(),
     };
     let context = vocab.encode(&prompt).context("the prompt")?;
+    let mut out = Streamed::new();
+    let prompt_shown = prompt.chars().all(|c| out.put(c));
     let job = Generate {
         path,
         context,
-        tokens: a.tokens,
+        tokens: if prompt_shown { a.tokens } else { 0 },
         seed: a.seed,
+        on_char: &mut |id| out.put(vocab.chars()[id]),
     };
-    let out = kind.with::<Cpu, _>(job)?;
-    println!("{}", vocab.decode(&out));
-    Ok(())
+    kind.with::<Cpu, _>(job)?;
+    out.end()?;
+    match signals::received() {
+        Some(signal) => Err(Stopped {
+            signal,
+            what: "stopped generating".to_string(),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Loads a checkpoint into its model type and continues the context.
@@ -235,15 +338,18 @@ struct Generate<'a> {
     context: Vec<usize>,
     tokens: usize,
     seed: u64,
+    on_char: &'a mut dyn FnMut(usize) -> bool,
 }
 
 impl ModelJob<Cpu> for Generate<'_> {
-    type Output = Result<Vec<usize>>;
+    type Output = Result<()>;
 
-    fn run<M: LanguageModel<Cpu>>(self) -> Result<Vec<usize>> {
+    fn run<M: LanguageModel<Cpu>>(self) -> Result<()> {
         let (model, _) = checkpoint::load_model::<Cpu, M>(&Cpu::default(), self.path)?;
         let mut rng = ChaCha12Rng::seed_from_u64(self.seed);
-        let mut out = model.generate(&[self.context], self.tokens, &mut rng)?;
-        Ok(out.remove(0))
+        let on_char = self.on_char;
+        let mut on_tokens = |new: &[usize]| on_char(new[0]);
+        model.generate_streaming(&[self.context], self.tokens, &mut rng, &mut on_tokens)?;
+        Ok(())
     }
 }

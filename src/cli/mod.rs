@@ -12,6 +12,7 @@ pub mod book;
 pub mod chapters;
 pub mod lm;
 pub mod progress;
+pub mod signals;
 
 /// Character-level language models, built step by step (the charlm book).
 ///
@@ -161,4 +162,51 @@ fn on_cuda<J: DeviceJob>(seed: u64, job: J) -> Result<J::Output> {
 #[cfg(not(feature = "cuda"))]
 fn on_cuda<J: DeviceJob>(_: u64, _: J) -> Result<J::Output> {
     anyhow::bail!("this charlm was built without CUDA support; rebuild with `cargo build --release --features cuda`")
+}
+
+/// The largest counts the flags take (documented in each flag's help). The
+/// memory a training step needs is checked separately, before it starts.
+pub mod limits {
+    /// `--steps`.
+    pub const STEPS: usize = 1_000_000_000;
+    /// `--batch`.
+    pub const BATCH: usize = 1_000_000_000;
+    /// `--block`.
+    pub const BLOCK: usize = 1_000_000;
+    /// `--eval-interval`.
+    pub const EVAL_INTERVAL: usize = 1_000_000_000;
+    /// `--eval-iters`.
+    pub const EVAL_ITERS: usize = 1_000_000;
+    /// `--tokens`: characters to generate.
+    pub const TOKENS: usize = 10_000_000;
+    /// `--samples` of `counts` and `onehot`: names to sample.
+    pub const NAMES: usize = 1_000_000;
+    /// `bench --threads`.
+    pub const THREADS: usize = 1024;
+    /// `bench --samples`.
+    pub const BENCH_SAMPLES: usize = 1000;
+    /// `bench --sample-ms`: ten minutes.
+    pub const SAMPLE_MS: u64 = 600_000;
+}
+
+/// A clap parser for a whole number from `lo` to `hi`.
+pub fn count_in<T>(
+    lo: T,
+    hi: T,
+) -> impl Fn(&str) -> std::result::Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy + Send + Sync + 'static,
+{
+    move |text| match text.parse::<T>() {
+        Ok(n) if lo <= n && n <= hi => Ok(n),
+        _ => Err(format!("must be a whole number from {lo} to {hi}")),
+    }
+}
+
+/// A clap parser for a finite number > 0 (learning rates).
+pub fn positive(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err("must be a finite number > 0".to_string()),
+    }
 }

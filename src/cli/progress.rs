@@ -1,46 +1,54 @@
-//! Progress bars for training, on stderr: step, loss, steps/s, and a line per
-//! loss estimate. Hidden under `--json`; indicatif hides them too when stderr
-//! is not a terminal. Ctrl-C, once its handler is installed, stops a run
-//! before its next step.
+//! Progress for training, on stderr: a bar (step, loss, steps/s) and a line
+//! per loss estimate when stderr is a terminal; when it is not (a log file, a
+//! job scheduler), each loss estimate as one plain line, written as it
+//! happens. Nothing under `--json`. A signal (see [`super::signals`]) stops
+//! a run before its next step.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charlm::train::{Event, Watch};
 
-/// Set by Ctrl-C: training stops before its next step.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+use super::signals;
 
-/// Makes Ctrl-C stop training runs (see [`INTERRUPTED`]) instead of the process.
-pub fn stop_on_ctrl_c() -> anyhow::Result<()> {
-    use anyhow::Context;
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Show {
+    /// A bar and loss lines (stderr is a terminal).
+    Bar,
+    /// Loss lines only, each written at once (stderr is a file or a pipe).
+    Lines,
+    /// Nothing (`--json`).
+    Nothing,
 }
 
-/// A bar of `steps` steps; hidden when `hidden`.
-pub fn bar(steps: usize, hidden: bool) -> ProgressBar {
-    let target = if hidden {
-        ProgressDrawTarget::hidden()
-    } else {
-        ProgressDrawTarget::stderr()
-    };
-    let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
+/// A training run's [`Watch`]: progress, and the stop on a signal.
+pub struct Bar {
+    bar: ProgressBar,
+    show: Show,
 }
-
-/// A training run's [`Watch`]: a progress bar, and Ctrl-C.
-pub struct Bar(ProgressBar);
 
 impl Bar {
-    /// A bar for a run of `steps` steps.
+    /// Progress of a run of `steps` steps; none when `hidden`.
     pub fn new(steps: usize, hidden: bool) -> Self {
-        Self(bar(steps, hidden))
+        let show = if hidden {
+            Show::Nothing
+        } else if std::io::stderr().is_terminal() {
+            Show::Bar
+        } else {
+            Show::Lines
+        };
+        let target = match show {
+            Show::Bar => ProgressDrawTarget::stderr(),
+            _ => ProgressDrawTarget::hidden(),
+        };
+        let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { bar, show }
     }
 }
 
@@ -48,23 +56,31 @@ impl Watch for Bar {
     fn event(&mut self, event: Event) {
         match event {
             Event::Step { step, loss } => {
-                self.0.set_message(format!("loss {loss:.4}"));
-                self.0.set_position(step as u64);
+                self.bar.set_message(format!("loss {loss:.4}"));
+                self.bar.set_position(step as u64);
             }
-            Event::Eval(e) => self.0.println(format!(
-                "step {:>6}: train loss {:.4}, val loss {:.4}",
-                e.step, e.train, e.val
-            )),
+            Event::Eval(e) => {
+                let line = format!(
+                    "step {:>6}: train loss {:.4}, val loss {:.4}",
+                    e.step, e.train, e.val
+                );
+                match self.show {
+                    Show::Bar => self.bar.println(line),
+                    // stderr is unbuffered: the line is out when this returns
+                    Show::Lines => eprintln!("{line}"),
+                    Show::Nothing => {}
+                }
+            }
         }
     }
 
     fn stop(&self, _next: usize) -> bool {
-        INTERRUPTED.load(Ordering::SeqCst)
+        signals::received().is_some()
     }
 }
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }

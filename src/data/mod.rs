@@ -96,6 +96,12 @@ pub enum DataError {
         /// The path that was given.
         path: PathBuf,
     },
+    /// An explicit `--data` path that is a folder.
+    #[error("{path} is a folder; --data takes a text file (for example {path}/input.txt)")]
+    Folder {
+        /// The path that was given.
+        path: PathBuf,
+    },
     /// The file is in no data folder and could not be downloaded.
     #[error(
         "{file} not found (looked in {searched}) and the download failed: {reason}. \
@@ -128,14 +134,8 @@ pub enum DataError {
         actual: String,
     },
     /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file concerned.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
     /// The file has no content.
     #[error("{path}: the file is empty")]
     Empty {
@@ -168,11 +168,8 @@ pub enum DataError {
     },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(io::Error) -> DataError + '_ {
-    move |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DataError + 'a {
+    move |e| DataError::Io(fsutil::FsError::io(op, path, &e))
 }
 
 /// Where to look for data, and where to download it from. [`Locator::from_env`]
@@ -234,6 +231,10 @@ impl Locator {
         if let Some(path) = explicit {
             return if path.is_file() {
                 Ok(path.to_path_buf())
+            } else if path.is_dir() {
+                Err(DataError::Folder {
+                    path: path.to_path_buf(),
+                })
             } else {
                 Err(DataError::MissingExplicit {
                     path: path.to_path_buf(),
@@ -328,10 +329,11 @@ pub fn download(
         .build();
     let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let mut body = response.into_reader();
-    fsutil::ensure_parent(dest).map_err(io_err(dest))?;
+    fsutil::check_output(dest, &[])?;
+    fsutil::remove_stale_temps(dest);
     let tmp = fsutil::temp_path_for(dest);
     let result = (|| {
-        let mut file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut file = fs::File::create(&tmp).map_err(io_err("write", &tmp))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -342,9 +344,9 @@ pub fn download(
                 Err(e) => return Err(fail(format!("connection broke off: {e}"))),
             };
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n]).map_err(io_err(&tmp))?;
+            file.write_all(&buf[..n]).map_err(io_err("write", &tmp))?;
         }
-        file.sync_all().map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err("write", &tmp))?;
         let actual = hex(&hasher.finalize());
         if actual != sha256_hex.to_ascii_lowercase() {
             return Err(DataError::Checksum {
@@ -353,7 +355,7 @@ pub fn download(
                 actual,
             });
         }
-        fs::rename(&tmp, dest).map_err(io_err(dest))
+        fs::rename(&tmp, dest).map_err(io_err("write", dest))
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -369,14 +371,14 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// The SHA-256 of a file, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, DataError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
+    let bytes = fsutil::read(path)?;
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
 /// Reads a file as UTF-8 text. An empty file and invalid UTF-8 are errors
 /// that say where the problem is.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
+    let bytes = fsutil::read(path)?;
     if bytes.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),

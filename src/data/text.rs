@@ -116,6 +116,15 @@ impl Corpus {
         }
     }
 
+    /// Whether batches of `batch_size` blocks of `block_size` tokens can be
+    /// drawn from both splits (checked before a run starts).
+    pub fn check_batches(&self, batch_size: usize, block_size: usize) -> Result<(), TextError> {
+        for split in [Split::Train, Split::Val] {
+            check_batch(self.split(split).len(), split, batch_size, block_size)?;
+        }
+        Ok(())
+    }
+
     /// A random batch from one split: see [`get_batch`].
     pub fn get_batch<R: Rng>(
         &self,

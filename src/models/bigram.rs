@@ -104,6 +104,11 @@ impl<D: Kernels> LanguageModel<D> for BigramLanguageModel<f32, D> {
         self.token_embedding_table.vocab()
     }
 
+    /// The logits at the last position depend on the last token only.
+    fn context_needed(&self) -> Option<usize> {
+        Some(1)
+    }
+
     fn logits<T: Tape<f32, D> + Merge<T>>(
         &self,
         idx: Tensor<(usize, usize), usize, D, T>,

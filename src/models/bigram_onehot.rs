@@ -49,8 +49,8 @@ pub enum OneHotError {
         /// The vocabulary size.
         size: usize,
     },
-    /// The learning rate is NaN or infinite.
-    #[error("the learning rate must be a finite number, got {0}")]
+    /// The learning rate is not a finite number > 0.
+    #[error("the learning rate must be a finite number > 0, got {0}")]
     BadLearningRate(f32),
     /// The regularisation strength is negative, NaN or infinite.
     #[error("the regularisation strength must be a finite number >= 0, got {0}")]
@@ -464,7 +464,7 @@ impl OneHotConfig {
 
     /// Checks the settings before any work is done.
     pub fn validate(&self) -> Result<(), OneHotError> {
-        if !self.lr.is_finite() {
+        if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(OneHotError::BadLearningRate(self.lr));
         }
         if !(self.reg.is_finite() && self.reg >= 0.0) {

@@ -270,6 +270,12 @@ impl<const C: usize, const H: usize, const BLOCK: usize, D: Kernels> LanguageMod
         Some(BLOCK)
     }
 
+    fn step_floats(&self, batch: usize, block: usize) -> u128 {
+        let (b, t) = (batch as u128, block as u128);
+        // x, q, k, v, out and their gradients; the (T, T) weights; the logits
+        b * t * (16 * C as u128 + 12 * H as u128 + 8 * self.vocab() as u128 + 8 * t)
+    }
+
     fn logits<T: Tape<f32, D> + Merge<T>>(
         &self,
         idx: Tensor<(usize, usize), usize, D, T>,

@@ -109,6 +109,14 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         None
     }
 
+    /// About how many floats one training step on a (`batch`, `block`) batch
+    /// keeps alive (activations, their gradients, temporaries): what a run
+    /// checks against the free memory before it allocates anything. This
+    /// default fits a model whose only activations are its logits.
+    fn step_floats(&self, batch: usize, block: usize) -> u128 {
+        batch as u128 * block as u128 * self.vocab() as u128 * 8
+    }
+
     /// The logits of the next token at every position: (B, T) → (B, T, V).
     fn logits<T: Tape<f32, D> + Merge<T>>(
         &self,
@@ -125,26 +133,40 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         Ok(cross_entropy(self.logits(idx)?, targets)) // ()
     }
 
+    /// How many of the last tokens generation must feed: the block (a
+    /// bigram needs only 1), so each new token costs the same.
+    fn context_needed(&self) -> Option<usize> {
+        self.block()
+    }
+
     /// Appends `max_new_tokens` sampled tokens to each row of `idx` (rows of
-    /// one length), feeding at most the last [`block`](Self::block) tokens.
+    /// one length), feeding at most the last
+    /// [`context_needed`](Self::context_needed) tokens.
     fn generate<R: Rng>(
         &self,
         idx: &[Vec<usize>],
         max_new_tokens: usize,
         rng: &mut R,
     ) -> Result<Vec<Vec<usize>>, ModelError> {
+        self.generate_streaming(idx, max_new_tokens, rng, &mut |_| true)
+    }
+
+    /// [`generate`](Self::generate), handing each step's new tokens (one
+    /// per row) to `on_tokens` as they come; it returns `false` to stop early.
+    fn generate_streaming<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        max_new_tokens: usize,
+        rng: &mut R,
+        on_tokens: &mut dyn FnMut(&[usize]) -> bool,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
         let dev = self.device().clone();
-        generate_with(
-            idx,
-            max_new_tokens,
-            self.vocab(),
-            self.block(),
-            rng,
-            |flat, b, t| {
-                let idx = dev.try_tensor_from_vec(flat, (b, t)).map_err(dev_err)?; // (B, T)
-                Ok(self.logits(idx)?.as_vec()) // (B, T, V)
-            },
-        )
+        let forward = |flat, b, t| {
+            let idx = dev.try_tensor_from_vec(flat, (b, t)).map_err(dev_err)?; // (B, T)
+            Ok(self.logits(idx)?.as_vec()) // (B, T, V)
+        };
+        let (v, crop) = (self.vocab(), self.context_needed());
+        generate_with(idx, max_new_tokens, v, crop, rng, forward, on_tokens)
     }
 }
 // ANCHOR_END: language_model
@@ -166,7 +188,8 @@ pub fn cross_entropy<D: Kernels, T: Tape<f32, D> + Merge<T>>(
 /// The generation loop every language model shares: feed the contexts
 /// (cropped to the last `crop` tokens if given), take the logits of the last
 /// position, softmax, sample one token per row, append, repeat.
-/// `forward(flat (B·T), B, T)` returns the logits (B, T, V) flattened.
+/// `forward(flat (B·T), B, T)` returns the logits (B, T, V) flattened;
+/// `on_tokens` sees each step's new tokens and returns `false` to stop.
 pub fn generate_with<R: Rng>(
     idx: &[Vec<usize>],
     max_new_tokens: usize,
@@ -174,6 +197,7 @@ pub fn generate_with<R: Rng>(
     crop: Option<usize>,
     rng: &mut R,
     mut forward: impl FnMut(Vec<usize>, usize, usize) -> Result<Vec<f32>, ModelError>,
+    on_tokens: &mut dyn FnMut(&[usize]) -> bool,
 ) -> Result<Vec<Vec<usize>>, ModelError> {
     let mut rows: Vec<Vec<usize>> = idx.to_vec();
     let len = rows.first().map_or(0, Vec::len);
@@ -195,12 +219,17 @@ pub fn generate_with<R: Rng>(
             .flat_map(|r| r[start..].iter().copied())
             .collect();
         let logits = forward(flat, rows.len(), t)?; // (B, T, V)
+        let mut new = Vec::with_capacity(rows.len());
         for (b, row) in rows.iter_mut().enumerate() {
             let last = &logits[(b * t + t - 1) * vocab..(b * t + t) * vocab]; // (V,)
             let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let weights: Vec<f64> = last.iter().map(|&l| ((l - max) as f64).exp()).collect();
             let dist = WeightedIndex::new(&weights).map_err(|e| dev_err(format!("{e}")))?;
             row.push(dist.sample(rng)); // softmax, then torch.multinomial
+            new.push(row[row.len() - 1]);
+        }
+        if !on_tokens(&new) {
+            break;
         }
     }
     Ok(rows)

@@ -138,14 +138,8 @@ pub enum StageError {
     #[error("device error: {0}")]
     Device(String),
     /// Writing an output file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
 }
 
 pub(crate) fn dev_err<E: std::fmt::Debug>(e: E) -> StageError {
@@ -176,8 +170,7 @@ impl BookNumbers {
     /// Writes `dir/numbers.md` atomically.
     pub fn write(&self, dir: &Path) -> Result<(), StageError> {
         let path = dir.join("numbers.md");
-        fsutil::write_atomic(&path, self.0.as_bytes())
-            .map_err(|source| StageError::Io { path, source })
+        Ok(fsutil::write_atomic(&path, self.0.as_bytes())?)
     }
 }
 

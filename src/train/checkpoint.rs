@@ -39,14 +39,8 @@ const META_KEY: &str = "charlm";
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// Reading or writing the file failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] fsutil::FsError),
     /// The file is not a readable charlm checkpoint.
     #[error("{path} is not a valid charlm checkpoint: {reason}")]
     Corrupt {
@@ -141,7 +135,7 @@ fn f32_bytes(values: &[f32]) -> Vec<u8> {
 
 // ANCHOR: save
 /// Saves `model` (of kind `model_kind`), the training state and the
-/// generator to `path`, atomically.
+/// generator to `path`, atomically (see [`fsutil`]).
 pub fn save<D: Device<f32>, M: TensorCollection<f32, D>>(
     path: &Path,
     model: &M,
@@ -151,18 +145,34 @@ pub fn save<D: Device<f32>, M: TensorCollection<f32, D>>(
     state: &TrainState<D>,
     rng: &ChaCha12Rng,
 ) -> Result<(), CheckpointError> {
-    let io = |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let bytes = to_bytes(path, model, model_kind, vocab, config, state, rng)?;
+    Ok(fsutil::write_atomic(path, &bytes)?)
+}
+
+/// A checkpoint's bytes (what [`save`] writes); `path` only names the file
+/// in error messages.
+pub fn to_bytes<D: Device<f32>, M: TensorCollection<f32, D>>(
+    path: &Path,
+    model: &M,
+    model_kind: &str,
+    vocab: &Vocab,
+    config: &TrainConfig,
+    state: &TrainState<D>,
+    rng: &ChaCha12Rng,
+) -> Result<Vec<u8>, CheckpointError> {
     // The weights, by dfdx, into a temporary file read straight back.
-    fsutil::ensure_parent(path).map_err(io)?;
-    let weights_path = fsutil::temp_path_for(path);
+    let weights_path = fsutil::temp_path_for(&std::env::temp_dir().join("weights.safetensors"));
     let written = model.save_safetensors(&weights_path);
-    let weights = std::fs::read(&weights_path);
+    let weights = fsutil::read(&weights_path);
     let _ = std::fs::remove_file(&weights_path);
-    written.map_err(|e| io(std::io::Error::other(format!("{e:?}"))))?;
-    let weights = weights.map_err(io)?;
+    if let Err(e) = written {
+        let e = match e {
+            ::safetensors::tensor::SafeTensorError::IoError(e) => e,
+            e => std::io::Error::other(format!("{e:?}")),
+        };
+        return Err(fsutil::FsError::io("write", &weights_path, &e).into());
+    }
+    let weights = weights?;
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: path.to_path_buf(),
         reason,
@@ -199,8 +209,7 @@ pub fn save<D: Device<f32>, M: TensorCollection<f32, D>>(
     };
     let json = serde_json::to_string(&meta).map_err(|e| corrupt(e.to_string()))?;
     let info = Some(HashMap::from([(META_KEY.to_string(), json)]));
-    let bytes = serialize(views, &info).map_err(|e| corrupt(format!("{e:?}")))?;
-    fsutil::write_atomic(path, &bytes).map_err(io)
+    serialize(views, &info).map_err(|e| corrupt(format!("{e:?}")))
 }
 // ANCHOR_END: save
 
@@ -212,10 +221,7 @@ pub fn read_meta(path: &Path) -> Result<(Meta, Vocab), CheckpointError> {
 
 /// The file's bytes.
 fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-    std::fs::read(path).map_err(|source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(fsutil::read(path)?)
 }
 
 fn parse_meta(path: &Path, bytes: &[u8]) -> Result<(Meta, Vocab), CheckpointError> {
@@ -294,15 +300,23 @@ fn load_parsed<D: Device<f32>, M: TensorCollection<f32, D>>(
             return Err(mismatch(format!("{name:?} is {:?}, not F32", t.dtype())));
         }
         if t.shape() != shape {
-            let saved = t.shape();
+            let (saved, n) = (t.shape(), vocab.len());
             return Err(mismatch(format!(
-                "{name:?} has shape {saved:?}, the model {shape:?}"
+                "{name:?} has shape {saved:?}, the model {shape:?} (the checkpoint's \
+                 vocabulary has {n} characters)"
             )));
         }
-        Ok(t.data()
+        let values: Vec<f32> = t
+            .data()
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
+            .collect();
+        if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+            return Err(corrupt(format!(
+                "{name:?} holds {bad} (the run that wrote it diverged, or the file is damaged)"
+            )));
+        }
+        Ok(values)
     };
     // Check every weight before dfdx copies them in.
     let inv = inventory(model);

@@ -60,6 +60,104 @@ pub enum TrainError {
     /// A checkpoint could not be saved or loaded.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// The block is longer than the model's position table.
+    #[error(
+        "--block {asked} is longer than the {model} model's position table, which has {block} rows \
+         (fixed by the model's type when it is built); use --block {block} or less"
+    )]
+    BlockTooLong {
+        /// The model kind.
+        model: &'static str,
+        /// The block asked for.
+        asked: usize,
+        /// The longest the model takes.
+        block: usize,
+    },
+    /// A training step would need more memory than the machine has free.
+    #[error(
+        "a training step of batch {batch} x block {block} needs about {needed} of memory, more than \
+         the {available} free; use a smaller --batch or --block"
+    )]
+    TooBig {
+        /// Rows per batch.
+        batch: usize,
+        /// Tokens per row.
+        block: usize,
+        /// The estimate, in words ("12.3 GB").
+        needed: String,
+        /// What the machine has free, in words.
+        available: String,
+    },
+    /// A resumed run that asks for no more steps than the checkpoint took.
+    #[error(
+        "the checkpoint is already at step {step}, and --steps {steps} counts from the start of the run: \
+         pass --steps above {step} to train more, or use `charlm generate --checkpoint` to sample from it"
+    )]
+    NothingToTrain {
+        /// Steps the checkpoint took.
+        step: usize,
+        /// Steps asked for in all.
+        steps: usize,
+    },
+}
+
+/// The memory the operating system can give a process now, in bytes
+/// (`MemAvailable` on Linux; `None` where it cannot tell).
+pub fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+/// Bytes in words: "12.3 GB", "512 MB".
+pub fn bytes_in_words(bytes: u128) -> String {
+    let gb = bytes as f64 / 1e9;
+    if gb >= 1.0 {
+        format!("{gb:.1} GB")
+    } else {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    }
+}
+
+/// The batches, the block and the memory a run needs, checked before its
+/// first step: blocks that fit in both splits, a block no longer than the
+/// model's position table, a step that fits in the free memory.
+pub fn check_fits<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
+    model: &M,
+    corpus: &crate::data::text::Corpus,
+    cfg: &TrainConfig,
+) -> Result<(), TrainError> {
+    corpus.check_batches(cfg.batch_size, cfg.block_size)?;
+    if let Some(block) = model.block().filter(|&b| cfg.block_size > b) {
+        let (model, asked) = (M::KIND, cfg.block_size);
+        return Err(TrainError::BlockTooLong {
+            model,
+            asked,
+            block,
+        });
+    }
+    check_memory(model, cfg)
+}
+
+/// Refuses a run whose training step would need more memory than is free,
+/// before anything is allocated (dfdx would abort, or the kernel kill it).
+pub fn check_memory<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
+    model: &M,
+    cfg: &TrainConfig,
+) -> Result<(), TrainError> {
+    let needed = model.step_floats(cfg.batch_size, cfg.block_size) * 4;
+    // Without a reading, still refuse what no machine has (1 TB).
+    let available = available_memory().map_or(1u128 << 40, u128::from);
+    if needed > available {
+        return Err(TrainError::TooBig {
+            batch: cfg.batch_size,
+            block: cfg.block_size,
+            needed: bytes_in_words(needed),
+            available: bytes_in_words(available),
+        });
+    }
+    Ok(())
 }
 
 pub(crate) fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {

@@ -14,7 +14,7 @@ use rand::Rng;
 use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
 use crate::data::text::{Corpus, Split, TokenBatch};
 use crate::models::lm::{batch_tensors, check_vocab};
-use crate::models::{LanguageModel, ModelError};
+use crate::models::LanguageModel;
 use crate::ops::Kernels;
 
 // ANCHOR: estimate_loss
@@ -74,10 +74,7 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
 ) -> Result<Finish, TrainError> {
     cfg.validate()?;
     check_vocab(model.vocab(), corpus)?;
-    if let Some(block) = model.block().filter(|&b| cfg.block_size > b) {
-        let t = cfg.block_size;
-        return Err(ModelError::ContextTooLong { t, block }.into());
-    }
+    super::check_fits(model, corpus, cfg)?;
     let mut grads = model.try_alloc_grads().map_err(opt_err)?;
     // ANCHOR: loop
     while state.step <= cfg.max_iters {

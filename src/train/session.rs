@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::checkpoint::{self, CheckpointError};
 use super::{Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
 use crate::data::text::Corpus;
-use crate::models::LanguageModel;
+use crate::models::{LanguageModel, ModelError};
 use crate::ops::Kernels;
 
 // ANCHOR: settings
@@ -101,8 +101,13 @@ pub struct Session<D: Kernels, M: LanguageModel<D>> {
     pub report: Report,
 }
 
+/// The most tokens the untrained model generates (its sample only shows
+/// what noise looks like; `--tokens` sets the trained model's sample).
+pub const UNTRAINED_TOKENS: usize = 500;
+
 /// Trains a model of type `M` on `text` with `settings`, or continues the run
-/// saved at `resume`, under `watch`.
+/// saved at `resume`, under `watch`; then, when every step was taken,
+/// generates the sample ([`Session::sample`]).
 pub fn run<D: Kernels, M: LanguageModel<D>>(
     dev: &D,
     text: &str,
@@ -110,15 +115,35 @@ pub fn run<D: Kernels, M: LanguageModel<D>>(
     resume: Option<Resume>,
     watch: &mut (impl Watch + ?Sized),
 ) -> Result<Session<D, M>, TrainError> {
+    let mut session = start::<D, M>(dev, text, settings, resume, watch)?;
+    if session.finish == Finish::Done {
+        session.sample(settings.sample_tokens, &mut |_| true)?;
+    }
+    Ok(session)
+}
+
+/// [`run`] up to the end of training, without the trained model's sample:
+/// what the CLI calls, so that it can save the checkpoint before it
+/// generates. Every setting is checked, the memory a step needs estimated,
+/// and a resume's checkpoint checked against the text, before any step.
+pub fn start<D: Kernels, M: LanguageModel<D>>(
+    dev: &D,
+    text: &str,
+    settings: &Settings,
+    resume: Option<Resume>,
+    watch: &mut (impl Watch + ?Sized),
+) -> Result<Session<D, M>, TrainError> {
     let corpus = Corpus::new(text)?;
-    let start = vec![vec![0]]; // one row, one token: the first character, '\n' in Shakespeare
     let (mut model, mut state, mut rng, config, untrained) = match resume {
         None => {
             settings.config.validate()?;
             // ChaCha12 is StdRng's generator: the same draws, with a state to save
             let mut rng = ChaCha12Rng::seed_from_u64(settings.seed);
             let model = M::init(dev, corpus.vocab.len(), &mut rng)?;
-            let untrained = model.generate(&start, settings.sample_tokens, &mut rng)?;
+            super::check_fits(&model, &corpus, &settings.config)?;
+            let tokens = settings.sample_tokens.min(UNTRAINED_TOKENS);
+            let mut stop = |_: &[usize]| !watch.stop(0);
+            let untrained = model.generate_streaming(&[vec![0]], tokens, &mut rng, &mut stop)?;
             let untrained = Some(corpus.vocab.decode(&untrained[0]));
             let state = TrainState::new(&settings.config);
             (model, state, rng, settings.config, untrained)
@@ -134,6 +159,13 @@ pub fn run<D: Kernels, M: LanguageModel<D>>(
             }
             let config = overrides(loaded.meta.config);
             config.validate()?;
+            if config.max_iters <= loaded.state.step {
+                return Err(TrainError::NothingToTrain {
+                    step: loaded.state.step,
+                    steps: config.max_iters,
+                });
+            }
+            super::check_fits(&model, &corpus, &config)?;
             loaded.state.opt.cfg = config.adamw();
             (model, loaded.state, loaded.rng, config, None)
         }
@@ -141,15 +173,6 @@ pub fn run<D: Kernels, M: LanguageModel<D>>(
     let finish = super::run(
         dev, &mut model, &corpus, &config, &mut state, &mut rng, watch,
     )?;
-    let sample = match finish {
-        Finish::Done => {
-            // From a copy of the generator: a checkpoint saved after the
-            // sample continues the training stream untouched by it.
-            let sample = model.generate(&start, settings.sample_tokens, &mut rng.clone())?;
-            corpus.vocab.decode(&sample[0])
-        }
-        Finish::Stopped => String::new(),
-    };
     let train = state.report();
     let first = train.history.evals.first().copied();
     let last = train.last_eval();
@@ -164,7 +187,7 @@ pub fn run<D: Kernels, M: LanguageModel<D>>(
         steps: train.steps,
         steps_per_second: train.steps_per_second(),
         untrained_sample: untrained,
-        sample,
+        sample: String::new(),
     };
     Ok(Session {
         model,
@@ -185,7 +208,46 @@ impl<D: Kernels, M: LanguageModel<D>> Session<D, M> {
         checkpoint::save(path, m, M::KIND, v, c, &self.state, &self.rng)
     }
 
-    /// Human-readable summary, as `charlm bigram` and `charlm tour` print it.
+    /// The bytes [`save`](Self::save) writes; `path` names the file in errors.
+    pub fn checkpoint_bytes(&self, path: &Path) -> Result<Vec<u8>, CheckpointError> {
+        let (m, v, c) = (&self.model, &self.corpus.vocab, &self.config);
+        checkpoint::to_bytes(path, m, M::KIND, v, c, &self.state, &self.rng)
+    }
+
+    /// Generates the trained model's sample of `tokens` tokens after the
+    /// start token, handing each character to `on_char` as it comes (it
+    /// returns `false` to stop), and keeps it in the report. It draws from a
+    /// copy of the generator: a checkpoint saved after the sample continues
+    /// the training stream untouched by it. Returns whether it was completed.
+    pub fn sample(
+        &mut self,
+        tokens: usize,
+        on_char: &mut dyn FnMut(char) -> bool,
+    ) -> Result<bool, ModelError> {
+        let vocab = &self.corpus.vocab;
+        let start = vec![vec![0]]; // (1, 1)
+        let mut completed = true;
+        let first = vocab.decode(&start[0]);
+        for c in first.chars() {
+            if !on_char(c) {
+                return Ok(false);
+            }
+        }
+        let mut emit = |new: &[usize]| {
+            let keep = vocab.decode(new).chars().all(&mut *on_char);
+            completed &= keep;
+            keep
+        };
+        let mut rng = self.rng.clone();
+        let rows = self
+            .model
+            .generate_streaming(&start, tokens, &mut rng, &mut emit)?;
+        self.report.sample = vocab.decode(&rows[0]);
+        Ok(completed)
+    }
+
+    /// Human-readable summary, as `charlm bigram` and `charlm tour` print it
+    /// (with the sample once [`sample`](Self::sample) has made one).
     pub fn summary(&self) -> String {
         let r = &self.report;
         let c = &r.config;
@@ -208,7 +270,9 @@ impl<D: Kernels, M: LanguageModel<D>> Session<D, M> {
             );
         }
         let _ = writeln!(s, "speed            {:.0} steps/s", r.steps_per_second);
-        let _ = writeln!(s, "sample\n{}", r.sample);
+        if !r.sample.is_empty() {
+            let _ = writeln!(s, "sample\n{}", r.sample);
+        }
         s
     }
 }

@@ -399,7 +399,7 @@ mod checkpoints {
         let d = dir.path();
         let mut m = model(1, 1.0);
         let err = checkpoint::load(&dev, &d.join("missing.safetensors"), &mut m, KIND).unwrap_err();
-        assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+        assert!(matches!(err, CheckpointError::Io(_)), "{err}");
         std::fs::write(d.join("garbage"), b"not a checkpoint at all").unwrap();
         let err = checkpoint::load(&dev, &d.join("garbage"), &mut m, KIND).unwrap_err();
         assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");

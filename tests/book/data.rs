@@ -271,10 +271,10 @@ fn bad_files_give_clear_errors() {
     ));
     assert!(matches!(
         data::read_names(&path("missing.txt")),
-        Err(DataError::Io { .. })
+        Err(DataError::Io(_))
     ));
     assert!(
-        matches!(data::read_text(dir.path()), Err(DataError::Io { .. })),
+        matches!(data::read_text(dir.path()), Err(DataError::Io(_))),
         "a folder is not a file"
     );
 }

@@ -15,6 +15,7 @@ mod ch04_attention_trick;
 mod ch05_head;
 mod checkpoints;
 mod data;
+mod files;
 mod layout;
 mod ops;
 mod parity;

@@ -1,0 +1,602 @@
+//! What charlm promises (README, "What charlm promises"), through the command
+//! line: saves that cannot destroy, runs that survive signals, bounds on
+//! every number, generation that streams, messages that say what and where.
+//! Unix only: the tests send signals and make FIFOs with the system's tools.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{charlm, fails, json_of, rejected, stderr};
+
+/// A charlm process running in the background, its output collected.
+struct Running {
+    child: Child,
+    out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+}
+
+fn collect(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buf);
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
+}
+
+impl Running {
+    fn start(args: &[&str], cwd: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_charlm"))
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the charlm binary runs");
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        Self { child, out, err }
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.lock().unwrap()).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
+    }
+
+    /// Waits (at most two minutes) until `ready` holds of (stdout, stderr).
+    fn wait_until(&mut self, what: &str, ready: impl Fn(&str, &str) -> bool) {
+        let start = Instant::now();
+        while !ready(&self.stdout(), &self.stderr()) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("charlm ended ({status}) before {what}: {}", self.stderr());
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = self.child.kill();
+                panic!("no {what} after two minutes: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits (at most two minutes) for the exit; its code, stdout, stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                let _ = self.child.kill();
+                panic!("charlm did not exit within two minutes: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // let the reader threads drain the pipes
+        std::thread::sleep(Duration::from_millis(200));
+        (status.code(), self.stdout(), self.stderr())
+    }
+}
+
+/// Starts a long training run, sends it `signal` once it has estimated the
+/// loss at step 100, and returns its exit code and stderr.
+fn stopped_after_step_100(args: &[&str], cwd: &Path, signal: &str) -> (Option<i32>, String) {
+    let mut run = Running::start(args, cwd);
+    run.wait_until("the estimate at step 100", |_, err| {
+        err.contains("step    100:")
+    });
+    run.signal(signal);
+    let (code, _, err) = run.finish();
+    (code, err)
+}
+
+fn data_file() -> PathBuf {
+    let dir = std::env::var_os("CHARLM_DATA_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("data"));
+    let path = dir.join("tinyshakespeare.txt");
+    assert!(
+        path.is_file(),
+        "tinyshakespeare.txt is needed at {}",
+        path.display()
+    );
+    path
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+}
+
+fn is_fifo(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::symlink_metadata(path).unwrap().file_type().is_fifo()
+}
+
+const QUICK: [&str; 6] = ["--steps", "20", "--eval-iters", "2", "--tokens", "10"];
+
+fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
+    head.iter().chain(tail).copied().collect()
+}
+
+// Defect 1: --save onto the training text, a FIFO, a folder, the resumed
+// checkpoint, a hard link of the text: each refused, each left as it was.
+#[test]
+fn save_never_replaces_an_input_or_anything_but_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = fs::read(data_file()).unwrap();
+    fs::write(d.join("copy.txt"), &text).unwrap();
+    let with_copy = |save: &'static str| -> Vec<&'static str> {
+        args(&["bigram", "--data", "copy.txt", "--save", save], &QUICK)
+    };
+    fails(
+        &with_copy("copy.txt"),
+        d,
+        "cannot write copy.txt: it is the --data file of this run",
+    );
+    fs::hard_link(d.join("copy.txt"), d.join("link.txt")).unwrap();
+    fails(
+        &with_copy("link.txt"),
+        d,
+        "it is the --data file of this run",
+    );
+    fails(
+        &with_copy("./sub/../copy.txt"),
+        d,
+        "it is the --data file of this run",
+    );
+    assert_eq!(
+        fs::read(d.join("copy.txt")).unwrap(),
+        text,
+        "the text is untouched"
+    );
+    mkfifo(&d.join("fifo"));
+    fails(
+        &with_copy("fifo"),
+        d,
+        "cannot write fifo: it is not a regular file (a device, FIFO or socket)",
+    );
+    assert!(is_fifo(&d.join("fifo")), "the FIFO is still a FIFO");
+    fs::create_dir(d.join("folder")).unwrap();
+    fails(
+        &with_copy("folder"),
+        d,
+        "cannot write folder: it is a folder, not a file",
+    );
+    // the checkpoint a run resumes is one of its inputs too
+    let o = charlm(&with_copy("run.safetensors"), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = fs::read(d.join("run.safetensors")).unwrap();
+    let again = args(
+        &[
+            "bigram",
+            "--data",
+            "copy.txt",
+            "--resume",
+            "run.safetensors",
+        ],
+        &["--steps", "40", "--save", "run.safetensors"],
+    );
+    fails(&again, d, "it is the --resume checkpoint of this run");
+    assert_eq!(fs::read(d.join("run.safetensors")).unwrap(), before);
+    // a symbolic link is followed: the file it names is replaced, the link stays
+    std::os::unix::fs::symlink("run.safetensors", d.join("latest.safetensors")).unwrap();
+    let o = charlm(&with_copy("latest.safetensors"), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(fs::symlink_metadata(d.join("latest.safetensors"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let (meta, _) = charlm::train::checkpoint::read_meta(&d.join("run.safetensors")).unwrap();
+    assert_eq!(meta.step, 20);
+}
+
+// Defect 2: an unwritable folder is found before training, not after.
+#[test]
+fn the_save_path_is_checked_before_training() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ro = d.join("ro");
+    fs::create_dir(&ro).unwrap();
+    fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
+    // root writes anywhere; sysfs refuses new files even to root
+    let folder = if fs::write(ro.join("probe"), "x").is_err() {
+        ro.clone()
+    } else {
+        PathBuf::from("/sys")
+    };
+    assert!(
+        fs::write(folder.join("charlm-probe"), "x").is_err(),
+        "no unwritable folder to test with ({} is writable)",
+        folder.display()
+    );
+    let save = folder.join("x.safetensors");
+    let save = save.to_str().unwrap();
+    // a billion steps: only a check before training can end this run quickly
+    let run = Running::start(&["bigram", "--steps", "1000000000", "--save", save], d);
+    let (code, _, err) = run.finish();
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot write in the folder {}: permission denied",
+            folder.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("Os {"), "no Rust debug text: {err}");
+    fs::write(d.join("file"), "x").unwrap();
+    fails(
+        &args(&["bigram", "--save", "file/x.safetensors"], &QUICK),
+        d,
+        "cannot write file/x.safetensors: a part of the path is a file, not a folder",
+    );
+    fails(
+        &args(&["bigram", "--save", "newdir/"], &QUICK),
+        d,
+        "the path names a folder; give a file name",
+    );
+    fails(
+        &["tour", "--out", "file"],
+        d,
+        "cannot write in the folder file: it is a file, not a folder",
+    );
+}
+
+// Defects 3 and 5: the checkpoint is written before generating; a signal
+// stops generation at once; characters stream out as they are made; the
+// bigram's generation is linear in the tokens.
+#[test]
+fn a_signal_stops_generation_and_the_checkpoint_is_already_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let train = [
+        "bigram",
+        "--steps",
+        "30",
+        "--eval-iters",
+        "2",
+        "--tokens",
+        "10000000",
+        "--save",
+        "g.safetensors",
+    ];
+    let mut run = Running::start(&train, d);
+    run.wait_until("a streamed sample", |out, _| {
+        out.split("\nsample\n")
+            .nth(1)
+            .is_some_and(|s| s.len() > 2000)
+    });
+    run.signal("INT");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains(
+            "SIGINT (Ctrl-C) stopped generating; the checkpoint g.safetensors was saved before"
+        ),
+        "{err}"
+    );
+    let sample = out.split("\nsample\n").nth(1).unwrap();
+    assert!(sample.chars().count() < 10_000_000, "stopped early");
+    let (meta, _) = charlm::train::checkpoint::read_meta(&d.join("g.safetensors")).unwrap();
+    assert_eq!(meta.step, 30);
+    // `generate` streams and stops on SIGTERM
+    let mut run = Running::start(
+        &[
+            "generate",
+            "--checkpoint",
+            "g.safetensors",
+            "--tokens",
+            "10000000",
+        ],
+        d,
+    );
+    run.wait_until("generated text", |out, _| out.len() > 2000);
+    run.signal("TERM");
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("SIGTERM stopped generating"), "{err}");
+    assert!(out.len() > 2000 && out.chars().count() < 10_000_001);
+    // linear: 300,000 characters from the bigram (quadratic, this took hours)
+    let run = Running::start(
+        &[
+            "generate",
+            "--checkpoint",
+            "g.safetensors",
+            "--tokens",
+            "300000",
+        ],
+        d,
+    );
+    let (code, out, err) = run.finish();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim_end_matches('\n').chars().count(), 300_001);
+}
+
+// Defect 4: SIGTERM (and SIGHUP) save like SIGINT, and the saved run resumes
+// to exactly the run that was never stopped.
+#[test]
+fn sigterm_saves_a_checkpoint_that_resumes_like_an_unstopped_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let common = [
+        "--eval-interval",
+        "100",
+        "--eval-iters",
+        "2",
+        "--tokens",
+        "20",
+    ];
+    let long = args(
+        &[
+            "bigram",
+            "--steps",
+            "1000000000",
+            "--save",
+            "cut.safetensors",
+        ],
+        &common,
+    );
+    let (code, err) = stopped_after_step_100(&long, d, "TERM");
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("SIGTERM stopped training at step"), "{err}");
+    let (meta, _) = charlm::train::checkpoint::read_meta(&d.join("cut.safetensors")).unwrap();
+    assert!(meta.step >= 100, "{}", meta.step);
+    let total = (meta.step + 50).to_string();
+    let resumed = args(
+        &[
+            "bigram",
+            "--resume",
+            "cut.safetensors",
+            "--steps",
+            &total,
+            "--json",
+        ],
+        &common,
+    );
+    let o = charlm(&resumed, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = json_of(&o);
+    let whole = args(&["bigram", "--steps", &total, "--json"], &common);
+    let o = charlm(&whole, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let whole = json_of(&o);
+    for key in ["steps", "train_loss", "val_loss", "sample"] {
+        assert_eq!(resumed[key], whole[key], "{key}");
+    }
+    // SIGHUP: a closed terminal
+    let hup = args(
+        &[
+            "bigram",
+            "--steps",
+            "1000000000",
+            "--save",
+            "hup.safetensors",
+        ],
+        &common,
+    );
+    let (code, err) = stopped_after_step_100(&hup, d, "HUP");
+    assert_eq!(code, Some(129), "{err}");
+    assert!(charlm::train::checkpoint::read_meta(&d.join("hup.safetensors")).is_ok());
+}
+
+// Defect 7: without --save, each stopped run gets a new file.
+#[test]
+fn stopped_runs_without_save_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("bigram-interrupted.safetensors"), "an earlier run").unwrap();
+    let long = [
+        "bigram",
+        "--steps",
+        "1000000000",
+        "--eval-interval",
+        "100",
+        "--eval-iters",
+        "2",
+    ];
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let (code, err) = stopped_after_step_100(&long, d, "INT");
+        assert_eq!(code, Some(130), "{err}");
+        let name = err
+            .split("checkpoint saved to ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_string();
+        assert!(
+            charlm::train::checkpoint::read_meta(&d.join(&name)).is_ok(),
+            "{name}"
+        );
+        names.push(name);
+    }
+    assert_eq!(
+        names,
+        [
+            "bigram-interrupted-2.safetensors",
+            "bigram-interrupted-3.safetensors"
+        ]
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("bigram-interrupted.safetensors")).unwrap(),
+        "an earlier run"
+    );
+}
+
+// Defect 6: every numeric flag has a range; memory is estimated first.
+#[test]
+fn huge_numbers_are_refused_in_one_line() {
+    let here = Path::new(".");
+    let max = u64::MAX.to_string();
+    let m = max.as_str();
+    for (command, flags) in [
+        ("counts", &["--samples"][..]),
+        ("onehot", &["--steps", "--samples", "--lr"][..]),
+        (
+            "bigram",
+            &[
+                "--steps",
+                "--batch",
+                "--block",
+                "--eval-interval",
+                "--eval-iters",
+                "--tokens",
+            ][..],
+        ),
+        (
+            "head",
+            &[
+                "--steps",
+                "--batch",
+                "--block",
+                "--eval-interval",
+                "--eval-iters",
+                "--tokens",
+            ][..],
+        ),
+        ("bench", &["--threads", "--samples", "--sample-ms"][..]),
+    ] {
+        for flag in flags {
+            let value = if *flag == "--lr" { "1e39" } else { m };
+            let needle = if *flag == "--lr" {
+                "finite number > 0"
+            } else {
+                "from"
+            };
+            rejected(&[command, flag, value], here, needle);
+        }
+    }
+    rejected(
+        &["generate", "--checkpoint", "x", "--tokens", m],
+        here,
+        "from 0 to 10000000",
+    );
+    rejected(
+        &["counts", "--samples", "4000000000"],
+        here,
+        "from 0 to 1000000",
+    );
+    rejected(&["bench", "--threads", "100000"], here, "from 1 to 1024");
+    // in range for clap, beyond any machine's memory: refused before allocating
+    fails(
+        &["head", "--batch", "100000000"],
+        here,
+        "a training step of batch 100000000 x block 8 needs about",
+    );
+    fails(
+        &["bigram", "--batch", "1000000000", "--block", "1000"],
+        here,
+        "use a smaller --batch or --block",
+    );
+}
+
+// Defect 8: resuming with no steps left is an error, not a silent no-op.
+#[test]
+fn resuming_without_steps_left_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = charlm(&args(&["bigram", "--save", "a.safetensors"], &QUICK), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for steps in ["10", "20"] {
+        fails(
+            &["bigram", "--resume", "a.safetensors", "--steps", steps],
+            d,
+            &format!("the checkpoint is already at step 20, and --steps {steps} counts from the start of the run"),
+        );
+    }
+}
+
+// Defect 9: temporary files that a dead charlm left are removed by the next
+// save to the same file; a live process's are not.
+#[test]
+fn stale_temporary_files_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // above Linux's largest process id: no such process runs
+    let dead = [
+        ".x.safetensors.charlm-4194999-0.tmp.safetensors",
+        ".x.safetensors.4194998-1.tmp.safetensors",
+    ];
+    let live = format!(
+        ".x.safetensors.charlm-{}-0.tmp.safetensors",
+        std::process::id()
+    );
+    for name in dead.iter().chain([&live.as_str()]) {
+        fs::write(d.join(name), "half a checkpoint").unwrap();
+    }
+    fs::write(
+        d.join(".y.safetensors.charlm-4194999-0.tmp.safetensors"),
+        "another file's",
+    )
+    .unwrap();
+    let o = charlm(&args(&["bigram", "--save", "x.safetensors"], &QUICK), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for name in dead {
+        assert!(!d.join(name).exists(), "{name} removed");
+    }
+    assert!(
+        d.join(&live).exists(),
+        "a running process's temporary file stays"
+    );
+    assert!(
+        d.join(".y.safetensors.charlm-4194999-0.tmp.safetensors")
+            .exists(),
+        "only x's"
+    );
+}
+
+// Defect 10: each I/O error names the path and the operation, once.
+#[test]
+fn io_errors_say_what_and_where_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let o = charlm(&["generate", "--checkpoint", "nope.safetensors"], d);
+    let err = stderr(&o);
+    assert_eq!(
+        err.trim_end(),
+        "error: cannot read nope.safetensors: no such file or folder"
+    );
+    fails(
+        &["bigram", "--data", "."],
+        d,
+        ". is a folder; --data takes a text file",
+    );
+    fails(
+        &["counts", "--data", "."],
+        d,
+        ". is a folder; --data takes a text file",
+    );
+    fails(
+        &["counts", "--figure", "fifo.svg", "--data", "missing.txt"],
+        d,
+        "missing.txt: no such file",
+    );
+}
