@@ -725,3 +725,89 @@ fn any_text_trains_saves_resumes_and_generates() {
         stderr(&o)
     );
 }
+
+// Chapters 6 and 7: a rung by its preset, and the whole ladder.
+#[test]
+fn gpt_presets_and_the_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let quick = [
+        "--steps",
+        "40",
+        "--eval-interval",
+        "20",
+        "--eval-iters",
+        "2",
+    ];
+    let mut args = vec![
+        "gpt",
+        "--preset",
+        "layernorm",
+        "--tokens",
+        "30",
+        "--json",
+        "--save",
+        "ln.safetensors",
+    ];
+    args.extend(quick);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["preset"], "layernorm");
+    assert_eq!(v["steps"], 40);
+    assert_eq!(
+        v["config"]["learning_rate"].as_f64(),
+        Some(1e-3_f32 as f64),
+        "the ladder's rate"
+    );
+    assert!(v["params"].as_u64().unwrap() > 40_000, "{v}");
+    for key in [
+        "initial_loss",
+        "train_loss",
+        "val_loss",
+        "tokens_per_second",
+        "seconds",
+    ] {
+        assert!(v[key].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    assert_eq!(v["sample"].as_str().unwrap().chars().count(), 31);
+    let o = charlm(
+        &[
+            "generate",
+            "--checkpoint",
+            "ln.safetensors",
+            "--tokens",
+            "20",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = charlm(&["gpt", "--preset", "nope"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("choose from head, multihead, ffwd, blocks, layernorm"),
+        "{}",
+        stderr(&o)
+    );
+    let mut args = vec!["ladder", "--json"];
+    args.extend(quick);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rungs = json_of(&o)["rungs"].as_array().unwrap().clone();
+    let names: Vec<&str> = rungs
+        .iter()
+        .map(|r| r["preset"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["head", "multihead", "ffwd", "blocks", "layernorm"]);
+    assert_eq!(rungs[1]["lecture_val"].as_f64(), Some(2.28));
+    let mut args = vec!["ladder"];
+    args.extend(quick);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("| rung | parameters | val loss | lecture | steps/s |"),
+        "{out}"
+    );
+    assert_eq!(out.lines().count(), 7, "{out}");
+}

@@ -15,6 +15,7 @@ use charlm::data::{self, Dataset, Locator};
 use charlm::fsutil;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::ops::Kernels;
+use charlm::stages::ladder::{self, Rung};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
 use charlm::train::{Finish, TrainConfig};
@@ -75,6 +76,27 @@ pub struct TrainArgs {
     json: bool,
 }
 
+/// Flags of `charlm gpt`: a rung of the lecture's ladder, then the training
+/// flags (which replace the rung's settings).
+#[derive(Debug, Args)]
+pub struct GptArgs {
+    /// The rung: head, multihead, ffwd, blocks or layernorm (chapters 6 and 7).
+    #[arg(long, value_name = "NAME", value_parser = rung_name)]
+    pub preset: Rung,
+    /// The training flags [defaults: the ladder's: 5000 steps, lr 1e-3,
+    /// estimates every 500 steps].
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+/// A rung by its name, for clap.
+fn rung_name(name: &str) -> Result<Rung, String> {
+    ladder::rung(name).ok_or_else(|| {
+        let names: Vec<&str> = ladder::RUNGS.iter().map(|r| r.name).collect();
+        format!("unknown preset; choose from {}", names.join(", "))
+    })
+}
+
 /// Flags of `charlm train`: the model, then the training flags.
 #[derive(Debug, Args)]
 pub struct TrainModelArgs {
@@ -98,6 +120,23 @@ fn kind_name(name: &str) -> Result<Kind, String> {
 /// every input and output checked, then train (or resume), save, report,
 /// generate.
 pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
+    train_from(kind, TrainConfig::default(), None, a)
+}
+
+/// `charlm gpt --preset NAME`: a rung of the ladder, with its settings.
+pub fn gpt(a: GptArgs) -> Result<()> {
+    let rung = a.preset;
+    train_from(rung.kind, TrainConfig::ladder(), Some(rung.name), a.train)
+}
+
+/// Trains `kind` from the `defaults` that the flags override; `preset`
+/// names the rung in the JSON.
+fn train_from(
+    kind: Kind,
+    defaults: TrainConfig,
+    preset: Option<&'static str>,
+    a: TrainArgs,
+) -> Result<()> {
     signals::catch()?;
     let data_path = Locator::from_env().resolve(Dataset::TinyShakespeare, a.data.as_deref())?;
     let save = match &a.save {
@@ -122,7 +161,7 @@ pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
         ..c
     };
     let settings = Settings {
-        config: overrides(TrainConfig::default()),
+        config: overrides(defaults),
         seed: a.seed,
         sample_tokens: a.tokens,
     };
@@ -134,6 +173,7 @@ pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
         overrides: &overrides,
         save,
         json: a.json,
+        preset,
     };
     on_device(a.device, a.seed, job)
 }
@@ -147,6 +187,7 @@ struct TrainJob<'a> {
     overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
     save: Option<&'a Path>,
     json: bool,
+    preset: Option<&'static str>,
 }
 
 impl DeviceJob for TrainJob<'_> {
@@ -211,7 +252,11 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
             if let Some(signal) = signals::received() {
                 return Err(stopped_generating(signal).into());
             }
-            println!("{}", serde_json::to_string(&run.report)?);
+            let mut json = serde_json::to_value(&run.report)?;
+            if let (Some(preset), Some(map)) = (job.preset, json.as_object_mut()) {
+                map.insert("preset".to_string(), preset.into());
+            }
+            println!("{json}");
             return Ok(());
         }
         print!("{}", run.summary());

@@ -10,6 +10,7 @@ use charlm::ops::Kernels;
 pub mod appendix;
 pub mod book;
 pub mod chapters;
+pub mod ladder;
 pub mod lm;
 pub mod progress;
 pub mod signals;
@@ -65,6 +66,19 @@ enum Command {
     /// `charlm bigram` (same flags, same checkpoints). Each character now
     /// looks at up to 8 before it, with weights it learns.
     Head(lm::TrainArgs),
+    /// Chapters 6 and 7: one rung of the lecture's ladder, from one head to
+    /// a Transformer.
+    ///
+    /// Presets: head (one head of 32), multihead (4 heads of 8), ffwd (then a
+    /// feed-forward layer), blocks (3 blocks with residual connections and
+    /// projections, feed-forward 4x), layernorm (pre-norm LayerNorm). All at
+    /// n_embd 32, block 8, batch 32, 5000 AdamW steps at lr 1e-3. The sizes of
+    /// each preset are fixed by its model's type (dfdx 0.13 walks a model's
+    /// parameters from its type); --block may only shrink the context.
+    Gpt(lm::GptArgs),
+    /// Chapters 6 and 7: every rung of the ladder, then a table of each
+    /// one's parameters, validation loss, the lecture's, and speed.
+    Ladder(ladder::LadderArgs),
     /// Train any language model of the book by name (`--model bigram` is
     /// `charlm bigram`, `--model head` is `charlm head`).
     Train(lm::TrainModelArgs),
@@ -115,6 +129,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bigram(args) => lm::train(charlm::models::Kind::Bigram, args),
         Command::Head(args) => lm::train(charlm::models::Kind::Head, args),
         Command::Train(args) => lm::train(args.model, args.train),
+        Command::Gpt(args) => lm::gpt(args),
+        Command::Ladder(args) => ladder::ladder(args),
         Command::Attention(args) => chapters::attention(args),
         Command::Generate(args) => lm::generate(args),
         Command::Bench(args) => appendix::bench(args),

@@ -9,6 +9,8 @@
 //! | [`bigram`] | 3 | the bigram language model on tiny Shakespeare |
 //! | [`attention_trick`] | 4 | the causal average three ways: loops, tril matmul, softmax |
 //! | [`head`] | 5 | one head of self-attention, and a language model on it |
+//! | [`multihead`] | 6 | multi-head attention, the feed-forward layer, and their rungs |
+//! | [`gpt`] | 7 | blocks, residual connections, LayerNorm: the GPT |
 //!
 //! The language models are listed in [`Kind`], the registry that training,
 //! checkpoints and `charlm generate` look them up in.
@@ -17,8 +19,10 @@ pub mod attention_trick;
 pub mod bigram;
 pub mod bigram_counts;
 pub mod bigram_onehot;
+pub mod gpt;
 pub mod head;
 pub mod lm;
+pub mod multihead;
 
 use crate::ops::Kernels;
 pub use lm::{LanguageModel, ModelError};
@@ -32,17 +36,36 @@ pub enum Kind {
     Bigram,
     /// Chapter 5: [`head::LectureHead`].
     Head,
+    /// Chapter 6: [`multihead::LectureMultiHead`].
+    MultiHead,
+    /// Chapter 6: [`multihead::LectureFeedForward`].
+    FeedForward,
+    /// Chapter 7: [`gpt::LectureBlocks`].
+    Blocks,
+    /// Chapter 7: [`gpt::LectureLayerNorm`].
+    LayerNorm,
 }
 
 impl Kind {
     /// Every kind, in chapter order.
-    pub const ALL: [Kind; 2] = [Kind::Bigram, Kind::Head];
+    pub const ALL: [Kind; 6] = [
+        Kind::Bigram,
+        Kind::Head,
+        Kind::MultiHead,
+        Kind::FeedForward,
+        Kind::Blocks,
+        Kind::LayerNorm,
+    ];
 
     /// Runs `job` with this kind's model type.
     pub fn with<D: Kernels, J: ModelJob<D>>(self, job: J) -> J::Output {
         match self {
             Kind::Bigram => job.run::<bigram::BigramLanguageModel<f32, D>>(),
             Kind::Head => job.run::<head::LectureHead<D>>(),
+            Kind::MultiHead => job.run::<multihead::LectureMultiHead<D>>(),
+            Kind::FeedForward => job.run::<multihead::LectureFeedForward<D>>(),
+            Kind::Blocks => job.run::<gpt::LectureBlocks<D>>(),
+            Kind::LayerNorm => job.run::<gpt::LectureLayerNorm<D>>(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod attention_trick;
 pub mod bigram;
 pub mod counts;
 pub mod head;
+pub mod ladder;
 pub mod onehot;
 pub mod parity;
 

@@ -212,6 +212,18 @@ impl TrainConfig {
         }
     }
 
+    /// The settings of every rung of the lecture's ladder (chapters 6 and 7):
+    /// batch 32 x block 8, 5,000 steps of AdamW at 1e-3, the loss estimated
+    /// on 200 batches of each split every 500 steps.
+    pub fn ladder() -> Self {
+        Self {
+            max_iters: 5000,
+            eval_interval: 500,
+            learning_rate: 1e-3,
+            ..Self::default()
+        }
+    }
+
     /// A few quick steps, for tests.
     pub fn tiny() -> Self {
         Self {

@@ -13,6 +13,7 @@ mod ch02_onehot;
 mod ch03_bigram;
 mod ch04_attention_trick;
 mod ch05_head;
+mod ch06_ch07_ladder;
 mod checkpoints;
 mod data;
 mod files;

@@ -1,0 +1,349 @@
+//! Blocks of communication and computation, with the two ideas that make deep
+//! networks train: residual connections and LayerNorm. The rungs "blocks"
+//! and "layernorm" of the lecture's ladder, and the GPT of chapter 8.
+//!
+//! Introduced in chapter 7. A block is multi-head attention then a
+//! feed-forward layer, each added back onto the residual pathway through a
+//! projection (`x = x + proj(sa(x))`, `x = x + ffwd(x)`); the gradient of the
+//! loss flows straight down that pathway to the embeddings, however many
+//! blocks there are. Pre-norm LayerNorm (before attention and feed-forward,
+//! as in the lecture, not after as in the paper) normalises each token's row.
+//!
+//! The norm is a type parameter: `()` (dfdx's identity module) for the rung
+//! without it, [`LayerNorm1D`] for the rung with it, so both rungs are the
+//! same code.
+
+use dfdx::nn::modules::{Embedding as PositionTable, LayerNorm1D, Linear, Repeated};
+use dfdx::nn::{Module, ModuleVisitor, TensorCollection};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand::distributions::uniform::SampleUniform;
+use rand::Rng;
+
+use super::head::Seq;
+use super::lm::{dev_err, Embedding, LanguageModel, LmHead, Logits, ModelError};
+use super::multihead::{attention_floats, embed, linear, MultiHeadAttention};
+use crate::ops::Kernels;
+
+/// What can stand where a block normalises: `()` (no norm) or
+/// [`LayerNorm1D`] (gamma 1, beta 0, eps 1e-5, as PyTorch's `nn.LayerNorm`).
+pub trait Norm<const C: usize, D: Kernels>:
+    TensorCollection<f32, D> + Clone + std::fmt::Debug
+{
+    /// The name of the rung it makes ("blocks", "layernorm").
+    const NAME: &'static str;
+    /// A fresh norm (nothing random: LayerNorm starts at gamma 1, beta 0).
+    fn new(dev: &D) -> Result<Self, ModelError>;
+    /// Normalises each token's row: (B, T, C) → (B, T, C).
+    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err>;
+}
+
+impl<const C: usize, D: Kernels> Norm<C, D> for () {
+    const NAME: &'static str = "blocks";
+    fn new(_: &D) -> Result<Self, ModelError> {
+        Ok(())
+    }
+    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err> {
+        Ok(x) // (B, T, C): no norm
+    }
+}
+
+impl<const C: usize, D: Kernels> Norm<C, D> for LayerNorm1D<C, f32, D> {
+    const NAME: &'static str = "layernorm";
+    fn new(dev: &D) -> Result<Self, ModelError> {
+        Ok(LayerNorm1D {
+            gamma: dev.try_ones().map_err(dev_err)?,
+            beta: dev.try_zeros().map_err(dev_err)?,
+            epsilon: 1e-5,
+        })
+    }
+    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err> {
+        self.try_forward(x) // (B, T, C): each row to mean 0, variance 1, then gamma, beta
+    }
+}
+
+/// The feed-forward of a block: `Linear(C, F)`, ReLU, `Linear(F, C)`, with
+/// F = 4·C in the lecture (the paper's inner layer is four times wider).
+pub type FeedForward<const C: usize, const F: usize, E, D> =
+    (Linear<C, F, E, D>, ReLU, Linear<F, C, E, D>);
+
+// ANCHOR: block
+/// A Transformer block: communication, then computation, each a residual
+/// branch behind its norm.
+#[derive(Debug, Clone)]
+pub struct Block<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    const F: usize,
+    N,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    /// Before attention.
+    pub ln1: N,
+    /// NH heads of HS channels: (B, T, C) → (B, T, C).
+    pub sa: MultiHeadAttention<C, NH, HS, E, D>,
+    /// Back into the residual pathway: `Linear(C, C)`.
+    pub proj: Linear<C, C, E, D>,
+    /// Before the feed-forward.
+    pub ln2: N,
+    /// (B, T, C) → (B, T, F) → (B, T, C).
+    pub ffwd: FeedForward<C, F, E, D>,
+}
+// ANCHOR_END: block
+
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, E, D>
+    TensorCollection<E, D> for Block<C, NH, HS, F, N, E, D>
+where
+    N: TensorCollection<E, D>,
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Block<C, NH, HS, F, N::To<E2, D2>, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module("ln1", |s| &s.ln1, |s| &mut s.ln1),
+                Self::module("sa", |s| &s.sa, |s| &mut s.sa),
+                Self::module("proj", |s| &s.proj, |s| &mut s.proj),
+                Self::module("ln2", |s| &s.ln2, |s| &mut s.ln2),
+                Self::module("ffwd", |s| &s.ffwd, |s| &mut s.ffwd),
+            ),
+            |(ln1, sa, proj, ln2, ffwd)| Block {
+                ln1,
+                sa,
+                proj,
+                ln2,
+                ffwd,
+            },
+        )
+    }
+}
+
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D>
+    Block<C, NH, HS, F, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    /// A block drawn from `rng` in the lecture's order (heads, projection,
+    /// feed-forward), PyTorch's default initialisation.
+    pub fn new<R: Rng>(dev: &D, rng: &mut R) -> Result<Self, ModelError> {
+        let sa = MultiHeadAttention::new(dev, rng)?;
+        let proj = linear(dev, rng)?;
+        let ffwd = (linear(dev, rng)?, ReLU, linear(dev, rng)?);
+        Ok(Self {
+            ln1: N::new(dev)?,
+            sa,
+            proj,
+            ln2: N::new(dev)?,
+            ffwd,
+        })
+    }
+}
+
+// ANCHOR: block_forward
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, T> Module<Seq<C, D, T>>
+    for Block<C, NH, HS, F, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+    T: Tape<f32, D> + Merge<T>,
+{
+    type Output = Seq<C, D, T>;
+    type Error = D::Err;
+
+    /// (B, T, C) → (B, T, C): `x = x + proj(sa(ln1(x)))`, then
+    /// `x = x + ffwd(ln2(x))`.
+    fn try_forward(&self, x: Seq<C, D, T>) -> Result<Self::Output, D::Err> {
+        let a = self.ln1.norm(x.retaped::<T>())?; // (B, T, C)
+        let a = self.proj.try_forward(self.sa.try_forward(a)?)?; // (B, T, C): communication
+        let x = x + a; // (B, T, C): the residual pathway
+        let f = self.ffwd.try_forward(self.ln2.norm(x.retaped::<T>())?)?; // (B, T, C): computation
+        Ok(x + f) // (B, T, C)
+    }
+}
+// ANCHOR_END: block_forward
+
+// ANCHOR: gpt
+/// The lecture's GPT: embeddings, L blocks, a final norm, `lm_head`. With
+/// `N = ()` it is the rung "blocks", with `LayerNorm1D` the rung "layernorm".
+#[derive(Debug, Clone)]
+pub struct Gpt<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    const F: usize,
+    const L: usize,
+    const BLOCK: usize,
+    N,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    /// (V, C).
+    pub token_embedding_table: Embedding<Const<C>, E, D>,
+    /// (BLOCK, C).
+    pub position_embedding_table: PositionTable<BLOCK, C, E, D>,
+    /// L blocks, one after another.
+    pub blocks: Repeated<Block<C, NH, HS, F, N, E, D>, L>,
+    /// The final norm, before `lm_head`.
+    pub ln_f: N,
+    /// (B, T, C) → (B, T, V).
+    pub lm_head: LmHead<C, E, D>,
+}
+// ANCHOR_END: gpt
+
+/// The rung "blocks": 3 blocks of 4 heads of 8, feed-forward 32 → 128 → 32,
+/// residual connections and projections, no norm; n_embd 32, block 8.
+pub type LectureBlocks<D> = Gpt<32, 4, 8, 128, 3, 8, (), f32, D>;
+
+/// The rung "layernorm": [`LectureBlocks`] with pre-norm LayerNorm in every
+/// block and before `lm_head`.
+pub type LectureLayerNorm<D> = Gpt<32, 4, 8, 128, 3, 8, LayerNorm1D<32, f32, D>, f32, D>;
+
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        const F: usize,
+        const L: usize,
+        const BLOCK: usize,
+        N,
+        E,
+        D,
+    > TensorCollection<E, D> for Gpt<C, NH, HS, F, L, BLOCK, N, E, D>
+where
+    N: TensorCollection<E, D>,
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Gpt<C, NH, HS, F, L, BLOCK, N::To<E2, D2>, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module(
+                    "token_embedding_table",
+                    |s| &s.token_embedding_table,
+                    |s| &mut s.token_embedding_table,
+                ),
+                Self::module(
+                    "position_embedding_table",
+                    |s| &s.position_embedding_table,
+                    |s| &mut s.position_embedding_table,
+                ),
+                Self::module("blocks", |s| &s.blocks, |s| &mut s.blocks),
+                Self::module("ln_f", |s| &s.ln_f, |s| &mut s.ln_f),
+                Self::module("lm_head", |s| &s.lm_head, |s| &mut s.lm_head),
+            ),
+            |(token_embedding_table, position_embedding_table, blocks, ln_f, lm_head)| Gpt {
+                token_embedding_table,
+                position_embedding_table,
+                blocks,
+                ln_f,
+                lm_head,
+            },
+        )
+    }
+}
+
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        const F: usize,
+        const L: usize,
+        const BLOCK: usize,
+        N,
+        D,
+    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    /// A model for `vocab` tokens, drawn from `rng` in the lecture's order
+    /// (embeddings, blocks, lm_head), PyTorch's default initialisation.
+    pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
+        let (token_embedding_table, position_embedding_table) =
+            super::multihead::embeddings(dev, vocab, rng)?;
+        let modules = (0..L)
+            .map(|_| Block::new(dev, rng))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            token_embedding_table,
+            position_embedding_table,
+            blocks: Repeated { modules },
+            ln_f: N::new(dev)?,
+            lm_head: LmHead::new(dev, vocab, rng)?,
+        })
+    }
+
+    // ANCHOR: gpt_forward
+    /// (B, T) → (B, T, V).
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+    ) -> Result<Logits<D, T>, ModelError> {
+        let mut x = embed(
+            &self.token_embedding_table,
+            &self.position_embedding_table,
+            idx,
+        )?; // (B, T, C)
+        for block in &self.blocks.modules {
+            x = block.try_forward(x).map_err(dev_err)?; // (B, T, C)
+        }
+        let x = self.ln_f.norm(x).map_err(dev_err)?; // (B, T, C)
+        self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
+    }
+    // ANCHOR_END: gpt_forward
+}
+
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        const F: usize,
+        const L: usize,
+        const BLOCK: usize,
+        N,
+        D,
+    > LanguageModel<D> for Gpt<C, NH, HS, F, L, BLOCK, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    const KIND: &'static str = N::NAME;
+
+    fn init<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
+        Self::new(dev, vocab, rng)
+    }
+
+    fn device(&self) -> &D {
+        self.lm_head.bias.device()
+    }
+
+    fn vocab(&self) -> usize {
+        self.token_embedding_table.vocab()
+    }
+
+    fn block(&self) -> Option<usize> {
+        Some(BLOCK)
+    }
+
+    fn step_floats(&self, batch: usize, block: usize) -> u128 {
+        attention_floats(batch, block, C, NH, self.vocab(), L)
+    }
+
+    fn logits<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+    ) -> Result<Logits<D, T>, ModelError> {
+        self.forward(idx)
+    }
+}

@@ -1,0 +1,254 @@
+//! Chapters 6 and 7: multi-head attention, the feed-forward layer, blocks
+//! with residual connections, LayerNorm; every rung of the lecture's ladder
+//! plugs into the shared loop, checkpoints and generation.
+
+use charlm::data::text::Split;
+use charlm::models::attention_trick::randn;
+use charlm::models::gpt::{LectureBlocks, LectureLayerNorm, Norm};
+use charlm::models::head::Head;
+use charlm::models::lm::batch_tensors;
+use charlm::models::multihead::{LectureFeedForward, LectureMultiHead, MultiHeadAttention};
+use charlm::models::{Kind, LanguageModel, ModelJob};
+use charlm::stages::ladder::{self, RUNGS};
+use charlm::train::checkpoint;
+use charlm::train::session::{self, Settings};
+use charlm::train::TrainConfig;
+use dfdx::nn::modules::LayerNorm1D;
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+
+use crate::common::{corpus, max_diff, text};
+
+fn rng(seed: u64) -> ChaCha12Rng {
+    ChaCha12Rng::seed_from_u64(seed)
+}
+
+// Four heads side by side are four of chapter 5's heads, each on its own
+// columns, outputs concatenated.
+#[test]
+fn multihead_attention_is_heads_side_by_side() {
+    let dev = Cpu::default();
+    let mha: MultiHeadAttention<16, 4, 4, f32, Cpu> =
+        MultiHeadAttention::new(&dev, &mut rng(1)).unwrap();
+    let (b, t) = (3, 7);
+    let x = randn(&dev, (b, t, 16), &mut rng(2)).as_vec();
+    let input = || dev.tensor_from_vec(x.clone(), (b, t, Const::<16>));
+    let (out, wei) = mha.forward_with_weights(input());
+    assert_eq!(*out.shape(), (b, t, Const::<16>));
+    assert_eq!(*wei.shape(), (b * 4, t, t));
+    let out = out.as_vec();
+    let columns = |w: &Tensor<Rank2<16, 16>, f32, Cpu>, h: usize| {
+        let w = w.as_vec();
+        let v: Vec<f32> = (0..16)
+            .flat_map(|i| (0..4).map(move |o| (i, o)))
+            .map(|(i, o)| w[i * 16 + h * 4 + o])
+            .collect();
+        dev.tensor_from_vec(v, (Const::<16>, Const::<4>))
+    };
+    for h in 0..4 {
+        let head: Head<16, 4, f32, Cpu> = Head {
+            key: columns(&mha.key, h),
+            query: columns(&mha.query, h),
+            value: columns(&mha.value, h),
+        };
+        let (one, _) = head.forward_with_weights(input());
+        let one = one.as_vec();
+        let mut diff = 0.0f32;
+        for r in 0..b * t {
+            for o in 0..4 {
+                diff = diff.max((one[r * 4 + o] - out[r * 16 + h * 4 + o]).abs());
+            }
+        }
+        assert!(diff < 1e-5, "head {h}: {diff}");
+    }
+}
+
+/// Runs a check on every model of the ladder above one head.
+trait EachModel {
+    fn check<M: LanguageModel<Cpu>>(&self, name: &str);
+}
+
+fn each_model(c: &impl EachModel) {
+    c.check::<LectureMultiHead<Cpu>>("multihead");
+    c.check::<LectureFeedForward<Cpu>>("ffwd");
+    c.check::<LectureBlocks<Cpu>>("blocks");
+    c.check::<LectureLayerNorm<Cpu>>("layernorm");
+}
+
+// Shapes, and causality of the whole stack: changing the tokens after t
+// leaves every logit up to t unchanged.
+#[test]
+fn every_rung_is_causal_with_the_lectures_shapes() {
+    struct Causal;
+    impl EachModel for Causal {
+        fn check<M: LanguageModel<Cpu>>(&self, name: &str) {
+            let dev = Cpu::default();
+            let m = M::init(&dev, 65, &mut rng(3)).unwrap();
+            assert_eq!(M::KIND, name);
+            assert_eq!(m.block(), Some(8));
+            let batch = corpus().get_batch(Split::Val, 2, 8, &mut rng(4)).unwrap();
+            let (x, _) = batch_tensors(&dev, &batch).unwrap();
+            let base = m.logits(x).unwrap();
+            assert_eq!(*base.shape(), (2, 8, 65), "{name}");
+            let base = base.as_vec();
+            for at in 0..7 {
+                let mut ids = batch.x.clone();
+                for row in 0..2 {
+                    for t in at + 1..8 {
+                        ids[row * 8 + t] = (ids[row * 8 + t] + 7) % 65;
+                    }
+                }
+                let after = m.logits(dev.tensor_from_vec(ids, (2, 8))).unwrap().as_vec();
+                for row in 0..2 {
+                    for t in 0..=at {
+                        let i = (row * 8 + t) * 65;
+                        let d = max_diff(&base[i..i + 65], &after[i..i + 65]);
+                        assert!(
+                            d < 1e-5,
+                            "{name}: position {t} saw the future after {at}: {d}"
+                        );
+                    }
+                }
+            }
+            let long = dev.tensor_from_vec(vec![0usize; 9], (1, 9));
+            assert!(m.logits(long).is_err(), "{name}: 9 tokens do not fit");
+        }
+    }
+    each_model(&Causal);
+}
+
+// The parameter counts follow from the sizes: e.g. the layernorm rung has
+// 3 blocks of 4·32² (attention, projection) + 2·32·128 (feed-forward) + biases.
+#[test]
+fn parameter_counts() {
+    use dfdx::nn::NumParams;
+    let dev = Cpu::default();
+    let (v, c, blk) = (65, 32, 8);
+    let emb = v * c + blk * c;
+    let head = c * v + v;
+    let linear = |i: usize, o: usize| i * o + o;
+    let block = 3 * c * c + linear(c, c) + linear(c, 4 * c) + linear(4 * c, c);
+    let mh = LectureMultiHead::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(mh.num_trainable_params(), emb + 3 * c * c + head);
+    let ff = LectureFeedForward::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(
+        ff.num_trainable_params(),
+        emb + 3 * c * c + linear(c, c) + head
+    );
+    let bl = LectureBlocks::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(bl.num_trainable_params(), emb + 3 * block + head);
+    let ln = LectureLayerNorm::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(
+        ln.num_trainable_params(),
+        emb + 3 * (block + 4 * c) + 2 * c + head
+    );
+}
+
+// LayerNorm at initialisation (gamma 1, beta 0) gives every token's row
+// mean 0 and variance 1 (biased, as PyTorch's).
+#[test]
+fn layernorm_normalises_each_token() {
+    let dev = Cpu::default();
+    let ln: LayerNorm1D<32, f32, Cpu> = Norm::<32, Cpu>::new(&dev).unwrap();
+    let x = randn(&dev, (4, 8, 32), &mut rng(9)).as_vec();
+    let x: Vec<f32> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| 3.0 * v + (i / 32) as f32)
+        .collect();
+    let y = ln
+        .norm(dev.tensor_from_vec(x, (4, 8, Const::<32>)))
+        .unwrap()
+        .as_vec();
+    for row in y.chunks(32) {
+        let mean = row.iter().sum::<f32>() / 32.0;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 32.0;
+        assert!(mean.abs() < 1e-5, "{mean}");
+        assert!((var - 1.0).abs() < 1e-3, "{var}");
+    }
+}
+
+// Every rung's model saves and loads (the optimiser, gradients and
+// safetensors visitors walk it): the same logits after the round trip.
+#[test]
+fn every_rung_round_trips_through_a_checkpoint() {
+    struct RoundTrip;
+    impl EachModel for RoundTrip {
+        fn check<M: LanguageModel<Cpu>>(&self, name: &str) {
+            let dev = Cpu::default();
+            let settings = Settings {
+                config: TrainConfig {
+                    max_iters: 5,
+                    eval_iters: 1,
+                    ..TrainConfig::ladder()
+                },
+                seed: 5,
+                sample_tokens: 5,
+            };
+            let run = session::run::<Cpu, M>(&dev, text(), &settings, None, &mut ()).unwrap();
+            let m = &run.model;
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("m.safetensors");
+            run.save(&path).unwrap();
+            let (loaded, _) = checkpoint::load_model::<Cpu, M>(&dev, &path).unwrap();
+            let x = || dev.tensor_from_vec((0..16).map(|i| i % 65).collect(), (2, 8));
+            let d = max_diff(
+                &m.logits(x()).unwrap().as_vec(),
+                &loaded.logits(x()).unwrap().as_vec(),
+            );
+            assert_eq!(d, 0.0, "{name}");
+        }
+    }
+    each_model(&RoundTrip);
+}
+
+// Every rung learns: a short run at the ladder's learning rate lowers the
+// validation loss well below the uniform ln 65 = 4.17, the same seed gives
+// the same run, and every rung is in the registry under its preset's model.
+#[test]
+fn every_rung_trains_on_a_tiny_run() {
+    struct Trains;
+    impl ModelJob<Cpu> for Trains {
+        type Output = (f32, f32);
+        fn run<M: LanguageModel<Cpu>>(self) -> (f32, f32) {
+            let settings = Settings {
+                config: TrainConfig {
+                    max_iters: 150,
+                    eval_interval: 150,
+                    eval_iters: 10,
+                    learning_rate: 1e-2,
+                    ..TrainConfig::ladder()
+                },
+                seed: 7,
+                sample_tokens: 20,
+            };
+            let run = || {
+                session::run::<Cpu, M>(&Cpu::default(), text(), &settings, None, &mut ()).unwrap()
+            };
+            let (a, b) = (run(), run());
+            assert_eq!(
+                a.report.val_loss,
+                b.report.val_loss,
+                "{}: deterministic",
+                M::KIND
+            );
+            assert_eq!(a.report.sample, b.report.sample);
+            (a.report.initial_loss, a.report.val_loss)
+        }
+    }
+    for rung in RUNGS {
+        assert_eq!(Kind::from_name(rung.kind.name()), Some(rung.kind));
+        let (initial, val) = rung.kind.with::<Cpu, _>(Trains);
+        assert!(
+            val < 3.0 && val < initial - 0.8,
+            "{}: {initial} -> {val}",
+            rung.name
+        );
+    }
+    assert_eq!(
+        ladder::rung("layernorm").map(|r| r.kind),
+        Some(Kind::LayerNorm)
+    );
+    assert!(ladder::rung("nope").is_none());
+}
