@@ -785,7 +785,7 @@ fn gpt_presets_and_the_ladder() {
     let o = charlm(&["gpt", "--preset", "nope"], d);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("choose from head, multihead, ffwd, blocks, layernorm"),
+        stderr(&o).contains("choose from head, multihead, ffwd, blocks, layernorm, dropout"),
         "{}",
         stderr(&o)
     );
@@ -798,7 +798,17 @@ fn gpt_presets_and_the_ladder() {
         .iter()
         .map(|r| r["preset"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["head", "multihead", "ffwd", "blocks", "layernorm"]);
+    assert_eq!(
+        names,
+        [
+            "head",
+            "multihead",
+            "ffwd",
+            "blocks",
+            "layernorm",
+            "dropout"
+        ]
+    );
     assert_eq!(rungs[1]["lecture_val"].as_f64(), Some(2.28));
     let mut args = vec!["ladder"];
     args.extend(quick);
@@ -806,8 +816,8 @@ fn gpt_presets_and_the_ladder() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.starts_with("| rung | parameters | val loss | lecture | steps/s |"),
+        out.starts_with("| rung | parameters | train loss | val loss | lecture | steps/s |"),
         "{out}"
     );
-    assert_eq!(out.lines().count(), 7, "{out}");
+    assert_eq!(out.lines().count(), 8, "{out}");
 }

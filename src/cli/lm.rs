@@ -22,7 +22,7 @@ use charlm::train::{Finish, TrainConfig};
 
 use super::progress::Bar;
 use super::signals::{self, Stopped};
-use super::{count_in, limits, on_device, positive, DeviceArg, DeviceJob};
+use super::{count_in, limits, on_device, positive, probability, DeviceArg, DeviceJob};
 
 /// Training flags shared by the language models (chapter 3 on).
 #[derive(Debug, Args)]
@@ -46,6 +46,10 @@ pub struct TrainArgs {
     /// shorter than the text [default: 8].
     #[arg(long, value_name = "T", value_parser = count_in(1, limits::BLOCK))]
     block: Option<usize>,
+    /// Dropout's probability in training, at least 0 and below 1 (the
+    /// blocks and layernorm models) [default: 0; the dropout preset's 0.2].
+    #[arg(long, value_name = "P", value_parser = probability)]
+    dropout: Option<f32>,
     /// Estimate the loss every N steps (1 to 1,000,000,000) [default: 300].
     #[arg(long, value_name = "N", value_parser = count_in(1, limits::EVAL_INTERVAL))]
     eval_interval: Option<usize>,
@@ -80,7 +84,8 @@ pub struct TrainArgs {
 /// flags (which replace the rung's settings).
 #[derive(Debug, Args)]
 pub struct GptArgs {
-    /// The rung: head, multihead, ffwd, blocks or layernorm (chapters 6 and 7).
+    /// The rung: head, multihead, ffwd, blocks, layernorm or dropout
+    /// (chapters 6 and 7).
     #[arg(long, value_name = "NAME", value_parser = rung_name)]
     pub preset: Rung,
     /// The training flags [defaults: the ladder's: 5000 steps, lr 1e-3,
@@ -126,7 +131,8 @@ pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
 /// `charlm gpt --preset NAME`: a rung of the ladder, with its settings.
 pub fn gpt(a: GptArgs) -> Result<()> {
     let rung = a.preset;
-    train_from(rung.kind, TrainConfig::ladder(), Some(rung.name), a.train)
+    let defaults = rung.settings(&ladder::settings()).config;
+    train_from(rung.kind, defaults, Some(rung.name), a.train)
 }
 
 /// Trains `kind` from the `defaults` that the flags override; `preset`
@@ -158,6 +164,7 @@ fn train_from(
         block_size: a.block.unwrap_or(c.block_size),
         eval_interval: a.eval_interval.unwrap_or(c.eval_interval),
         eval_iters: a.eval_iters.unwrap_or(c.eval_iters),
+        dropout: a.dropout.unwrap_or(c.dropout),
         ..c
     };
     let settings = Settings {

@@ -71,7 +71,8 @@ enum Command {
     ///
     /// Presets: head (one head of 32), multihead (4 heads of 8), ffwd (then a
     /// feed-forward layer), blocks (3 blocks with residual connections and
-    /// projections, feed-forward 4x), layernorm (pre-norm LayerNorm). All at
+    /// projections, feed-forward 4x), layernorm (pre-norm LayerNorm), dropout
+    /// (the same, dropping 20% in training). All at
     /// n_embd 32, block 8, batch 32, 5000 AdamW steps at lr 1e-3. The sizes of
     /// each preset are fixed by its model's type (dfdx 0.13 walks a model's
     /// parameters from its type); --block may only shrink the context.
@@ -224,5 +225,13 @@ pub fn positive(text: &str) -> std::result::Result<f32, String> {
     match text.parse::<f32>() {
         Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
         _ => Err("must be a finite number > 0".to_string()),
+    }
+}
+
+/// A clap parser for a probability of dropping: at least 0, below 1.
+pub fn probability(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(x) if (0.0..1.0).contains(&x) => Ok(x),
+        _ => Err("must be a number at least 0 and below 1".to_string()),
     }
 }

@@ -22,8 +22,37 @@ use rand::Rng;
 
 use super::head::Seq;
 use super::lm::{dev_err, Embedding, LanguageModel, LmHead, Logits, ModelError};
-use super::multihead::{attention_floats, embed, linear, MultiHeadAttention};
-use crate::ops::Kernels;
+use super::multihead::{attention_floats, embed, linear, merge_heads, MultiHeadAttention};
+use crate::ops::{composed, Kernels};
+
+/// The tape of training.
+type Train<D> = OwnedTape<f32, D>;
+
+// ANCHOR: dropout
+/// `nn.Dropout(p)` in training: every entry zeroed with probability `p`,
+/// the others scaled by 1/(1−p) so that the expected value is unchanged.
+/// The mask comes from `rng`, the run's one generator (dfdx's `Dropout`
+/// draws from the device's own, which a checkpoint cannot save).
+pub fn dropout<S: Shape, D: Kernels, R: Rng>(
+    x: Tensor<S, f32, D, Train<D>>,
+    p: f32,
+    rng: &mut R,
+) -> Result<Tensor<S, f32, D, Train<D>>, ModelError> {
+    if p == 0.0 {
+        return Ok(x);
+    }
+    let keep = 1.0 / (1.0 - p);
+    let n = x.shape().num_elements();
+    let mask: Vec<f32> = (0..n)
+        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
+        .collect();
+    let mask = x
+        .device()
+        .try_tensor_from_vec(mask, *x.shape())
+        .map_err(dev_err)?;
+    Ok(x * mask)
+}
+// ANCHOR_END: dropout
 
 /// What can stand where a block normalises: `()` (no norm) or
 /// [`LayerNorm1D`] (gamma 1, beta 0, eps 1e-5, as PyTorch's `nn.LayerNorm`).
@@ -169,6 +198,38 @@ where
 }
 // ANCHOR_END: block_forward
 
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D>
+    Block<C, NH, HS, F, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    // ANCHOR: block_train
+    /// The block in training, dropping with probability `p`: the attention
+    /// weights, the projection's output, the feed-forward's output (gpt.py's
+    /// three dropouts).
+    pub fn forward_train<R: Rng>(
+        &self,
+        x: Seq<C, D, Train<D>>, // (B, T, C)
+        p: f32,
+        rng: &mut R,
+    ) -> Result<Seq<C, D, Train<D>>, ModelError> {
+        let (b, t, _) = *x.shape();
+        let a = self.ln1.norm(x.retaped()).map_err(dev_err)?; // (B, T, C)
+        let (q, k, v) = self.sa.split_heads(a); // (B·NH, T, HS)
+        let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B·NH, T, T)
+        let wei = composed::causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T)
+        let heads = dropout(wei, p, rng)?.matmul(v); // (B·NH, T, HS)
+        let a = merge_heads::<C, NH, HS, D, Train<D>>(heads, b, t); // (B, T, C)
+        let a = dropout(self.proj.try_forward(a).map_err(dev_err)?, p, rng)?; // (B, T, C)
+        let x = x + a; // (B, T, C)
+        let f = self.ln2.norm(x.retaped()).map_err(dev_err)?; // (B, T, C)
+        let f = dropout(self.ffwd.try_forward(f).map_err(dev_err)?, p, rng)?; // (B, T, C)
+        Ok(x + f) // (B, T, C)
+    }
+    // ANCHOR_END: block_train
+}
+
 // ANCHOR: gpt
 /// The lecture's GPT: embeddings, L blocks, a final norm, `lm_head`. With
 /// `N = ()` it is the rung "blocks", with `LayerNorm1D` the rung "layernorm".
@@ -302,6 +363,25 @@ where
         self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
     }
     // ANCHOR_END: gpt_forward
+
+    /// [`forward`](Self::forward) in training, dropping with probability `p`.
+    pub fn forward_train<R: Rng>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, Train<D>>, // (B, T)
+        p: f32,
+        rng: &mut R,
+    ) -> Result<Logits<D, Train<D>>, ModelError> {
+        let mut x = embed(
+            &self.token_embedding_table,
+            &self.position_embedding_table,
+            idx,
+        )?; // (B, T, C)
+        for block in &self.blocks.modules {
+            x = block.forward_train(x, p, rng)?; // (B, T, C)
+        }
+        let x = self.ln_f.norm(x).map_err(dev_err)?; // (B, T, C)
+        self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
+    }
 }
 
 impl<
@@ -319,6 +399,20 @@ where
     D: Kernels,
 {
     const KIND: &'static str = N::NAME;
+    const DROPOUT: bool = true;
+
+    fn train_loss<R: Rng>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, Train<D>>,
+        targets: &Tensor<(usize,), usize, D>,
+        p: f32,
+        rng: &mut R,
+    ) -> Result<Tensor<Rank0, f32, D, Train<D>>, ModelError> {
+        Ok(super::lm::cross_entropy(
+            self.forward_train(idx, p, rng)?,
+            targets,
+        ))
+    }
 
     fn init<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
         Self::new(dev, vocab, rng)

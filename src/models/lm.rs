@@ -123,6 +123,23 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         idx: Tensor<(usize, usize), usize, D, T>,
     ) -> Result<Logits<D, T>, ModelError>;
 
+    /// Whether [`train_loss`](Self::train_loss) applies dropout (chapter 7).
+    const DROPOUT: bool = false;
+
+    /// The loss in training mode: [`loss`](Self::loss), with dropout of
+    /// probability `p` where the model has it, its masks drawn from `rng`.
+    /// Evaluation and generation never drop.
+    fn train_loss<R: Rng>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, OwnedTape<f32, D>>, // (B, T)
+        targets: &Tensor<(usize,), usize, D>,                     // (B·T,)
+        p: f32,
+        rng: &mut R,
+    ) -> Result<Tensor<Rank0, f32, D, OwnedTape<f32, D>>, ModelError> {
+        let _ = (p, rng);
+        self.loss(idx, targets)
+    }
+
     /// The mean cross-entropy of next-token predictions: idx (B, T),
     /// targets (B·T,).
     fn loss<T: Tape<f32, D> + Merge<T>>(

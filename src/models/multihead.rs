@@ -116,6 +116,14 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         x: Seq<C, D, T>, // (B, T, C)
     ) -> (Seq<C, D, T>, Weights<D>) {
         let (b, t, _) = *x.shape();
+        let (q, k, v) = self.split_heads(x); // (B·NH, T, HS) each
+        let (out, wei) = D::causal_attention(q, k, v, (HS as f32).powf(-0.5)); // (B·NH, T, HS)
+        (merge_heads::<C, NH, HS, D, T>(out, b, t), wei) // (B, T, C)
+    }
+
+    /// Queries, keys and values of every head: (B, T, C) → (B·NH, T, HS).
+    pub fn split_heads<T: Tape<f32, D> + Merge<T>>(&self, x: Seq<C, D, T>) -> Qkv<HS, D, T> {
+        let (b, t, _) = *x.shape();
         let x = x.reshape_like(&(b * t, Const::<C>)); // (B·T, C)
         let heads = |w: &Tensor<Rank2<C, C>, f32, D>, x: Tensor<(usize, Const<C>), f32, D, T>| {
             x.matmul(w.retaped::<T>()) // (B·T, C) @ (C, NH·HS)
@@ -126,14 +134,30 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         let k = heads(&self.key, x.retaped::<T>()); // (B·NH, T, HS)
         let q = heads(&self.query, x.retaped::<T>()); // (B·NH, T, HS)
         let v = heads(&self.value, x); // (B·NH, T, HS)
-        let (out, wei) = D::causal_attention(q, k, v, (HS as f32).powf(-0.5)); // (B·NH, T, HS)
-        let out = out
-            .reshape_like(&(b, Const::<NH>, t, Const::<HS>)) // (B, NH, T, HS)
-            .permute::<_, Axes4<0, 2, 1, 3>>() // (B, T, NH, HS)
-            .reshape_like(&(b, t, Const::<C>)); // (B, T, C): torch.cat(heads, dim=-1)
-        (out, wei)
+        (q, k, v)
     }
     // ANCHOR_END: multihead_forward
+}
+
+/// Queries, keys and values, one row per head: (B·NH, T, HS) each.
+pub type Qkv<const HS: usize, D, T> = (Seq<HS, D, T>, Seq<HS, D, T>, Seq<HS, D, T>);
+
+/// The heads' outputs side by side: (B·NH, T, HS) → (B, T, C), the lecture's
+/// `torch.cat([h(x) for h in self.heads], dim=-1)`.
+pub fn merge_heads<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    D: Kernels,
+    T: Tape<f32, D>,
+>(
+    out: Seq<HS, D, T>, // (B·NH, T, HS)
+    b: usize,
+    t: usize,
+) -> Seq<C, D, T> {
+    out.reshape_like(&(b, Const::<NH>, t, Const::<HS>)) // (B, NH, T, HS)
+        .permute::<_, Axes4<0, 2, 1, 3>>() // (B, T, NH, HS)
+        .reshape_like(&(b, t, Const::<C>)) // (B, T, C)
 }
 
 impl<const C: usize, const NH: usize, const HS: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>

@@ -24,39 +24,53 @@ pub struct Rung {
     /// The validation loss the lecture reports for it (the commit messages
     /// of karpathy/ng-video-lecture, and the video), if it gives one.
     pub lecture_val: Option<f64>,
+    /// Dropout's probability in training.
+    pub dropout: f32,
 }
 
 /// Every rung, bottom up.
-pub const RUNGS: [Rung; 5] = [
+pub const RUNGS: [Rung; 6] = [
     Rung {
         name: "head",
         adds: "one head of size 32 (chapter 5's model at the ladder's settings)",
         kind: Kind::Head,
         lecture_val: Some(2.4),
+        dropout: 0.0,
     },
     Rung {
         name: "multihead",
         adds: "4 heads of size 8, outputs concatenated",
         kind: Kind::MultiHead,
         lecture_val: Some(2.28),
+        dropout: 0.0,
     },
     Rung {
         name: "ffwd",
         adds: "a feed-forward layer per token (Linear 32→32, ReLU)",
         kind: Kind::FeedForward,
         lecture_val: Some(2.24),
+        dropout: 0.0,
     },
     Rung {
         name: "blocks",
         adds: "3 blocks, residual connections with projections, feed-forward 32→128→32",
         kind: Kind::Blocks,
         lecture_val: Some(2.08),
+        dropout: 0.0,
     },
     Rung {
         name: "layernorm",
         adds: "pre-norm LayerNorm in every block and before lm_head",
         kind: Kind::LayerNorm,
         lecture_val: Some(2.06),
+        dropout: 0.0,
+    },
+    Rung {
+        name: "dropout",
+        adds: "dropout 0.2 on the attention weights and after each projection and feed-forward",
+        kind: Kind::LayerNorm,
+        lecture_val: None,
+        dropout: 0.2,
     },
 ];
 // ANCHOR_END: rungs
@@ -75,6 +89,15 @@ pub fn settings() -> Settings {
     }
 }
 
+impl Rung {
+    /// `settings` with this rung's dropout.
+    pub fn settings(&self, settings: &Settings) -> Settings {
+        let mut s = settings.clone();
+        s.config.dropout = self.dropout;
+        s
+    }
+}
+
 /// One rung's run: the rung and the session's report.
 #[derive(Debug, Clone, Serialize)]
 pub struct RungRun {
@@ -87,7 +110,8 @@ pub struct RungRun {
     pub report: Report,
 }
 
-/// Trains one rung on `text` with `settings` under `watch`.
+/// Trains one rung on `text` with `settings` (and the rung's dropout) under
+/// `watch`.
 pub fn run_rung<D: Kernels>(
     dev: &D,
     rung: Rung,
@@ -108,6 +132,7 @@ pub fn run_rung<D: Kernels>(
             Ok(run.report)
         }
     }
+    let settings = &rung.settings(settings);
     let report = rung.kind.with(Job {
         dev,
         text,
@@ -121,19 +146,20 @@ pub fn run_rung<D: Kernels>(
     })
 }
 
-/// The ladder as a table: rung, parameters, validation loss, the lecture's,
-/// steps per second.
+/// The ladder as a table: rung, parameters, training and validation loss,
+/// the lecture's validation loss, steps per second.
 pub fn table(runs: &[RungRun]) -> String {
     let mut s = String::from(
-        "| rung | parameters | val loss | lecture | steps/s |\n|---|---:|---:|---:|---:|\n",
+        "| rung | parameters | train loss | val loss | lecture | steps/s |\n|---|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let lecture = r
             .lecture_val
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        let q = &r.report;
         s.push_str(&format!(
-            "| {} | {} | {:.4} | {} | {:.0} |\n",
-            r.preset, r.report.params, r.report.val_loss, lecture, r.report.steps_per_second
+            "| {} | {} | {:.4} | {:.4} | {} | {:.0} |\n",
+            r.preset, q.params, q.train_loss, q.val_loss, lecture, q.steps_per_second
         ));
     }
     s

@@ -40,6 +40,12 @@ pub enum TrainError {
     /// The learning rate is not a finite number > 0.
     #[error("the learning rate must be a finite number > 0, got {0}")]
     BadLearningRate(f32),
+    /// The dropout probability is not in [0, 1).
+    #[error("the dropout probability must be at least 0 and below 1, got {0}")]
+    BadDropout(f32),
+    /// Dropout asked of a model that has none.
+    #[error("the {0} model has no dropout; --dropout needs the blocks or layernorm preset")]
+    NoDropout(&'static str),
     /// The weight decay is not a finite number >= 0.
     #[error("the weight decay must be a finite number >= 0, got {0}")]
     BadWeightDecay(f32),
@@ -129,6 +135,9 @@ pub fn check_fits<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
     cfg: &TrainConfig,
 ) -> Result<(), TrainError> {
     corpus.check_batches(cfg.batch_size, cfg.block_size)?;
+    if cfg.dropout > 0.0 && !M::DROPOUT {
+        return Err(TrainError::NoDropout(M::KIND));
+    }
     if let Some(block) = model.block().filter(|&b| cfg.block_size > b) {
         let (model, asked) = (M::KIND, cfg.block_size);
         return Err(TrainError::BlockTooLong {
@@ -184,6 +193,9 @@ pub struct TrainConfig {
     pub eval_iters: usize,
     /// AdamW's decoupled weight decay (PyTorch's default, 0.01).
     pub weight_decay: f32,
+    /// Dropout's probability in training (chapter 7's GPT; 0: none).
+    #[serde(default)]
+    pub dropout: f32,
 }
 
 impl Default for TrainConfig {
@@ -196,6 +208,7 @@ impl Default for TrainConfig {
             learning_rate: 1e-2,
             eval_iters: 200,
             weight_decay: 0.01,
+            dropout: 0.0,
         }
     }
 }
@@ -234,6 +247,7 @@ impl TrainConfig {
             learning_rate: 1e-2,
             eval_iters: 4,
             weight_decay: 0.01,
+            dropout: 0.0,
         }
     }
 
@@ -256,6 +270,9 @@ impl TrainConfig {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return Err(TrainError::BadWeightDecay(self.weight_decay));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(TrainError::BadDropout(self.dropout));
         }
         Ok(())
     }

@@ -90,7 +90,19 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
         }
         let start = Instant::now();
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
-        let loss = train_step(dev, model, &mut state.opt, &mut grads, &batch, state.step)?;
+        let loss = match cfg.dropout {
+            0.0 => train_step(dev, model, &mut state.opt, &mut grads, &batch, state.step)?,
+            p => train_step_dropout(
+                dev,
+                model,
+                &mut state.opt,
+                &mut grads,
+                &batch,
+                state.step,
+                p,
+                rng,
+            )?,
+        };
         watch.event(state.record_step(loss, start.elapsed()));
     }
     // ANCHOR_END: loop
@@ -114,6 +126,17 @@ pub fn train_step<D: Kernels, M: LanguageModel<D>>(
     let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
     let tape = std::mem::replace(grads, Gradients::leaky());
     let loss = model.loss(x.traced(tape), &y)?; // forward, recording on the tape
+    update(model, opt, grads, loss, step)
+}
+
+/// The rest of a step: the loss checked, backward, AdamW, zero_grad.
+fn update<D: Kernels, M: LanguageModel<D>>(
+    model: &mut M,
+    opt: &mut AdamW<D>,
+    grads: &mut Gradients<f32, D>,
+    loss: Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+    step: usize,
+) -> Result<f32, TrainError> {
     let value = loss.as_vec()[0];
     if !value.is_finite() {
         return Err(TrainError::NonFiniteLoss { step, value });
@@ -124,3 +147,22 @@ pub fn train_step<D: Kernels, M: LanguageModel<D>>(
     Ok(value)
 }
 // ANCHOR_END: train_step
+
+/// [`train_step`] in training mode with dropout: the forward pass zeroes
+/// activations with probability `p`, the masks drawn from `rng` (chapter 7).
+#[allow(clippy::too_many_arguments)]
+pub fn train_step_dropout<D: Kernels, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    opt: &mut AdamW<D>,
+    grads: &mut Gradients<f32, D>,
+    batch: &TokenBatch,
+    step: usize,
+    p: f32,
+    rng: &mut R,
+) -> Result<f32, TrainError> {
+    let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
+    let tape = std::mem::replace(grads, Gradients::leaky());
+    let loss = model.train_loss(x.traced(tape), &y, p, rng)?; // forward, dropping
+    update(model, opt, grads, loss, step)
+}

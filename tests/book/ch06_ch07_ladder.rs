@@ -208,7 +208,7 @@ fn every_rung_round_trips_through_a_checkpoint() {
 // the same run, and every rung is in the registry under its preset's model.
 #[test]
 fn every_rung_trains_on_a_tiny_run() {
-    struct Trains;
+    struct Trains(f32);
     impl ModelJob<Cpu> for Trains {
         type Output = (f32, f32);
         fn run<M: LanguageModel<Cpu>>(self) -> (f32, f32) {
@@ -218,6 +218,7 @@ fn every_rung_trains_on_a_tiny_run() {
                     eval_interval: 150,
                     eval_iters: 10,
                     learning_rate: 1e-2,
+                    dropout: self.0,
                     ..TrainConfig::ladder()
                 },
                 seed: 7,
@@ -239,7 +240,7 @@ fn every_rung_trains_on_a_tiny_run() {
     }
     for rung in RUNGS {
         assert_eq!(Kind::from_name(rung.kind.name()), Some(rung.kind));
-        let (initial, val) = rung.kind.with::<Cpu, _>(Trains);
+        let (initial, val) = rung.kind.with::<Cpu, _>(Trains(rung.dropout));
         assert!(
             val < 3.0 && val < initial - 0.8,
             "{}: {initial} -> {val}",
@@ -251,4 +252,64 @@ fn every_rung_trains_on_a_tiny_run() {
         Some(Kind::LayerNorm)
     );
     assert!(ladder::rung("nope").is_none());
+}
+
+// Dropout in training zeroes a fraction near p of the entries and scales the
+// rest by 1/(1 - p); p = 0 is the identity; the masks come from the run's
+// generator, so the same seed drops the same entries.
+#[test]
+fn dropout_zeroes_about_p_and_keeps_the_expectation() {
+    use charlm::models::gpt::dropout;
+    let dev = Cpu::default();
+    let n = 100_000;
+    let x = || dev.ones_like(&(n,)).traced(Gradients::leaky());
+    let y = dropout(x(), 0.2, &mut rng(1)).unwrap().as_vec();
+    let zeros = y.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((zeros - 0.2).abs() < 0.01, "{zeros}");
+    assert!(y.iter().all(|&v| v == 0.0 || (v - 1.25).abs() < 1e-6));
+    let mean = y.iter().sum::<f32>() / n as f32;
+    assert!((mean - 1.0).abs() < 0.02, "{mean}");
+    assert_eq!(
+        dropout(x(), 0.2, &mut rng(1)).unwrap().as_vec(),
+        y,
+        "same seed, same mask"
+    );
+    assert_eq!(
+        dropout(x(), 0.0, &mut rng(1)).unwrap().as_vec(),
+        vec![1.0; n]
+    );
+}
+
+// The GPT drops only in training: train_loss with p = 0 is the loss; with
+// p > 0 it differs and depends on the generator; evaluation never drops.
+#[test]
+fn the_gpt_drops_only_in_training() {
+    let dev = Cpu::default();
+    let m = LectureLayerNorm::new(&dev, 65, &mut rng(2)).unwrap();
+    let batch = corpus().get_batch(Split::Train, 4, 8, &mut rng(3)).unwrap();
+    let (x, y) = batch_tensors(&dev, &batch).unwrap();
+    let traced = || x.clone().traced(Gradients::leaky());
+    let eval = m.loss(traced(), &y).unwrap().as_vec()[0];
+    let no_drop = m
+        .train_loss(traced(), &y, 0.0, &mut rng(4))
+        .unwrap()
+        .as_vec()[0];
+    assert_eq!(no_drop, eval);
+    let a = m
+        .train_loss(traced(), &y, 0.2, &mut rng(4))
+        .unwrap()
+        .as_vec()[0];
+    let b = m
+        .train_loss(traced(), &y, 0.2, &mut rng(4))
+        .unwrap()
+        .as_vec()[0];
+    let c = m
+        .train_loss(traced(), &y, 0.2, &mut rng(5))
+        .unwrap()
+        .as_vec()[0];
+    assert_eq!(a, b, "same generator, same masks");
+    assert!(a != eval && a != c, "{a} {eval} {c}");
+    let logits = || m.logits(x.clone()).unwrap().as_vec();
+    assert_eq!(logits(), logits(), "evaluation is deterministic");
+    assert!(!<LectureMultiHead<Cpu> as LanguageModel<Cpu>>::DROPOUT);
 }
