@@ -311,5 +311,20 @@ fn the_gpt_drops_only_in_training() {
     assert!(a != eval && a != c, "{a} {eval} {c}");
     let logits = || m.logits(x.clone()).unwrap().as_vec();
     assert_eq!(logits(), logits(), "evaluation is deterministic");
-    assert!(!<LectureMultiHead<Cpu> as LanguageModel<Cpu>>::DROPOUT);
+    // a model without dropout refuses to train with it
+    let settings = Settings {
+        config: TrainConfig {
+            dropout: 0.2,
+            ..TrainConfig::tiny()
+        },
+        ..Settings::default()
+    };
+    let err = session::run::<Cpu, LectureMultiHead<Cpu>>(&dev, text(), &settings, None, &mut ())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("the multihead model has no dropout"),
+        "{err}"
+    );
 }
