@@ -243,20 +243,13 @@ impl Figure for LossCurves<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
-        let steps = self
-            .series
-            .iter()
-            .map(|(_, s)| s.len())
-            .max()
-            .unwrap_or(1)
-            .max(2);
-        let values = self.series.iter().flat_map(|(_, s)| s.iter().copied());
-        let mut chart = loss_axes(root, self.title, (steps - 1) as f32, values)?;
-        for (k, (label, s)) in self.series.iter().enumerate() {
-            let points = s.iter().enumerate().map(|(i, &v)| (i as f32, v));
-            line(&mut chart, points, Palette99::pick(k).to_rgba(), 2, label)?;
+        let series = self.series.iter().map(|(l, s)| (l.clone(), s.to_vec()));
+        Lines {
+            title: self.title,
+            axes: ("step", "loss"),
+            series: series.collect(),
         }
-        legend(&mut chart)
+        .draw(root)
     }
 }
 
@@ -278,6 +271,52 @@ fn loss_axes<'a, DB: DrawingBackend>(
     x_max: f32,
     values: impl Iterator<Item = f32>,
 ) -> Result<LossChart<'a, DB>, PlotError> {
+    axes(root, title, ("step", "loss"), x_max, values)
+}
+
+/// Lines over a whole-number axis (layers, say): one labelled line per
+/// series, value `i` of a series drawn at `i`.
+pub struct Lines<'a> {
+    /// The caption.
+    pub title: &'a str,
+    /// What runs across and what runs up.
+    pub axes: (&'a str, &'a str),
+    /// (label, values) per line.
+    pub series: Vec<(String, Vec<f32>)>,
+}
+
+impl Figure for Lines<'_> {
+    fn size(&self) -> (u32, u32) {
+        (900, 480)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let n = self
+            .series
+            .iter()
+            .map(|(_, s)| s.len())
+            .max()
+            .unwrap_or(1)
+            .max(2);
+        let values = self.series.iter().flat_map(|(_, s)| s.iter().copied());
+        let mut chart = axes(root, self.title, self.axes, (n - 1) as f32, values)?;
+        for (k, (label, s)) in self.series.iter().enumerate() {
+            let points = s.iter().enumerate().map(|(i, &v)| (i as f32, v));
+            line(&mut chart, points, Palette99::pick(k).to_rgba(), 2, label)?;
+        }
+        legend(&mut chart)
+    }
+}
+
+/// Axes named `(across, up)`: `0..=x_max` across, and up the range of the
+/// finite `values`, padded by 5%.
+fn axes<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    (across, up): (&str, &str),
+    x_max: f32,
+    values: impl Iterator<Item = f32>,
+) -> Result<LossChart<'a, DB>, PlotError> {
     ensure_fonts();
     root.fill(&WHITE).map_err(draw_err)?;
     let (lo, hi) = values
@@ -296,9 +335,9 @@ fn loss_axes<'a, DB: DrawingBackend>(
         .map_err(draw_err)?;
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(across)
         .x_label_formatter(&|x| format!("{x:.0}"))
-        .y_desc("loss")
+        .y_desc(up)
         .label_style(("sans-serif", 15))
         .draw()
         .map_err(draw_err)?;

@@ -124,6 +124,15 @@ fn tour_writes_every_figure() {
     assert!(v["bigram_embedding"]["val_loss"].as_f64().unwrap() <= 2.52);
     assert_eq!(v["parity"]["passed"], v["parity"]["comparisons"]);
     assert_eq!(v["parity"]["comparisons"], 32);
+    assert_eq!(v["ladder"]["rungs"].as_array().map(Vec::len), Some(6));
+    for f in ["heads.png", "loss-ch6.svg", "loss-ch7.png"] {
+        let p = dir.path().join("ladder").join(f);
+        assert!(
+            fs::metadata(&p).map(|m| m.len() > 1000).unwrap_or(false),
+            "{}",
+            p.display()
+        );
+    }
     for f in [
         "heatmap.svg",
         "heatmap.png",

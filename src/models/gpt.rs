@@ -13,16 +13,16 @@
 //! without it, [`LayerNorm1D`] for the rung with it, so both rungs are the
 //! same code.
 
-use dfdx::nn::modules::{Embedding as PositionTable, LayerNorm1D, Linear, Repeated};
-use dfdx::nn::{Module, ModuleVisitor, TensorCollection};
+use dfdx::nn::modules::{LayerNorm1D, Linear, Repeated};
+use dfdx::nn::{Module, ModuleVisitor, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand::distributions::uniform::SampleUniform;
 use rand::Rng;
 
 use super::head::Seq;
-use super::lm::{dev_err, Embedding, LanguageModel, LmHead, Logits, ModelError};
-use super::multihead::{attention_floats, embed, linear, merge_heads, MultiHeadAttention};
+use super::lm::{dev_err, LanguageModel, LmHead, Logits, ModelError};
+use super::multihead::{attention_floats, linear, merge_heads, Embeddings, MultiHeadAttention};
 use crate::ops::{composed, Kernels};
 
 /// The tape of training.
@@ -245,10 +245,8 @@ pub struct Gpt<
     E: Dtype,
     D: Storage<E>,
 > {
-    /// (V, C).
-    pub token_embedding_table: Embedding<Const<C>, E, D>,
-    /// (BLOCK, C).
-    pub position_embedding_table: PositionTable<BLOCK, C, E, D>,
+    /// (B, T) → (B, T, C): tokens and positions.
+    pub embeddings: Embeddings<C, BLOCK, E, D>,
     /// L blocks, one after another.
     pub blocks: Repeated<Block<C, NH, HS, F, N, E, D>, L>,
     /// The final norm, before `lm_head`.
@@ -289,23 +287,13 @@ where
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
-                Self::module(
-                    "token_embedding_table",
-                    |s| &s.token_embedding_table,
-                    |s| &mut s.token_embedding_table,
-                ),
-                Self::module(
-                    "position_embedding_table",
-                    |s| &s.position_embedding_table,
-                    |s| &mut s.position_embedding_table,
-                ),
+                Self::module("embeddings", |s| &s.embeddings, |s| &mut s.embeddings),
                 Self::module("blocks", |s| &s.blocks, |s| &mut s.blocks),
                 Self::module("ln_f", |s| &s.ln_f, |s| &mut s.ln_f),
                 Self::module("lm_head", |s| &s.lm_head, |s| &mut s.lm_head),
             ),
-            |(token_embedding_table, position_embedding_table, blocks, ln_f, lm_head)| Gpt {
-                token_embedding_table,
-                position_embedding_table,
+            |(embeddings, blocks, ln_f, lm_head)| Gpt {
+                embeddings,
                 blocks,
                 ln_f,
                 lm_head,
@@ -331,14 +319,12 @@ where
     /// A model for `vocab` tokens, drawn from `rng` in the lecture's order
     /// (embeddings, blocks, lm_head), PyTorch's default initialisation.
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
-        let (token_embedding_table, position_embedding_table) =
-            super::multihead::embeddings(dev, vocab, rng)?;
+        let embeddings = Embeddings::new(dev, vocab, rng)?;
         let modules = (0..L)
             .map(|_| Block::new(dev, rng))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            token_embedding_table,
-            position_embedding_table,
+            embeddings,
             blocks: Repeated { modules },
             ln_f: N::new(dev)?,
             lm_head: LmHead::new(dev, vocab, rng)?,
@@ -351,11 +337,7 @@ where
         &self,
         idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
     ) -> Result<Logits<D, T>, ModelError> {
-        let mut x = embed(
-            &self.token_embedding_table,
-            &self.position_embedding_table,
-            idx,
-        )?; // (B, T, C)
+        let mut x = self.embeddings.forward(idx)?; // (B, T, C)
         for block in &self.blocks.modules {
             x = block.try_forward(x).map_err(dev_err)?; // (B, T, C)
         }
@@ -371,11 +353,7 @@ where
         p: f32,
         rng: &mut R,
     ) -> Result<Logits<D, Train<D>>, ModelError> {
-        let mut x = embed(
-            &self.token_embedding_table,
-            &self.position_embedding_table,
-            idx,
-        )?; // (B, T, C)
+        let mut x = self.embeddings.forward(idx)?; // (B, T, C)
         for block in &self.blocks.modules {
             x = block.forward_train(x, p, rng)?; // (B, T, C)
         }
@@ -383,6 +361,105 @@ where
         self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
     }
 }
+
+/// Chapter 7's measurements of one batch through a stack: the norm of the
+/// loss's gradient at each layer, and the spread of what each block sees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthProfile {
+    /// ‖∂loss/∂W‖ for the token embedding, then each block's query map
+    /// (bottom block first), then `lm_head`.
+    pub grad_norms: Vec<f32>,
+    /// The standard deviation of each block's attention input (after its
+    /// norm), bottom block first.
+    pub input_stds: Vec<f32>,
+}
+
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        const F: usize,
+        const L: usize,
+        const BLOCK: usize,
+        N,
+        D,
+    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    // ANCHOR: depth_profile
+    /// One forward and backward pass of `idx` against `targets`, with the
+    /// residual pathway (`x = x + block(x)`) or without it (`x = block(x)`,
+    /// the same weights): the gradient's norm at every layer and the spread
+    /// of every block's input.
+    pub fn depth_profile(
+        &self,
+        idx: Tensor<(usize, usize), usize, D>,
+        targets: &Tensor<(usize,), usize, D>,
+        residual: bool,
+    ) -> Result<DepthProfile, ModelError> {
+        let std = |v: Vec<f32>| {
+            let n = v.len().max(1) as f32;
+            let mean = v.iter().sum::<f32>() / n;
+            (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt()
+        };
+        let mut input_stds = Vec::new();
+        let tape = self.try_alloc_grads().map_err(dev_err)?; // a gradient for every weight
+        let mut x = self.embeddings.forward(idx.traced(tape))?; // (B, T, C)
+                                                                // A branch's input: a copy of the stream (with a residual pathway to
+                                                                // add back onto) or the stream itself, its tape and all (without).
+        let branch = |x: Seq<C, D, Train<D>>| match residual {
+            true => (Some(x.retaped()), x),
+            false => (None, x),
+        };
+        let join = |stream: Option<Seq<C, D, Train<D>>>, out| match stream {
+            Some(x) => x + out, // x + block(x)
+            None => out,        // block(x)
+        };
+        for block in &self.blocks.modules {
+            let (stream, a) = branch(x);
+            let a = block.ln1.norm(a).map_err(dev_err)?; // (B, T, C)
+            input_stds.push(std(a.as_vec()));
+            let a = block
+                .proj
+                .try_forward(block.sa.try_forward(a).map_err(dev_err)?)
+                .map_err(dev_err)?; // (B, T, C)
+            let h = join(stream, a); // (B, T, C)
+            let (stream, f) = branch(h);
+            let f = block
+                .ffwd
+                .try_forward(block.ln2.norm(f).map_err(dev_err)?)
+                .map_err(dev_err)?; // (B, T, C)
+            x = join(stream, f); // (B, T, C)
+        }
+        let x = self.ln_f.norm(x).map_err(dev_err)?; // (B, T, C)
+        let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
+        let grads = super::lm::cross_entropy(logits, targets).backward();
+        let norm = |g: Vec<f32>| g.iter().map(|v| v * v).sum::<f32>().sqrt();
+        let mut grad_norms = vec![norm(
+            grads
+                .get(&self.embeddings.token_embedding_table.weight)
+                .as_vec(),
+        )];
+        for block in &self.blocks.modules {
+            grad_norms.push(norm(grads.get(&block.sa.query).as_vec()));
+        }
+        grad_norms.push(norm(grads.get(&self.lm_head.weight).as_vec()));
+        Ok(DepthProfile {
+            grad_norms,
+            input_stds,
+        })
+    }
+    // ANCHOR_END: depth_profile
+}
+
+/// A deep stack for chapter 7's measurements: 12 of the ladder's blocks,
+/// without norms.
+pub type DeepBlocks<D> = Gpt<32, 4, 8, 128, 12, 8, (), f32, D>;
+
+/// [`DeepBlocks`] with pre-norm LayerNorm.
+pub type DeepLayerNorm<D> = Gpt<32, 4, 8, 128, 12, 8, LayerNorm1D<32, f32, D>, f32, D>;
 
 impl<
         const C: usize,
@@ -423,7 +500,7 @@ where
     }
 
     fn vocab(&self) -> usize {
-        self.token_embedding_table.vocab()
+        self.embeddings.vocab()
     }
 
     fn block(&self) -> Option<usize> {

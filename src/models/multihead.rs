@@ -184,47 +184,96 @@ pub fn linear<const I: usize, const O: usize, D: Kernels, R: Rng>(
     })
 }
 
-/// Token embedding plus position embedding: (B, T) → (B, T, C), for T up
-/// to BLOCK (the lecture's `tok_emb + pos_emb`).
-pub fn embed<const C: usize, const BLOCK: usize, D: Kernels, T: Tape<f32, D>>(
-    tokens: &Embedding<Const<C>, f32, D>,
-    positions: &PositionTable<BLOCK, C, f32, D>,
-    idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
-) -> Result<Seq<C, D, T>, ModelError> {
-    let (b, t) = *idx.shape();
-    if t > BLOCK {
-        return Err(ModelError::ContextTooLong { t, block: BLOCK });
+// ANCHOR: embeddings
+/// What every ladder model starts with: `nn.Embedding(vocab, C)` for the
+/// tokens and `nn.Embedding(BLOCK, C)` for the positions, added.
+#[derive(Debug, Clone)]
+pub struct Embeddings<const C: usize, const BLOCK: usize, E: Dtype, D: Storage<E>> {
+    /// (V, C).
+    pub token_embedding_table: Embedding<Const<C>, E, D>,
+    /// (BLOCK, C).
+    pub position_embedding_table: PositionTable<BLOCK, C, E, D>,
+}
+// ANCHOR_END: embeddings
+
+impl<const C: usize, const BLOCK: usize, E, D> TensorCollection<E, D> for Embeddings<C, BLOCK, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Embeddings<C, BLOCK, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module(
+                    "token_embedding_table",
+                    |s| &s.token_embedding_table,
+                    |s| &mut s.token_embedding_table,
+                ),
+                Self::module(
+                    "position_embedding_table",
+                    |s| &s.position_embedding_table,
+                    |s| &mut s.position_embedding_table,
+                ),
+            ),
+            |(token_embedding_table, position_embedding_table)| Embeddings {
+                token_embedding_table,
+                position_embedding_table,
+            },
+        )
     }
-    let dev = idx.device().clone();
-    let tok_emb = tokens.try_forward(idx).map_err(dev_err)?; // (B, T, C)
-    let arange = dev
-        .try_tensor_from_vec((0..t).collect(), (t,))
-        .map_err(dev_err)?; // (T,)
-    let pos_emb = positions.weight.retaped::<T>().gather(arange); // (T, C)
-    Ok(tok_emb + pos_emb.broadcast_like::<_, Axis<0>>(&(b, t, Const::<C>))) // (B, T, C)
 }
 
-/// A token table (V, C) and a position table (BLOCK, C).
-pub type Embeddings<const C: usize, const BLOCK: usize, D> =
-    (Embedding<Const<C>, f32, D>, PositionTable<BLOCK, C, f32, D>);
-
-/// The embeddings every ladder model starts with, drawn as PyTorch's
-/// `nn.Embedding`s: N(0, 1), token table first.
-pub(crate) fn embeddings<const C: usize, const BLOCK: usize, D: Kernels, R: Rng>(
-    dev: &D,
-    vocab: usize,
-    rng: &mut R,
-) -> Result<Embeddings<C, BLOCK, D>, ModelError> {
-    if vocab == 0 {
-        return Err(ModelError::EmptyVocab);
+impl<const C: usize, const BLOCK: usize, D: Kernels> Embeddings<C, BLOCK, f32, D> {
+    /// Both tables drawn as PyTorch's `nn.Embedding`s, N(0, 1), tokens first.
+    pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
+        if vocab == 0 {
+            return Err(ModelError::EmptyVocab);
+        }
+        Ok(Self {
+            token_embedding_table: Embedding {
+                weight: normal(dev, (vocab, Const::<C>), 1.0, rng)?, // (V, C)
+            },
+            position_embedding_table: PositionTable {
+                weight: normal(dev, (Const::<BLOCK>, Const::<C>), 1.0, rng)?, // (BLOCK, C)
+            },
+        })
     }
-    let tokens = Embedding {
-        weight: normal(dev, (vocab, Const::<C>), 1.0, rng)?, // (V, C)
-    };
-    let positions = PositionTable {
-        weight: normal(dev, (Const::<BLOCK>, Const::<C>), 1.0, rng)?, // (BLOCK, C)
-    };
-    Ok((tokens, positions))
+
+    /// Vocabulary size (V).
+    pub fn vocab(&self) -> usize {
+        self.token_embedding_table.vocab()
+    }
+
+    // ANCHOR: embed
+    /// (B, T) → (B, T, C) for T up to BLOCK: the lecture's `tok_emb + pos_emb`.
+    pub fn forward<T: Tape<f32, D>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+    ) -> Result<Seq<C, D, T>, ModelError> {
+        let (b, t) = *idx.shape();
+        if t > BLOCK {
+            return Err(ModelError::ContextTooLong { t, block: BLOCK });
+        }
+        let dev = idx.device().clone();
+        let tok_emb = self
+            .token_embedding_table
+            .try_forward(idx)
+            .map_err(dev_err)?; // (B, T, C)
+        let arange = dev
+            .try_tensor_from_vec((0..t).collect(), (t,))
+            .map_err(dev_err)?; // (T,): torch.arange(T)
+        let pos_emb = self
+            .position_embedding_table
+            .weight
+            .retaped::<T>()
+            .gather(arange); // (T, C)
+        Ok(tok_emb + pos_emb.broadcast_like::<_, Axis<0>>(&(b, t, Const::<C>))) // (B, T, C)
+    }
+    // ANCHOR_END: embed
 }
 
 // ANCHOR: multihead_model
@@ -239,10 +288,8 @@ pub struct MultiHeadLanguageModel<
     E: Dtype,
     D: Storage<E>,
 > {
-    /// (V, C).
-    pub token_embedding_table: Embedding<Const<C>, E, D>,
-    /// (BLOCK, C).
-    pub position_embedding_table: PositionTable<BLOCK, C, E, D>,
+    /// (B, T) → (B, T, C): tokens and positions.
+    pub embeddings: Embeddings<C, BLOCK, E, D>,
     /// (B, T, C) → (B, T, C).
     pub sa_heads: MultiHeadAttention<C, NH, HS, E, D>,
     /// (B, T, C) → (B, T, V).
@@ -262,10 +309,8 @@ pub struct FeedForwardLanguageModel<
     E: Dtype,
     D: Storage<E>,
 > {
-    /// (V, C).
-    pub token_embedding_table: Embedding<Const<C>, E, D>,
-    /// (BLOCK, C).
-    pub position_embedding_table: PositionTable<BLOCK, C, E, D>,
+    /// (B, T) → (B, T, C): tokens and positions.
+    pub embeddings: Embeddings<C, BLOCK, E, D>,
     /// (B, T, C) → (B, T, C).
     pub sa_heads: MultiHeadAttention<C, NH, HS, E, D>,
     /// (B, T, C) → (B, T, C), then ReLU.
@@ -294,26 +339,14 @@ where
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
-                Self::module(
-                    "token_embedding_table",
-                    |s| &s.token_embedding_table,
-                    |s| &mut s.token_embedding_table,
-                ),
-                Self::module(
-                    "position_embedding_table",
-                    |s| &s.position_embedding_table,
-                    |s| &mut s.position_embedding_table,
-                ),
+                Self::module("embeddings", |s| &s.embeddings, |s| &mut s.embeddings),
                 Self::module("sa_heads", |s| &s.sa_heads, |s| &mut s.sa_heads),
                 Self::module("lm_head", |s| &s.lm_head, |s| &mut s.lm_head),
             ),
-            |(token_embedding_table, position_embedding_table, sa_heads, lm_head)| {
-                MultiHeadLanguageModel {
-                    token_embedding_table,
-                    position_embedding_table,
-                    sa_heads,
-                    lm_head,
-                }
+            |(embeddings, sa_heads, lm_head)| MultiHeadLanguageModel {
+                embeddings,
+                sa_heads,
+                lm_head,
             },
         )
     }
@@ -332,28 +365,16 @@ where
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
-                Self::module(
-                    "token_embedding_table",
-                    |s| &s.token_embedding_table,
-                    |s| &mut s.token_embedding_table,
-                ),
-                Self::module(
-                    "position_embedding_table",
-                    |s| &s.position_embedding_table,
-                    |s| &mut s.position_embedding_table,
-                ),
+                Self::module("embeddings", |s| &s.embeddings, |s| &mut s.embeddings),
                 Self::module("sa_heads", |s| &s.sa_heads, |s| &mut s.sa_heads),
                 Self::module("ffwd", |s| &s.ffwd, |s| &mut s.ffwd),
                 Self::module("lm_head", |s| &s.lm_head, |s| &mut s.lm_head),
             ),
-            |(token_embedding_table, position_embedding_table, sa_heads, ffwd, lm_head)| {
-                FeedForwardLanguageModel {
-                    token_embedding_table,
-                    position_embedding_table,
-                    sa_heads,
-                    ffwd,
-                    lm_head,
-                }
+            |(embeddings, sa_heads, ffwd, lm_head)| FeedForwardLanguageModel {
+                embeddings,
+                sa_heads,
+                ffwd,
+                lm_head,
             },
         )
     }
@@ -365,10 +386,8 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
     /// A model for `vocab` tokens, drawn from `rng` in the lecture's order
     /// (embeddings, heads, lm_head) with PyTorch's default initialisation.
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
-        let (token_embedding_table, position_embedding_table) = embeddings(dev, vocab, rng)?;
         Ok(Self {
-            token_embedding_table,
-            position_embedding_table,
+            embeddings: Embeddings::new(dev, vocab, rng)?,
             sa_heads: MultiHeadAttention::new(dev, rng)?,
             lm_head: LmHead::new(dev, vocab, rng)?,
         })
@@ -380,11 +399,7 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
         &self,
         idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
     ) -> Result<(Logits<D, T>, Weights<D>), ModelError> {
-        let x = embed(
-            &self.token_embedding_table,
-            &self.position_embedding_table,
-            idx,
-        )?; // (B, T, C)
+        let x = self.embeddings.forward(idx)?; // (B, T, C)
         let (x, wei) = self.sa_heads.forward_with_weights(x); // (B, T, C), (B·NH, T, T)
         let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
         Ok((logits, wei))
@@ -398,10 +413,8 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
     /// A model for `vocab` tokens, drawn from `rng` in the lecture's order
     /// (embeddings, heads, feed-forward, lm_head).
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
-        let (token_embedding_table, position_embedding_table) = embeddings(dev, vocab, rng)?;
         Ok(Self {
-            token_embedding_table,
-            position_embedding_table,
+            embeddings: Embeddings::new(dev, vocab, rng)?,
             sa_heads: MultiHeadAttention::new(dev, rng)?,
             ffwd: linear(dev, rng)?,
             lm_head: LmHead::new(dev, vocab, rng)?,
@@ -414,11 +427,7 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
         &self,
         idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
     ) -> Result<Logits<D, T>, ModelError> {
-        let x = embed(
-            &self.token_embedding_table,
-            &self.position_embedding_table,
-            idx,
-        )?; // (B, T, C)
+        let x = self.embeddings.forward(idx)?; // (B, T, C)
         let x = self.sa_heads.try_forward(x).map_err(dev_err)?; // (B, T, C): communication
         let x = self.ffwd.try_forward(x).map_err(dev_err)?.relu(); // (B, T, C): computation
         self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
@@ -440,7 +449,7 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
     }
 
     fn vocab(&self) -> usize {
-        self.token_embedding_table.vocab()
+        self.embeddings.vocab()
     }
 
     fn block(&self) -> Option<usize> {
@@ -473,7 +482,7 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
     }
 
     fn vocab(&self) -> usize {
-        self.token_embedding_table.vocab()
+        self.embeddings.vocab()
     }
 
     fn block(&self) -> Option<usize> {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::models::{Kind, LanguageModel, ModelJob};
 use crate::ops::Kernels;
 use crate::train::session::{self, Report, Settings};
-use crate::train::{TrainConfig, TrainError, Watch};
+use crate::train::{Eval, TrainConfig, TrainError, Watch};
 
 // ANCHOR: rungs
 /// One rung: its name, what it adds, the model, and the lecture's number.
@@ -108,6 +108,9 @@ pub struct RungRun {
     /// The run's key figures.
     #[serde(flatten)]
     pub report: Report,
+    /// Its loss estimates, for the figures.
+    #[serde(skip)]
+    pub evals: Vec<Eval>,
 }
 
 /// Trains one rung on `text` with `settings` (and the rung's dropout) under
@@ -126,14 +129,14 @@ pub fn run_rung<D: Kernels>(
         watch: &'a mut dyn Watch,
     }
     impl<D: Kernels> ModelJob<D> for Job<'_, D> {
-        type Output = Result<Report, TrainError>;
+        type Output = Result<(Report, Vec<Eval>), TrainError>;
         fn run<M: LanguageModel<D>>(self) -> Self::Output {
             let run = session::run::<D, M>(self.dev, self.text, self.settings, None, self.watch)?;
-            Ok(run.report)
+            Ok((run.report, run.train.history.evals))
         }
     }
     let settings = &rung.settings(settings);
-    let report = rung.kind.with(Job {
+    let (report, evals) = rung.kind.with(Job {
         dev,
         text,
         settings,
@@ -143,6 +146,7 @@ pub fn run_rung<D: Kernels>(
         preset: rung.name,
         lecture_val: rung.lecture_val,
         report,
+        evals,
     })
 }
 

@@ -30,6 +30,7 @@ pub mod bigram;
 pub mod counts;
 pub mod head;
 pub mod ladder;
+pub mod ladder_book;
 pub mod onehot;
 pub mod parity;
 
@@ -42,6 +43,7 @@ pub static ALL: &[&dyn Stage] = &[
     &bigram::Bigram,
     &attention_trick::AttentionTrick,
     &head::OneHead,
+    &ladder_book::Ladder,
     &parity::Parity,
 ];
 // ANCHOR_END: registry

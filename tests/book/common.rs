@@ -41,18 +41,24 @@ pub fn corpus() -> &'static Corpus {
 pub fn assert_book_files_current(stage: &dyn Stage) -> usize {
     let fresh = tempfile::tempdir().unwrap();
     stage.write_book_files(data(), fresh.path()).unwrap();
+    assert_files_current(stage.id(), fresh.path())
+}
+
+/// Asserts that every file in `fresh` equals the committed one in
+/// `chapters/figures/<id>`; returns how many were compared.
+pub fn assert_files_current(id: &str, fresh: &Path) -> usize {
     let committed = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("chapters/figures")
-        .join(stage.id());
+        .join(id);
     let mut n = 0;
-    for entry in std::fs::read_dir(fresh.path()).unwrap() {
+    for entry in std::fs::read_dir(fresh).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap();
         let old = std::fs::read_to_string(committed.join(name)).unwrap_or_default();
         assert!(
             old == std::fs::read_to_string(&path).unwrap(),
             "chapters/figures/{}/{} is stale: run `cargo run --release -- figures`",
-            stage.id(),
+            id,
             name.to_string_lossy()
         );
         n += 1;

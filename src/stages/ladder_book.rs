@@ -1,0 +1,282 @@
+//! Chapters 6 and 7 in the registry: the whole ladder with the lecture's
+//! settings (what `charlm ladder` runs), the table of every rung's number
+//! beside the lecture's, the four heads' attention weights, and the loss
+//! curves of both chapters. Both chapters include this stage's files.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+
+use super::ladder::{self, run_rung, RungRun, RUNGS};
+use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
+use crate::data::text::{Corpus, Split};
+use crate::data::DataSets;
+use crate::models::gpt::{DeepBlocks, DeepLayerNorm, DepthProfile};
+use crate::models::head::scaling_stats;
+use crate::models::lm::batch_tensors;
+use crate::models::multihead::LectureMultiHead;
+use crate::models::Kind;
+use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
+use crate::train::session;
+
+/// The stage's id: its book files are in `chapters/figures/ladder`.
+pub const ID: &str = "ladder";
+
+/// The validation sequence whose attention weights the chapter shows.
+const SEQUENCE: std::ops::Range<usize> = 1000..1008;
+
+/// Chapters 6 and 7 in the registry.
+pub struct Ladder;
+
+/// Chapter 7's measurements at initialisation, one batch through a stack of
+/// 12 blocks: with the residual pathway, without it (same weights), and with
+/// pre-norm LayerNorm.
+pub struct Depth {
+    /// Residual connections, no norm.
+    pub residual: DepthProfile,
+    /// The same weights, no residual connections.
+    pub plain: DepthProfile,
+    /// Residual connections and LayerNorm.
+    pub layernorm: DepthProfile,
+}
+
+/// Measures [`Depth`] on one training batch of 32 blocks of 8, seed 1337.
+pub fn measure_depth(corpus: &Corpus) -> Result<Depth, StageError> {
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(1337);
+    let batch = corpus.get_batch(Split::Train, 32, 8, &mut rng)?;
+    let (x, y) = batch_tensors(&dev, &batch)?;
+    let v = corpus.vocab.len();
+    let blocks = DeepBlocks::new(&dev, v, &mut ChaCha12Rng::seed_from_u64(1337))?;
+    let normed = DeepLayerNorm::new(&dev, v, &mut ChaCha12Rng::seed_from_u64(1337))?;
+    Ok(Depth {
+        residual: blocks.depth_profile(x.clone(), &y, true)?,
+        plain: blocks.depth_profile(x.clone(), &y, false)?,
+        layernorm: normed.depth_profile(x, &y, true)?,
+    })
+}
+
+/// Every rung's run, and the multihead rung's four heads' attention weights
+/// on [`SEQUENCE`] (with its characters).
+pub struct LadderRuns {
+    /// The rungs, bottom up.
+    pub runs: Vec<RungRun>,
+    /// Chapter 7's measurements of deep stacks.
+    pub depth: Depth,
+    /// (head, 8 × 8 weights) for each of the four heads.
+    pub heads: Vec<Vec<f64>>,
+    /// The sequence's characters.
+    pub sequence: String,
+}
+
+/// Runs every rung of the ladder on `text` with the lecture's settings.
+pub fn run_ladder(text: &str, progress: Progress) -> Result<LadderRuns, StageError> {
+    let dev = Cpu::default();
+    let settings = ladder::settings();
+    let mut runs = Vec::new();
+    let (mut heads, mut sequence) = (Vec::new(), String::new());
+    for rung in RUNGS {
+        let watch = &mut *progress(settings.config.max_iters);
+        if rung.kind != Kind::MultiHead {
+            runs.push(run_rung(&dev, rung, text, &settings, watch)?);
+            continue;
+        }
+        // the multihead rung by its type, to look at its heads afterwards
+        let s = session::run::<Cpu, LectureMultiHead<Cpu>>(&dev, text, &settings, None, watch)?;
+        let seq = s.corpus.val[SEQUENCE].to_vec();
+        let x = dev
+            .try_tensor_from_vec(seq.clone(), (1, 8))
+            .map_err(dev_err)?; // (1, 8)
+        let (_, wei) = s.model.forward_with_weights(x)?; // (4, 8, 8): head h of row 0 at h
+        heads = wei
+            .as_vec()
+            .chunks(64)
+            .map(|h| h.iter().map(|&w| w as f64).collect())
+            .collect();
+        sequence = s.corpus.vocab.decode(&seq);
+        runs.push(RungRun {
+            preset: rung.name,
+            lecture_val: rung.lecture_val,
+            evals: s.train.history.evals.clone(),
+            report: s.report,
+        });
+    }
+    Ok(LadderRuns {
+        runs,
+        depth: measure_depth(&Corpus::new(text)?)?,
+        heads,
+        sequence,
+    })
+}
+
+impl Stage for Ladder {
+    fn id(&self) -> &'static str {
+        ID
+    }
+
+    fn heading(&self) -> &'static str {
+        "Chapters 6 and 7: the ladder, from one head to a Transformer (tiny Shakespeare)"
+    }
+
+    fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
+        let runs = run_ladder(data.text()?, progress)?;
+        let figures = save_figures(&runs, &out.join(ID), &["svg", "png"])?;
+        let rungs: Vec<serde_json::Value> = runs.runs.iter().map(json).collect();
+        Ok(Tour {
+            summary: ladder::table(&runs.runs),
+            report: serde_json::json!({ "rungs": rungs }),
+            figures,
+            failure: None,
+        })
+    }
+
+    fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
+        write_book_files(&run_ladder(data.text()?, &|_| Box::new(()))?, dir)
+    }
+}
+
+/// Writes the figures (SVG) and numbers chapters 6 and 7 quote, from `runs`.
+pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError> {
+    let mut numbers = BookNumbers::default();
+    let mut put = |name: &str, value: String| numbers.put(name, value);
+    let mut table = String::from(
+        "| rung | what it adds | parameters | train loss | val loss | lecture's val loss |\n|---|---|---:|---:|---:|---:|\n",
+    );
+    for (r, rung) in runs.runs.iter().zip(RUNGS) {
+        let q = &r.report;
+        let lecture = r
+            .lecture_val
+            .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {:.4} | {:.4} | {} |",
+            r.preset, rung.adds, q.params, q.train_loss, q.val_loss, lecture
+        );
+        put(&format!("val_{}", r.preset), format!("{:.4}", q.val_loss));
+        put(
+            &format!("train_{}", r.preset),
+            format!("{:.4}", q.train_loss),
+        );
+        put(&format!("params_{}", r.preset), q.params.to_string());
+    }
+    put("table", table.trim_end().to_string());
+    let last = runs.runs.last().map(|r| r.report.sample.trim().to_string());
+    put(
+        "sample",
+        format!("```text\n{}\n```", last.unwrap_or_default()),
+    );
+    put(
+        "sequence",
+        format!("\"{}\"", runs.sequence.replace('\n', "\\n")),
+    );
+    // head_size^-0.5 against the lecture's first n_embd^-0.5, at init
+    let s = scaling_stats(
+        &Cpu::default(),
+        &mut ChaCha12Rng::seed_from_u64(1337),
+        (4, 8, 8),
+    );
+    put("var_raw_8", format!("{:.4}", s.raw));
+    put("var_head_scale", format!("{:.4}", s.scaled));
+    put("var_embd_scale", format!("{:.4}", s.raw / 32.0));
+    let d = &runs.depth;
+    let (with, without) = (d.residual.grad_norms[0], d.plain.grad_norms[0]);
+    put("emb_grad_residual", format!("{with:.3e}"));
+    put("emb_grad_plain", format!("{without:.3e}"));
+    put("emb_grad_ratio", format!("{:.0e}", with / without));
+    let last = |p: &DepthProfile| p.input_stds.last().copied().unwrap_or(f32::NAN);
+    put("std_top_residual", format!("{:.3}", last(&d.residual)));
+    put("std_top_plain", format!("{:.3}", last(&d.plain)));
+    put("std_top_layernorm", format!("{:.3}", last(&d.layernorm)));
+    save_figures(runs, dir, &["svg"])?;
+    numbers.write(dir)
+}
+
+/// The ladder's figures: the four heads' weights side by side, and the loss
+/// curves of chapter 6's rungs and of chapter 7's.
+pub fn save_figures(
+    runs: &LadderRuns,
+    dir: &Path,
+    extensions: &[&str],
+) -> Result<Vec<PathBuf>, StageError> {
+    let chars: Vec<char> = runs.sequence.chars().map(label).collect();
+    let head = |h: usize| ProbMatrix {
+        title: format!("head {h}: row attends to column"),
+        values: &runs.heads[h],
+        chars: &chars,
+    };
+    let curves = |title, names: &[&str]| TrainCurves {
+        title,
+        step_losses: &[],
+        runs: runs
+            .runs
+            .iter()
+            .filter(|r| names.contains(&r.preset))
+            .map(|r| (r.preset.to_string(), r.evals.as_slice()))
+            .collect(),
+    };
+    let mut written = Vec::new();
+    for ext in extensions {
+        let heads = dir.join(format!("heads.{ext}"));
+        if runs.heads.len() == 4 {
+            SideBySide(SideBySide(head(0), head(1)), SideBySide(head(2), head(3))).save(&heads)?;
+            written.push(heads);
+        }
+        let (six, seven) = (
+            dir.join(format!("loss-ch6.{ext}")),
+            dir.join(format!("loss-ch7.{ext}")),
+        );
+        curves(
+            "one head, four heads, then a feed-forward layer (train and val estimates)",
+            &["head", "multihead", "ffwd"],
+        )
+        .save(&six)?;
+        curves(
+            "blocks with residual connections, then LayerNorm, then dropout",
+            &["blocks", "layernorm", "dropout"],
+        )
+        .save(&seven)?;
+        written.extend([six, seven]);
+        let log = |p: &DepthProfile| -> Vec<f32> {
+            p.grad_norms.iter().map(|g| g.max(1e-30).log10()).collect()
+        };
+        let d = &runs.depth;
+        let (grads, stds) = (
+            dir.join(format!("depth-grads.{ext}")),
+            dir.join(format!("depth-inputs.{ext}")),
+        );
+        Lines {
+            title: "12 blocks at init: the gradient at each layer (embedding, blocks, lm_head)",
+            axes: ("layer", "log10 of the gradient's norm"),
+            series: vec![
+                ("with residual connections".to_string(), log(&d.residual)),
+                ("without (same weights)".to_string(), log(&d.plain)),
+                ("residual + LayerNorm".to_string(), log(&d.layernorm)),
+            ],
+        }
+        .save(&grads)?;
+        Lines {
+            title: "12 blocks at init: spread of each block's attention input",
+            axes: ("block", "standard deviation"),
+            series: vec![
+                (
+                    "with residual connections".to_string(),
+                    d.residual.input_stds.clone(),
+                ),
+                (
+                    "without (same weights)".to_string(),
+                    d.plain.input_stds.clone(),
+                ),
+                (
+                    "residual + LayerNorm".to_string(),
+                    d.layernorm.input_stds.clone(),
+                ),
+            ],
+        }
+        .save(&stds)?;
+        written.extend([grads, stds]);
+    }
+    Ok(written)
+}
