@@ -44,6 +44,9 @@ WORKLOADS = {
     "attention-v3": ("chapter 4: causal average, masked softmax", 1.0),
     "attention-v2-dense": ("chapter 4: tril matmul, dense on both sides", None),
     "head-step": ("chapter 5: one head, forward + backward", 1.0),
+    "multihead-step": ("chapter 6: one training step, 4 heads of 8", 0.3),
+    "blocks-step": ("chapter 7: one training step, 3 blocks", 0.3),
+    "layernorm-step": ("chapter 7: one training step, 3 pre-norm blocks", 0.3),
 }
 
 # multiply-adds × 2 of the dense matmul, where one workload is nothing else
@@ -128,6 +131,8 @@ def prepare(workload, words, text):
             loss.backward()
             optimizer.step()
         return step
+    if workload in ("multihead-step", "blocks-step", "layernorm-step"):
+        return ladder_step(workload, text)
     B, T, C = 32, 256, 384
     x = torch.randn(B, T, C)
     if workload == "attention-v1":
@@ -173,6 +178,85 @@ def prepare(workload, words, text):
             out.sum().backward()
         return head
     raise ValueError(workload)
+
+
+def ladder_step(workload, text):
+    """One training step of a rung of the lecture's ladder (chapters 6-7):
+    gpt.py's classes at n_embd 32, 4 heads, block 8, batch 32, AdamW 1e-3."""
+    n_embd, n_head, block_size, batch_size = 32, 4, 8, 32
+    chars = sorted(list(set(text)))
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
+    train_data = data[:int(0.9 * len(data))]
+    vocab_size = len(chars)
+    norm = nn.LayerNorm if workload == "layernorm-step" else (lambda n: nn.Identity())
+
+    class Head(nn.Module):
+        def __init__(self, head_size):
+            super().__init__()
+            self.key = nn.Linear(n_embd, head_size, bias=False)
+            self.query = nn.Linear(n_embd, head_size, bias=False)
+            self.value = nn.Linear(n_embd, head_size, bias=False)
+            self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+
+        def forward(self, x):
+            B, T, C = x.shape
+            k, q = self.key(x), self.query(x)
+            wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5
+            wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))
+            wei = F.softmax(wei, dim=-1)
+            return wei @ self.value(x)
+
+    class MultiHeadAttention(nn.Module):
+        def __init__(self, num_heads, head_size, proj):
+            super().__init__()
+            self.heads = nn.ModuleList([Head(head_size) for _ in range(num_heads)])
+            self.proj = nn.Linear(n_embd, n_embd) if proj else nn.Identity()
+
+        def forward(self, x):
+            return self.proj(torch.cat([h(x) for h in self.heads], dim=-1))
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sa = MultiHeadAttention(n_head, n_embd // n_head, True)
+            self.ffwd = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd))
+            self.ln1, self.ln2 = norm(n_embd), norm(n_embd)
+
+        def forward(self, x):
+            x = x + self.sa(self.ln1(x))
+            return x + self.ffwd(self.ln2(x))
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
+            self.position_embedding_table = nn.Embedding(block_size, n_embd)
+            if workload == "multihead-step":
+                self.blocks = MultiHeadAttention(n_head, n_embd // n_head, False)
+            else:
+                self.blocks = nn.Sequential(*[Block() for _ in range(3)])
+            self.ln_f = norm(n_embd)
+            self.lm_head = nn.Linear(n_embd, vocab_size)
+
+        def forward(self, idx, targets):
+            B, T = idx.shape
+            x = self.token_embedding_table(idx) + self.position_embedding_table(torch.arange(T))
+            logits = self.lm_head(self.ln_f(self.blocks(x)))
+            return F.cross_entropy(logits.view(B * T, vocab_size), targets.view(B * T))
+
+    model = Model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step():  # gpt.py's loop body
+        ix = torch.randint(len(train_data) - block_size, (batch_size,))
+        xb = torch.stack([train_data[i:i + block_size] for i in ix])
+        yb = torch.stack([train_data[i + 1:i + block_size + 1] for i in ix])
+        loss = model(xb, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
 
 
 def time_torch(fn, samples, min_sample):

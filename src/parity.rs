@@ -19,6 +19,11 @@
 use std::fmt::Write as _;
 
 use ::safetensors::tensor::{Dtype as SafeDtype, SafeTensors};
+use dfdx::nn::{
+    RecursiveWalker, ScalarOptions, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut,
+    ViewTensorName,
+};
+use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSets;
@@ -183,6 +188,68 @@ impl Inputs<'_> {
             })
             .collect()
     }
+}
+
+impl Inputs<'_> {
+    /// Every f32 tensor of the file, by name (row-major values).
+    pub fn all_floats(&self) -> std::collections::HashMap<String, Vec<f32>> {
+        self.st
+            .tensors()
+            .into_iter()
+            .filter(|(_, t)| t.dtype() == SafeDtype::F32)
+            .map(|(name, t)| {
+                let v = t.data().chunks_exact(4);
+                let v = v.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                (name, v.collect())
+            })
+            .collect()
+    }
+}
+
+/// Copies `weights[name]` into every tensor of `model`, named as dfdx names
+/// a module's fields (`blocks.0.sa.key`); each must be there, with as many
+/// values as the tensor. Scalars (LayerNorm's epsilon) keep their values.
+pub fn load_named<D: Device<f32>, M: TensorCollection<f32, D>>(
+    model: &mut M,
+    weights: &std::collections::HashMap<String, Vec<f32>>,
+) -> Result<(), String> {
+    struct Named<'a>(&'a std::collections::HashMap<String, Vec<f32>>);
+    impl<D: Device<f32>> TensorVisitor<f32, D> for Named<'_> {
+        type Viewer = (ViewTensorMut, ViewTensorName);
+        type Err = String;
+        type E2 = f32;
+        type D2 = D;
+
+        fn visit<S: Shape>(
+            &mut self,
+            _: TensorOptions<S, f32, D>,
+            (t, name): (&mut Tensor<S, f32, D>, String),
+        ) -> Result<Option<Tensor<S, f32, D>>, String> {
+            let v = self
+                .0
+                .get(&name)
+                .ok_or_else(|| format!("no tensor {name:?}"))?;
+            if v.len() != t.shape().num_elements() {
+                let n = t.shape().num_elements();
+                return Err(format!("{name:?} has {} values, the model {n}", v.len()));
+            }
+            t.copy_from(v);
+            Ok(None)
+        }
+
+        fn visit_scalar<N: num_traits::NumCast>(
+            &mut self,
+            _: ScalarOptions<N>,
+            _: (&mut N, String),
+        ) -> Result<Option<N>, String> {
+            Ok(None)
+        }
+    }
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Named(weights),
+    })
+    .map(|_| ())
 }
 
 /// Every check of every stage, in chapter order, on the reference inputs

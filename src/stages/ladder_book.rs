@@ -11,16 +11,23 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use super::ladder::{self, run_rung, RungRun, RUNGS};
+use super::ladder_parity::{check_ladder, LadderInputs};
 use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
+use crate::bench::{Iteration, Workload};
 use crate::data::text::{Corpus, Split};
 use crate::data::DataSets;
 use crate::models::gpt::{DeepBlocks, DeepLayerNorm, DepthProfile};
+use crate::models::gpt::{LectureBlocks, LectureLayerNorm};
 use crate::models::head::scaling_stats;
 use crate::models::lm::batch_tensors;
 use crate::models::multihead::LectureMultiHead;
 use crate::models::Kind;
+use crate::models::LanguageModel;
+use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
 use crate::train::session;
+use crate::train::{train_step, AdamW, TrainConfig};
+use dfdx::nn::ZeroGrads;
 
 /// The stage's id: its book files are in `chapters/figures/ladder`.
 pub const ID: &str = "ladder";
@@ -135,6 +142,31 @@ impl Stage for Ladder {
 
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
         write_book_files(&run_ladder(data.text()?, &|_| Box::new(()))?, dir)
+    }
+
+    fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {
+        check_ladder(&Cpu::default(), data.text()?, &LadderInputs::reference()?)
+    }
+
+    fn workloads(&self) -> Vec<Workload> {
+        vec![
+            Workload {
+                name: "multihead-step",
+                about:
+                    "chapter 6: one training step of the multihead rung (4 heads of 8, B=32, T=8)",
+                prepare: prepare_step::<LectureMultiHead<Cpu>>,
+            },
+            Workload {
+                name: "blocks-step",
+                about: "chapter 7: one training step of the blocks rung (3 blocks, no norm)",
+                prepare: prepare_step::<LectureBlocks<Cpu>>,
+            },
+            Workload {
+                name: "layernorm-step",
+                about: "chapter 7: one training step of the layernorm rung (3 pre-norm blocks)",
+                prepare: prepare_step::<LectureLayerNorm<Cpu>>,
+            },
+        ]
     }
 }
 
@@ -279,4 +311,23 @@ pub fn save_figures(
         written.extend([grads, stds]);
     }
     Ok(written)
+}
+
+/// One training step of a ladder rung at the ladder's settings: a batch
+/// drawn from the training split, forward, backward, AdamW.
+fn prepare_step<M: LanguageModel<Cpu> + 'static>(
+    data: &DataSets,
+) -> Result<Iteration<'_>, StageError> {
+    let dev = Cpu::default();
+    let corpus = Corpus::new(data.text()?)?;
+    let mut rng = ChaCha12Rng::seed_from_u64(1337);
+    let mut model = M::init(&dev, corpus.vocab.len(), &mut rng)?;
+    let cfg = TrainConfig::ladder();
+    let mut opt = AdamW::new(cfg.adamw());
+    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
+    Ok(Box::new(move || {
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng)?;
+        train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?;
+        Ok(())
+    }))
 }

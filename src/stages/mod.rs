@@ -31,6 +31,7 @@ pub mod counts;
 pub mod head;
 pub mod ladder;
 pub mod ladder_book;
+pub mod ladder_parity;
 pub mod onehot;
 pub mod parity;
 

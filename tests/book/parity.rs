@@ -202,9 +202,9 @@ fn book_parity_table_is_current() {
 }
 
 #[test]
-fn every_stage_checks_in_and_all_32_pass() {
+fn every_stage_checks_in_and_all_51_pass() {
     let all = charlm::parity::check_all(common::data()).unwrap();
-    assert_eq!(all.len(), 32);
+    assert_eq!(all.len(), 51);
     assert!(all.iter().all(|c| c.passes()), "{}", markdown_table(&all));
     let stages: Vec<&str> = charlm::stages::ALL.iter().map(|s| s.id()).collect();
     for c in &all {
@@ -269,4 +269,51 @@ fn speed_table_is_the_output_of_one_side_by_side_run() {
     for anchor in ["table", "date", "machine", "versions", "method"] {
         assert!(numbers.contains(&format!("ANCHOR: {anchor}\n")), "{anchor}");
     }
+}
+
+#[test]
+fn the_ladder_matches_pytorch_and_fails_when_moved() {
+    use charlm::stages::ladder_parity::{check_ladder, LadderInputs};
+    let dev = Cpu::default();
+    let inputs = LadderInputs::reference().unwrap();
+    let all = check_ladder(&dev, text(), &inputs).unwrap();
+    assert_all_pass(
+        &all,
+        &[
+            "layernorm rung: all 100 batch losses",
+            "block: out",
+            "block: ∂loss/∂x",
+            "block: ∂loss/∂sa.query",
+            "block: ∂loss/∂ffwd.0.weight",
+            "LayerNorm: out",
+            "LayerNorm: ∂loss/∂x",
+            "LayerNorm: ∂loss/∂gamma",
+            "LayerNorm: ∂loss/∂beta",
+        ],
+    );
+    assert_eq!(all.len(), 19);
+    // other weights: the losses and the block's numbers move
+    let mut moved = inputs.clone();
+    moved.weights.get_mut("blocks.0.sa.query").unwrap()[5] += 0.05;
+    let all = check_ladder(&dev, text(), &moved).unwrap();
+    assert!(!find(&all, "layernorm rung: all 100 batch losses").passes());
+    assert!(!find(&all, "block: ∂loss/∂sa.key").passes());
+    assert!(
+        find(&all, "LayerNorm: out").passes(),
+        "LayerNorm alone is unaffected"
+    );
+    // another LayerNorm input: its four comparisons fail
+    let mut moved = inputs.clone();
+    moved.ln[2][7] += 1e-2;
+    let all = check_ladder(&dev, text(), &moved).unwrap();
+    assert!(!find(&all, "LayerNorm: out").passes());
+    assert!(!find(&all, "LayerNorm: ∂loss/∂x").passes());
+    // a missing weight is an error that names it
+    let mut missing = inputs;
+    missing.weights.remove("ln_f.gamma");
+    let err = check_ladder(&dev, text(), &missing).unwrap_err();
+    assert!(
+        err.to_string().contains("no tensor \"ln_f.gamma\""),
+        "{err}"
+    );
 }
