@@ -15,8 +15,16 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use dfdx::nn::ZeroGrads;
+use dfdx::prelude::Cpu;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+
+use crate::data::text::{Corpus, Split};
 use crate::data::DataSets;
+use crate::models::LanguageModel;
 use crate::stages::{StageError, ALL};
+use crate::train::{train_step, AdamW, TrainConfig};
 
 // ANCHOR: workload
 /// One stage's hot loop.
@@ -33,6 +41,28 @@ pub struct Workload {
 /// A prepared workload: one iteration per call.
 pub type Iteration<'a> = Box<dyn FnMut() -> Result<(), StageError> + 'a>;
 // ANCHOR_END: workload
+
+/// One training step of model `M` at `cfg`'s batch and block (from the
+/// training split of tiny Shakespeare, the generator seeded 1337): draw a
+/// batch, forward, backward, AdamW. The `*-step` workloads of chapter 3 on.
+pub fn training_step<M: LanguageModel<Cpu> + 'static>(
+    data: &DataSets,
+    cfg: TrainConfig,
+) -> Result<Iteration<'_>, StageError> {
+    let dev = Cpu::default();
+    let corpus = Corpus::new(data.text()?)?;
+    let mut rng = ChaCha12Rng::seed_from_u64(1337);
+    let mut model = M::init(&dev, corpus.vocab.len(), &mut rng)?;
+    let mut opt = AdamW::new(cfg.adamw());
+    let mut grads = model
+        .try_alloc_grads()
+        .map_err(|e| StageError::Device(format!("{e:?}")))?;
+    Ok(Box::new(move || {
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng)?;
+        train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?;
+        Ok(())
+    }))
+}
 
 /// Every stage's workloads, in chapter order.
 pub fn all() -> Vec<Workload> {

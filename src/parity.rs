@@ -252,6 +252,33 @@ pub fn load_named<D: Device<f32>, M: TensorCollection<f32, D>>(
     .map(|_| ())
 }
 
+/// PyTorch's training path, replayed: AdamW at `cfg` from wherever `model`
+/// stands, on the batches cut from the training split at `offsets` (one row
+/// of offsets per step, as the reference scripts record them), with the
+/// loop's own [`train_step`](crate::train::train_step). Every batch's loss.
+pub fn replay<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
+    dev: &D,
+    model: &mut M,
+    corpus: &crate::data::text::Corpus,
+    cfg: &crate::train::TrainConfig,
+    offsets: &[Vec<usize>],
+) -> Result<Vec<f32>, StageError> {
+    use crate::data::text::{batch_at, Split};
+    use dfdx::nn::ZeroGrads;
+    cfg.validate()?;
+    let mut opt = crate::train::AdamW::new(cfg.adamw());
+    let mut grads = model
+        .try_alloc_grads()
+        .map_err(|e| StageError::Device(format!("{e:?}")))?;
+    let mut losses = Vec::new();
+    for (step, offsets) in offsets.iter().enumerate() {
+        let batch = batch_at(&corpus.train, Split::Train, offsets, cfg.block_size)?;
+        let loss = crate::train::train_step(dev, model, &mut opt, &mut grads, &batch, step)?;
+        losses.push(loss);
+    }
+    Ok(losses)
+}
+
 /// Every check of every stage, in chapter order, on the reference inputs
 /// (on the CPU): what `charlm parity` prints.
 pub fn check_all(data: &DataSets) -> Result<Vec<Comparison>, StageError> {

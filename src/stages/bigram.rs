@@ -6,14 +6,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use rand_chacha::ChaCha12Rng;
 use serde::Deserialize;
 
-use super::{dev_err, json, shown, BookNumbers, Progress, Stage, StageError, Tour};
+use super::{json, shown, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{Iteration, Workload};
 use crate::data::text::{batch_at, block_examples, Corpus, Split, TextError};
 use crate::data::DataSets;
@@ -24,7 +22,7 @@ use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, TrainCurves};
 use crate::train::session::{self, Session, Settings};
-use crate::train::{train_step, AdamW, TrainConfig, Watch};
+use crate::train::{TrainConfig, Watch};
 
 /// The stage's id: its book files are in `chapters/figures/bigram_embedding`.
 pub const ID: &str = "bigram_embedding";
@@ -109,20 +107,9 @@ pub fn save_figures<D: Kernels, M: LanguageModel<D>>(
     Ok(written)
 }
 
-/// One training step of the `bigram-step` workload.
+/// One training step of the `bigram-step` workload, at bigram.py's settings.
 fn prepare_step(data: &DataSets) -> Result<Iteration<'_>, StageError> {
-    let dev = Cpu::default();
-    let corpus = Corpus::new(data.text()?)?;
-    let mut rng = ChaCha12Rng::seed_from_u64(1337);
-    let mut model = BigramLanguageModel::new(&dev, corpus.vocab.len(), 1.0, &mut rng)?;
-    let cfg = TrainConfig::default();
-    let mut opt = AdamW::new(cfg.adamw());
-    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
-    Ok(Box::new(move || {
-        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng)?;
-        train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?;
-        Ok(())
-    }))
+    crate::bench::training_step::<BigramLanguageModel<f32, Cpu>>(data, TrainConfig::default())
 }
 
 /// Writes chapter 3's figure and quoted numbers into `dir`: the tokenizer,
@@ -255,16 +242,7 @@ pub fn check_embedding<D: Kernels>(
         weight_decay: r.weight_decay,
         ..TrainConfig::default()
     };
-    cfg.validate()?;
-    let mut opt = AdamW::new(cfg.adamw());
-    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
-    let mut losses = Vec::new();
-    for (step, offsets) in inputs.offsets.iter().enumerate() {
-        let batch = batch_at(&corpus.train, Split::Train, offsets, cfg.block_size)?;
-        losses.push(train_step(
-            dev, &mut model, &mut opt, &mut grads, &batch, step,
-        )?);
-    }
+    let losses = crate::parity::replay(dev, &mut model, &corpus, &cfg, &inputs.offsets)?;
     let first = inputs
         .offsets
         .first()

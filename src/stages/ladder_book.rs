@@ -26,8 +26,7 @@ use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
 use crate::train::session;
-use crate::train::{train_step, AdamW, TrainConfig};
-use dfdx::nn::ZeroGrads;
+use crate::train::TrainConfig;
 
 /// The stage's id: its book files are in `chapters/figures/ladder`.
 pub const ID: &str = "ladder";
@@ -313,21 +312,9 @@ pub fn save_figures(
     Ok(written)
 }
 
-/// One training step of a ladder rung at the ladder's settings: a batch
-/// drawn from the training split, forward, backward, AdamW.
+/// One training step of a ladder rung at the ladder's settings.
 fn prepare_step<M: LanguageModel<Cpu> + 'static>(
     data: &DataSets,
 ) -> Result<Iteration<'_>, StageError> {
-    let dev = Cpu::default();
-    let corpus = Corpus::new(data.text()?)?;
-    let mut rng = ChaCha12Rng::seed_from_u64(1337);
-    let mut model = M::init(&dev, corpus.vocab.len(), &mut rng)?;
-    let cfg = TrainConfig::ladder();
-    let mut opt = AdamW::new(cfg.adamw());
-    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
-    Ok(Box::new(move || {
-        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng)?;
-        train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?;
-        Ok(())
-    }))
+    crate::bench::training_step::<M>(data, TrainConfig::ladder())
 }

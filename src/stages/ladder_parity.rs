@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use dfdx::nn::modules::LayerNorm1D;
-use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
@@ -14,12 +13,12 @@ use serde::Deserialize;
 
 use super::bigram::SHAKESPEARE_VOCAB;
 use super::{dev_err, StageError};
-use crate::data::text::{batch_at, Corpus, Split};
+use crate::data::text::Corpus;
 use crate::models::gpt::{Block, LectureLayerNorm};
 use crate::models::lm::check_vocab;
 use crate::ops::Kernels;
-use crate::parity::{compare, load_named, ref_file, Comparison, RefError};
-use crate::train::{train_step, AdamW, TrainConfig};
+use crate::parity::{compare, load_named, ref_file, replay, Comparison, RefError};
+use crate::train::TrainConfig;
 
 /// The column of these checks in the parity table.
 const STAGE: &str = "ladder";
@@ -102,16 +101,7 @@ pub fn check_ladder<D: Kernels>(
         weight_decay: r.weight_decay,
         ..TrainConfig::ladder()
     };
-    cfg.validate()?;
-    let mut opt = AdamW::new(cfg.adamw());
-    let mut grads = model.try_alloc_grads().map_err(dev_err)?;
-    let mut losses = Vec::new();
-    for (step, offsets) in inputs.offsets.iter().enumerate() {
-        let batch = batch_at(&corpus.train, Split::Train, offsets, cfg.block_size)?;
-        losses.push(train_step(
-            dev, &mut model, &mut opt, &mut grads, &batch, step,
-        )?);
-    }
+    let losses = replay(dev, &mut model, &corpus, &cfg, &inputs.offsets)?;
     let steps = losses.len();
     let mut out = Vec::new();
     for k in [1, 10, steps] {
