@@ -1,7 +1,7 @@
 """Regenerates every reference file in parity/ref/: runs each stage's
 script in PyTorch, one after the other, each in a fresh interpreter.
 
-    python3 -m pip install torch safetensors
+    python3 -m pip install torch safetensors numpy
     CHARLM_DATA_DIR=/path/to/data python3 parity/run.py
 
 Only this needs Python: `cargo test` compares charlm against the committed
