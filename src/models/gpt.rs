@@ -13,7 +13,7 @@
 //! without it, [`LayerNorm1D`] for the rung with it, so both rungs are the
 //! same code.
 
-use dfdx::nn::modules::{LayerNorm1D, Linear, Repeated};
+use dfdx::nn::modules::{LayerNorm1D, Repeated};
 use dfdx::nn::{Module, ModuleVisitor, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -21,7 +21,7 @@ use rand::distributions::uniform::SampleUniform;
 use rand::Rng;
 
 use super::head::Seq;
-use super::lm::{dev_err, LanguageModel, LmHead, Logits, ModelError};
+use super::lm::{dev_err, LanguageModel, Linear, LmHead, Logits, ModelError};
 use super::multihead::{attention_floats, linear, merge_heads, Embeddings, MultiHeadAttention};
 use crate::ops::{composed, Kernels};
 
@@ -87,7 +87,12 @@ impl<const C: usize, D: Kernels> Norm<C, D> for LayerNorm1D<C, f32, D> {
         })
     }
     fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err> {
-        self.try_forward(x) // (B, T, C): each row to mean 0, variance 1, then gamma, beta
+        Ok(D::layer_norm(
+            x,
+            &self.gamma,
+            &self.beta,
+            self.epsilon as f32,
+        )) // (B, T, C): each row to mean 0, variance 1, then gamma, beta
     }
 }
 
@@ -214,13 +219,13 @@ where
         p: f32,
         rng: &mut R,
     ) -> Result<Seq<C, D, Train<D>>, ModelError> {
-        let (b, t, _) = *x.shape();
+        let b = x.shape().0;
         let a = self.ln1.norm(x.retaped()).map_err(dev_err)?; // (B, T, C)
         let (q, k, v) = self.sa.split_heads(a); // (B·NH, T, HS)
         let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B·NH, T, T)
         let wei = composed::causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T)
         let heads = dropout(wei, p, rng)?.matmul(v); // (B·NH, T, HS)
-        let a = merge_heads::<C, NH, HS, D, Train<D>>(heads, b, t); // (B, T, C)
+        let a = merge_heads::<C, NH, HS, D, Train<D>>(heads, b); // (B, T, C)
         let a = dropout(self.proj.try_forward(a).map_err(dev_err)?, p, rng)?; // (B, T, C)
         let x = x + a; // (B, T, C)
         let f = self.ln2.norm(x.retaped()).map_err(dev_err)?; // (B, T, C)

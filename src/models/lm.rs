@@ -450,24 +450,77 @@ impl<const C: usize, E: Dtype + Float + SampleUniform, D: Device<E>> TensorColle
     }
 }
 
-impl<const C: usize, E: Dtype, D: Device<E>, T: Tape<E, D>>
-    Module<Tensor<(usize, usize, Const<C>), E, D, T>> for LmHead<C, E, D>
+impl<const C: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>
+    Module<Tensor<(usize, usize, Const<C>), f32, D, T>> for LmHead<C, f32, D>
 {
-    type Output = Tensor<(usize, usize, usize), E, D, T>;
+    type Output = Tensor<(usize, usize, usize), f32, D, T>;
     type Error = D::Err;
 
-    /// (B, T, C) → (B, T, V).
+    /// (B, T, C) → (B, T, V): `x @ weightᵀ + bias` ([`Kernels::linear`]).
     fn try_forward(
         &self,
-        x: Tensor<(usize, usize, Const<C>), E, D, T>,
+        x: Tensor<(usize, usize, Const<C>), f32, D, T>,
     ) -> Result<Self::Output, D::Err> {
-        let logits = x.try_matmul(self.weight.retaped::<T>().try_permute()?)?; // (B, T, C) @ (C, V) -> (B, T, V)
-        let shape = *logits.shape();
-        logits.try_add(
-            self.bias
-                .retaped::<T>()
-                .try_broadcast_like::<_, Axes2<0, 1>>(&shape)?,
+        Ok(D::linear(x, &self.weight, &self.bias)) // (B, T, C) @ (C, V) + (V,) -> (B, T, V)
+    }
+}
+
+// ANCHOR: linear
+/// `nn.Linear(I, O)` applied to every token of a (B, T, I) batch: dfdx's
+/// `Linear` (the same fields, names and initialisation, so checkpoints read
+/// the same), its forward through [`Kernels::linear`], which the CPU runs as
+/// one matrix multiply over all B·T tokens. Introduced in chapter 6.
+#[derive(Debug, Clone)]
+pub struct Linear<const I: usize, const O: usize, E: Dtype, D: Storage<E>> {
+    /// (O, I), as PyTorch lays it out.
+    pub weight: Tensor<Rank2<O, I>, E, D>,
+    /// (O,).
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+// ANCHOR_END: linear
+
+impl<const I: usize, const O: usize, E, D> TensorCollection<E, D> for Linear<I, O, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Linear<I, O, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(|t| reset_uniform(t, I)),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(|t| reset_uniform(t, I)),
+                ),
+            ),
+            |(weight, bias)| Linear { weight, bias },
         )
+    }
+}
+
+impl<const I: usize, const O: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>
+    Module<Tensor<(usize, usize, Const<I>), f32, D, T>> for Linear<I, O, f32, D>
+{
+    type Output = Tensor<(usize, usize, Const<O>), f32, D, T>;
+    type Error = D::Err;
+
+    /// (B, T, I) → (B, T, O): `x @ weightᵀ + bias`.
+    fn try_forward(
+        &self,
+        x: Tensor<(usize, usize, Const<I>), f32, D, T>,
+    ) -> Result<Self::Output, D::Err> {
+        Ok(D::linear(x, &self.weight, &self.bias)) // (B, T, I) @ (I, O) + (O,) -> (B, T, O)
     }
 }
 // ANCHOR_END: lm_head

@@ -12,7 +12,7 @@
 //! so a module's structure (how many heads, how many blocks) must be known
 //! from its type; the presets of chapter 6 name the types.
 
-use dfdx::nn::modules::{Embedding as PositionTable, Linear};
+use dfdx::nn::modules::Embedding as PositionTable;
 use dfdx::nn::{Module, ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
 use num_traits::Float;
@@ -20,7 +20,9 @@ use rand::distributions::uniform::SampleUniform;
 use rand::Rng;
 
 use super::head::{Seq, Weights};
-use super::lm::{dev_err, normal, uniform, Embedding, LanguageModel, LmHead, Logits, ModelError};
+use super::lm::{
+    dev_err, normal, uniform, Embedding, LanguageModel, Linear, LmHead, Logits, ModelError,
+};
 use crate::ops::Kernels;
 
 // ANCHOR: multihead
@@ -115,10 +117,10 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         &self,
         x: Seq<C, D, T>, // (B, T, C)
     ) -> (Seq<C, D, T>, Weights<D>) {
-        let (b, t, _) = *x.shape();
+        let b = x.shape().0;
         let (q, k, v) = self.split_heads(x); // (B·NH, T, HS) each
         let (out, wei) = D::causal_attention(q, k, v, (HS as f32).powf(-0.5)); // (B·NH, T, HS)
-        (merge_heads::<C, NH, HS, D, T>(out, b, t), wei) // (B, T, C)
+        (merge_heads::<C, NH, HS, D, T>(out, b), wei) // (B, T, C)
     }
 
     /// Queries, keys and values of every head: (B, T, C) → (B·NH, T, HS).
@@ -126,10 +128,8 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         let (b, t, _) = *x.shape();
         let x = x.reshape_like(&(b * t, Const::<C>)); // (B·T, C)
         let heads = |w: &Tensor<Rank2<C, C>, f32, D>, x: Tensor<(usize, Const<C>), f32, D, T>| {
-            x.matmul(w.retaped::<T>()) // (B·T, C) @ (C, NH·HS)
-                .reshape_like(&(b, t, Const::<NH>, Const::<HS>)) // (B, T, NH, HS)
-                .permute::<_, Axes4<0, 2, 1, 3>>() // (B, NH, T, HS)
-                .reshape_like(&(b * NH, t, Const::<HS>)) // (B·NH, T, HS): one row per head
+            let all = x.matmul(w.retaped::<T>()).reshape_like(&(b, t, Const::<C>)); // (B·T, C) @ (C, NH·HS) -> (B, T, C)
+            D::split_heads::<C, NH, HS, T>(all) // (B·NH, T, HS): one row per head
         };
         let k = heads(&self.key, x.retaped::<T>()); // (B·NH, T, HS)
         let q = heads(&self.query, x.retaped::<T>()); // (B·NH, T, HS)
@@ -143,7 +143,7 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
 pub type Qkv<const HS: usize, D, T> = (Seq<HS, D, T>, Seq<HS, D, T>, Seq<HS, D, T>);
 
 /// The heads' outputs side by side: (B·NH, T, HS) → (B, T, C), the lecture's
-/// `torch.cat([h(x) for h in self.heads], dim=-1)`.
+/// `torch.cat([h(x) for h in self.heads], dim=-1)` ([`Kernels::merge_heads`]).
 pub fn merge_heads<
     const C: usize,
     const NH: usize,
@@ -153,11 +153,8 @@ pub fn merge_heads<
 >(
     out: Seq<HS, D, T>, // (B·NH, T, HS)
     b: usize,
-    t: usize,
 ) -> Seq<C, D, T> {
-    out.reshape_like(&(b, Const::<NH>, t, Const::<HS>)) // (B, NH, T, HS)
-        .permute::<_, Axes4<0, 2, 1, 3>>() // (B, T, NH, HS)
-        .reshape_like(&(b, t, Const::<C>)) // (B, T, C)
+    D::merge_heads::<C, NH, HS, T>(out, b) // (B, T, C)
 }
 
 impl<const C: usize, const NH: usize, const HS: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>

@@ -103,3 +103,81 @@ pub fn causal_attention<const H: usize, D: Device<f32>, T: Tape<f32, D> + Merge<
     (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
 }
 // ANCHOR_END: causal_attention
+
+// ANCHOR: layer_norm
+/// LayerNorm over each token's row of C channels, as dfdx's `LayerNorm1D`
+/// computes it (`nn.LayerNorm(C)` in PyTorch): subtract the row's mean,
+/// divide by its standard deviation (the variance plus `epsilon`, square
+/// rooted), then scale by gamma and shift by beta, both learned.
+pub fn layer_norm<const C: usize, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
+    gamma: &Tensor<(Const<C>,), f32, D>,            // (C,)
+    beta: &Tensor<(Const<C>,), f32, D>,             // (C,)
+    epsilon: f32,
+) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
+    let shape = *x.shape();
+    let mean = x.retaped::<T>().mean::<_, Axis<2>>(); // (B, T): each row's mean
+    let centred = x - mean.broadcast_like(&shape); // (B, T, C)
+    let var = centred.retaped::<T>().square().mean::<_, Axis<2>>(); // (B, T): each row's variance
+    let std = (var + epsilon).sqrt(); // (B, T)
+    let xhat = centred / std.broadcast_like(&shape); // (B, T, C): mean 0, variance 1
+    xhat * gamma.retaped::<T>().broadcast_like(&shape) + beta.retaped::<T>().broadcast_like(&shape)
+    // (B, T, C)
+}
+// ANCHOR_END: layer_norm
+
+// ANCHOR: linear
+/// `nn.Linear` on every token: `x @ weightᵀ + bias` for x (B, T, I), weight
+/// (O, I) and bias (O,), as dfdx's `Linear` computes it on a (B, T, I) batch:
+/// a batched matmul (one (T, I) by (I, O) product per sequence), then the
+/// bias broadcast over every token and added.
+pub fn linear<const I: usize, O: Dim, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    x: Tensor<(usize, usize, Const<I>), f32, D, T>, // (B, T, I)
+    weight: &Tensor<(O, Const<I>), f32, D>,         // (O, I)
+    bias: &Tensor<(O,), f32, D>,                    // (O,)
+) -> Tensor<(usize, usize, O), f32, D, T> {
+    let out = x.matmul(weight.retaped::<T>().permute()); // (B, T, I) @ (I, O) -> (B, T, O)
+    let shape = *out.shape();
+    out + bias.retaped::<T>().broadcast_like::<_, Axes2<0, 1>>(&shape) // (B, T, O)
+}
+// ANCHOR_END: linear
+
+// ANCHOR: heads
+/// (B, T, NH·HS) → (B·NH, T, HS): split the channels into NH heads of HS,
+/// move the heads next to the batch, and treat each (sequence, head) as a
+/// sequence of its own. The lecture's heads each have their own
+/// `nn.Linear`; side by side in one (C, C) map, their outputs are these
+/// column blocks.
+pub fn split_heads<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
+) -> Tensor<(usize, usize, Const<HS>), f32, D, T> {
+    let (b, t, _) = *x.shape();
+    x.reshape_like(&(b, t, Const::<NH>, Const::<HS>)) // (B, T, NH, HS)
+        .permute::<_, Axes4<0, 2, 1, 3>>() // (B, NH, T, HS)
+        .reshape_like(&(b * NH, t, Const::<HS>)) // (B·NH, T, HS): one row per head
+}
+
+/// (B·NH, T, HS) → (B, T, NH·HS): the heads' outputs side by side, the
+/// lecture's `torch.cat([h(x) for h in self.heads], dim=-1)`.
+pub fn merge_heads<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    D: Device<f32>,
+    T: Tape<f32, D>,
+>(
+    x: Tensor<(usize, usize, Const<HS>), f32, D, T>, // (B·NH, T, HS)
+    b: usize,
+) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
+    let (_, t, _) = *x.shape();
+    x.reshape_like(&(b, Const::<NH>, t, Const::<HS>)) // (B, NH, T, HS)
+        .permute::<_, Axes4<0, 2, 1, 3>>() // (B, T, NH, HS)
+        .reshape_like(&(b, t, Const::<C>)) // (B, T, C)
+}
+// ANCHOR_END: heads

@@ -15,6 +15,9 @@
 //! | [`Kernels::index_nll`] | 3 | log_softmax, select, mean | passes over the (N, V) logits |
 //! | [`Kernels::tril_matmul`] | 4 | broadcast `wei @ x` | the zeros above the diagonal |
 //! | [`Kernels::causal_attention`] | 5 | `softmax(q @ kᵀ · scale + mask) @ v` | the masked half, eight passes over (B, T, T) |
+//! | [`Kernels::linear`] | 3 | batched `x @ wᵀ`, broadcast `+ b` | one small product per sequence; the bias's broadcast indexing |
+//! | [`Kernels::split_heads`], [`Kernels::merge_heads`] | 6 | reshape, permute, reshape | an index computed per element, both ways |
+//! | [`Kernels::layer_norm`] | 7 | mean, centre, variance, `/ σ`, `· γ + β` | nine (B, T, C) tensors and their broadcast indexing |
 
 use dfdx::prelude::*;
 
@@ -83,6 +86,51 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
         Tensor<(usize, usize, usize), f32, Self>,
     ) {
         composed::causal_attention(q, k, v, scale)
+    }
+
+    /// LayerNorm over the last axis of x (B, T, C) with gamma and beta
+    /// (C,): each row to mean 0 and variance 1 (plus `epsilon`), then
+    /// `gamma * x̂ + beta`, with a backward pass for x, gamma and beta
+    /// (gamma's and beta's gradients ride on x's tape). From chapter 7 on.
+    fn layer_norm<const C: usize, T: Tape<f32, Self>>(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        gamma: &Tensor<(Const<C>,), f32, Self>,
+        beta: &Tensor<(Const<C>,), f32, Self>,
+        epsilon: f32,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        composed::layer_norm(x, gamma, beta, epsilon)
+    }
+
+    /// `x @ weightᵀ + bias` for every token of x (B, T, I), weight (O, I),
+    /// bias (O,): `nn.Linear(I, O)` on a batch of sequences, with a
+    /// backward pass for x, weight and bias (the weights' gradients ride on
+    /// x's tape). From chapter 3 on (lm_head), and every projection and
+    /// feed-forward layer of chapters 6 to 8.
+    fn linear<const I: usize, O: Dim, T: Tape<f32, Self> + Merge<T>>(
+        x: Tensor<(usize, usize, Const<I>), f32, Self, T>,
+        weight: &Tensor<(O, Const<I>), f32, Self>,
+        bias: &Tensor<(O,), f32, Self>,
+    ) -> Tensor<(usize, usize, O), f32, Self, T> {
+        composed::linear(x, weight, bias)
+    }
+
+    /// (B, T, NH·HS) → (B·NH, T, HS): each head's HS channels as a batch row
+    /// of its own (head h of sequence b at row b·NH + h), so that one
+    /// batched attention runs every head. From chapter 6 on.
+    fn split_heads<const C: usize, const NH: usize, const HS: usize, T: Tape<f32, Self>>(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+    ) -> Tensor<(usize, usize, Const<HS>), f32, Self, T> {
+        composed::split_heads::<C, NH, HS, Self, T>(x)
+    }
+
+    /// The inverse of [`split_heads`](Kernels::split_heads):
+    /// (B·NH, T, HS) → (B, T, NH·HS), the heads' outputs side by side, for a
+    /// batch of `b` sequences.
+    fn merge_heads<const C: usize, const NH: usize, const HS: usize, T: Tape<f32, Self>>(
+        x: Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+        b: usize,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        composed::merge_heads::<C, NH, HS, Self, T>(x, b)
     }
 }
 

@@ -6,10 +6,11 @@
 
 use serde::Serialize;
 
+use crate::data::text::Split;
 use crate::models::{Kind, LanguageModel, ModelJob};
 use crate::ops::Kernels;
 use crate::train::session::{self, Report, Settings};
-use crate::train::{Eval, TrainConfig, TrainError, Watch};
+use crate::train::{split_loss, Eval, TrainConfig, TrainError, Watch};
 
 // ANCHOR: rungs
 /// One rung: its name, what it adds, the model, and the lecture's number.
@@ -105,6 +106,10 @@ pub struct RungRun {
     pub preset: &'static str,
     /// The lecture's validation loss.
     pub lecture_val: Option<f64>,
+    /// The final model's loss over the whole validation split
+    /// ([`split_loss`](crate::train::split_loss)): the report's `val_loss`
+    /// without the noise of 200 random batches.
+    pub whole_val_loss: f32,
     /// The run's key figures.
     #[serde(flatten)]
     pub report: Report,
@@ -129,14 +134,15 @@ pub fn run_rung<D: Kernels>(
         watch: &'a mut dyn Watch,
     }
     impl<D: Kernels> ModelJob<D> for Job<'_, D> {
-        type Output = Result<(Report, Vec<Eval>), TrainError>;
+        type Output = Result<(Report, Vec<Eval>, f32), TrainError>;
         fn run<M: LanguageModel<D>>(self) -> Self::Output {
             let run = session::run::<D, M>(self.dev, self.text, self.settings, None, self.watch)?;
-            Ok((run.report, run.train.history.evals))
+            let whole = split_loss(self.dev, &run.model, &run.corpus, Split::Val, &run.config)?;
+            Ok((run.report, run.train.history.evals, whole))
         }
     }
     let settings = &rung.settings(settings);
-    let (report, evals) = rung.kind.with(Job {
+    let (report, evals, whole_val_loss) = rung.kind.with(Job {
         dev,
         text,
         settings,
@@ -145,6 +151,7 @@ pub fn run_rung<D: Kernels>(
     Ok(RungRun {
         preset: rung.name,
         lecture_val: rung.lecture_val,
+        whole_val_loss,
         report,
         evals,
     })
@@ -154,7 +161,7 @@ pub fn run_rung<D: Kernels>(
 /// the lecture's validation loss, steps per second.
 pub fn table(runs: &[RungRun]) -> String {
     let mut s = String::from(
-        "| rung | parameters | train loss | val loss | lecture | steps/s |\n|---|---:|---:|---:|---:|---:|\n",
+        "| rung | parameters | train loss | val loss | whole val split | lecture | steps/s |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in runs {
         let lecture = r
@@ -162,8 +169,14 @@ pub fn table(runs: &[RungRun]) -> String {
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         let q = &r.report;
         s.push_str(&format!(
-            "| {} | {} | {:.4} | {:.4} | {} | {:.0} |\n",
-            r.preset, q.params, q.train_loss, q.val_loss, lecture, q.steps_per_second
+            "| {} | {} | {:.4} | {:.4} | {:.4} | {} | {:.0} |\n",
+            r.preset,
+            q.params,
+            q.train_loss,
+            q.val_loss,
+            r.whole_val_loss,
+            lecture,
+            q.steps_per_second
         ));
     }
     s

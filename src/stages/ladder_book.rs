@@ -26,7 +26,7 @@ use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
 use crate::train::session;
-use crate::train::TrainConfig;
+use crate::train::{split_loss, TrainConfig};
 
 /// The stage's id: its book files are in `chapters/figures/ladder`.
 pub const ID: &str = "ladder";
@@ -103,9 +103,11 @@ pub fn run_ladder(text: &str, progress: Progress) -> Result<LadderRuns, StageErr
             .map(|h| h.iter().map(|&w| w as f64).collect())
             .collect();
         sequence = s.corpus.vocab.decode(&seq);
+        let whole_val_loss = split_loss(&dev, &s.model, &s.corpus, Split::Val, &s.config)?;
         runs.push(RungRun {
             preset: rung.name,
             lecture_val: rung.lecture_val,
+            whole_val_loss,
             evals: s.train.history.evals.clone(),
             report: s.report,
         });
@@ -174,7 +176,7 @@ pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError>
     let mut numbers = BookNumbers::default();
     let mut put = |name: &str, value: String| numbers.put(name, value);
     let mut table = String::from(
-        "| rung | what it adds | parameters | train loss | val loss | lecture's val loss |\n|---|---|---:|---:|---:|---:|\n",
+        "| rung | what it adds | parameters | train loss | val loss | whole val split | lecture's val loss |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for (r, rung) in runs.runs.iter().zip(RUNGS) {
         let q = &r.report;
@@ -183,8 +185,12 @@ pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError>
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             table,
-            "| {} | {} | {} | {:.4} | {:.4} | {} |",
-            r.preset, rung.adds, q.params, q.train_loss, q.val_loss, lecture
+            "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
+            r.preset, rung.adds, q.params, q.train_loss, q.val_loss, r.whole_val_loss, lecture
+        );
+        put(
+            &format!("whole_val_{}", r.preset),
+            format!("{:.4}", r.whole_val_loss),
         );
         put(&format!("val_{}", r.preset), format!("{:.4}", q.val_loss));
         put(
@@ -194,6 +200,12 @@ pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError>
         put(&format!("params_{}", r.preset), q.params.to_string());
     }
     put("table", table.trim_end().to_string());
+    let spread = runs
+        .runs
+        .iter()
+        .map(|r| (r.report.val_loss - r.whole_val_loss).abs())
+        .fold(0f32, f32::max);
+    put("estimate_spread", format!("{spread:.4}"));
     let last = runs.runs.last().map(|r| r.report.sample.trim().to_string());
     put(
         "sample",

@@ -26,7 +26,7 @@ pub mod run;
 pub mod session;
 
 pub use adamw::AdamW;
-pub use run::{estimate_loss, run, train, train_step};
+pub use run::{estimate_loss, run, split_loss, train, train_step};
 
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]

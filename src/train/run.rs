@@ -12,7 +12,7 @@ use dfdx::prelude::*;
 use rand::Rng;
 
 use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
-use crate::data::text::{Corpus, Split, TokenBatch};
+use crate::data::text::{batch_at, Corpus, Split, TokenBatch};
 use crate::models::lm::{batch_tensors, check_vocab};
 use crate::models::LanguageModel;
 use crate::ops::Kernels;
@@ -40,6 +40,35 @@ pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
     Ok((out[0], out[1]))
 }
 // ANCHOR_END: estimate_loss
+
+// ANCHOR: split_loss
+/// The mean loss over a whole split, cut into consecutive blocks of
+/// `block_size` tokens (every token but the last predicted once), in batches
+/// of `batch_size` blocks, with no tape: the number `estimate_loss`
+/// estimates from random batches, without its sampling noise. Introduced
+/// in chapter 7, where two rungs differ by less than that noise.
+pub fn split_loss<D: Kernels, M: LanguageModel<D>>(
+    dev: &D,
+    model: &M,
+    corpus: &Corpus,
+    split: Split,
+    cfg: &TrainConfig,
+) -> Result<f32, TrainError> {
+    let data = corpus.split(split);
+    let t = cfg.block_size.max(1);
+    let offsets: Vec<usize> = (0..data.len().saturating_sub(1) / t)
+        .map(|i| i * t)
+        .collect();
+    let (mut total, mut blocks) = (0f64, 0usize);
+    for chunk in offsets.chunks(cfg.batch_size.max(1)) {
+        let batch = batch_at(data, split, chunk, t)?;
+        let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
+        total += model.loss(x, &y)?.as_vec()[0] as f64 * chunk.len() as f64; // mean over B·T tokens
+        blocks += chunk.len();
+    }
+    Ok((total / blocks.max(1) as f64) as f32)
+}
+// ANCHOR_END: split_loss
 
 /// Trains `model` with AdamW on random training batches for `cfg.max_iters`
 /// steps, estimating the loss every `eval_interval` steps and after the last.

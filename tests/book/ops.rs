@@ -96,3 +96,235 @@ fn fused_linear_nll_equals_the_composed_ops_past_the_register_width() {
         );
     }
 }
+
+/// x (B, T, C) with rows of mean 3 and spread 2, gamma, beta (C,) and an
+/// upstream gradient (B, T, C), from `seed`.
+fn norm_inputs<const C: usize>(b: usize, t: usize, seed: u64) -> [Vec<f32>; 4] {
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let mut normal = |n: usize, scale: f32, shift: f32| -> Vec<f32> {
+        (0..n)
+            .map(|_| shift + scale * rng.sample::<f32, _>(rand_distr::StandardNormal))
+            .collect()
+    };
+    [
+        normal(b * t * C, 2.0, 3.0),
+        normal(C, 0.5, 1.0),
+        normal(C, 0.5, 0.0),
+        normal(b * t * C, 1.0, 0.0),
+    ]
+}
+
+/// y, ∂x, ∂gamma, ∂beta of `sum(layer_norm(x) ⊙ up)`: the fused kernel, the
+/// composed ops, or dfdx's `LayerNorm1D` module.
+fn norm_run<const C: usize>(
+    inputs: &[Vec<f32>; 4],
+    (b, t): (usize, usize),
+    how: &str,
+) -> [Vec<f32>; 4] {
+    let dev = Cpu::default();
+    let x = dev.tensor_from_vec(inputs[0].clone(), (b, t, Const::<C>));
+    let gamma = dev.tensor_from_vec(inputs[1].clone(), (Const::<C>,));
+    let beta = dev.tensor_from_vec(inputs[2].clone(), (Const::<C>,));
+    let up = dev.tensor_from_vec(inputs[3].clone(), (b, t, Const::<C>));
+    let xt = x.trace(Gradients::leaky());
+    let y = match how {
+        "fused" => <Cpu as Kernels>::layer_norm(xt, &gamma, &beta, 1e-5),
+        "composed" => composed::layer_norm(xt, &gamma, &beta, 1e-5),
+        _ => dfdx::nn::modules::LayerNorm1D {
+            gamma: gamma.clone(),
+            beta: beta.clone(),
+            epsilon: 1e-5,
+        }
+        .forward(xt),
+    };
+    let values = y.as_vec();
+    let grads = (y * up).sum().backward();
+    [
+        values,
+        grads.get(&x).as_vec(),
+        grads.get(&gamma).as_vec(),
+        grads.get(&beta).as_vec(),
+    ]
+}
+
+fn fused_norm_matches<const C: usize>() {
+    for (b, t) in [(1, 1), (2, 5), (3, 70), (4, 64)] {
+        let inputs = norm_inputs::<C>(b, t, (b * t + C) as u64);
+        let fused = norm_run::<C>(&inputs, (b, t), "fused");
+        let composed = norm_run::<C>(&inputs, (b, t), "composed");
+        for (name, (f, c)) in ["y", "∂x", "∂gamma", "∂beta"]
+            .iter()
+            .zip(fused.iter().zip(&composed))
+        {
+            let scale = c.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = max_diff(f, c);
+            assert!(
+                diff <= 2e-6 * scale,
+                "{name} differs at (B, T, C) = ({b}, {t}, {C}): {diff} (largest value {scale})"
+            );
+        }
+        // with gamma 1 and beta 0, every row comes out with mean 0 and variance 1
+        let plain = [
+            inputs[0].clone(),
+            vec![1.0; C],
+            vec![0.0; C],
+            inputs[3].clone(),
+        ];
+        let y = &norm_run::<C>(&plain, (b, t), "fused")[0];
+        for row in y.chunks(C) {
+            let mean = row.iter().sum::<f32>() / C as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / C as f32;
+            assert!(
+                mean.abs() < 1e-5 && (C == 1 || (var - 1.0).abs() < 1e-3),
+                "row mean {mean}, variance {var}"
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_layer_norm_equals_the_composed_ops_forward_and_backward() {
+    fused_norm_matches::<32>(); // the ladder's n_embd
+    fused_norm_matches::<13>(); // past one register, with a tail
+    fused_norm_matches::<384>(); // chapter 8's n_embd
+}
+
+#[test]
+fn composed_layer_norm_is_dfdx_layer_norm_bit_for_bit() {
+    let inputs = norm_inputs::<32>(3, 70, 5);
+    assert_eq!(
+        norm_run::<32>(&inputs, (3, 70), "composed"),
+        norm_run::<32>(&inputs, (3, 70), "dfdx")
+    );
+}
+
+#[test]
+fn fused_layer_norm_is_the_same_on_any_number_of_threads_and_keeps_nan() {
+    let inputs = norm_inputs::<32>(8, 100, 11); // 800 rows: 13 blocks of 64
+    let run = |threads: usize| {
+        charlm::bench::with_threads(threads, || norm_run::<32>(&inputs, (8, 100), "fused")).unwrap()
+    };
+    assert_eq!(run(1), run(2));
+    let mut bad = inputs.clone();
+    bad[0][5 * 32 + 7] = f32::NAN; // one value of row 5
+    let [y, ..] = norm_run::<32>(&bad, (8, 100), "fused");
+    for (r, row) in y.chunks(32).enumerate() {
+        assert_eq!(row.iter().all(|v| v.is_nan()), r == 5, "row {r}");
+    }
+}
+
+/// out, ∂x, ∂weight, ∂bias of `sum(linear(x) ⊙ up)` for x (B, T, I) and a
+/// weight of O rows (O at run time, as lm_head's vocabulary).
+fn linear_run<const I: usize>(
+    (b, t, o): (usize, usize, usize),
+    seed: u64,
+    fused: bool,
+) -> [Vec<f32>; 4] {
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let mut normal = |n: usize| -> Vec<f32> {
+        (0..n)
+            .map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal))
+            .collect()
+    };
+    let x = dev.tensor_from_vec(normal(b * t * I), (b, t, Const::<I>));
+    let w = dev.tensor_from_vec(normal(o * I), (o, Const::<I>));
+    let bias = dev.tensor_from_vec(normal(o), (o,));
+    let up = dev.tensor_from_vec(normal(b * t * o), (b, t, o));
+    let xt = x.trace(Gradients::leaky());
+    let y = if fused {
+        <Cpu as Kernels>::linear(xt, &w, &bias)
+    } else {
+        composed::linear(xt, &w, &bias)
+    };
+    let values = y.as_vec();
+    let grads = (y * up).sum().backward();
+    [
+        values,
+        grads.get(&x).as_vec(),
+        grads.get(&w).as_vec(),
+        grads.get(&bias).as_vec(),
+    ]
+}
+
+fn fused_linear_matches<const I: usize>() {
+    // one token, a few sequences, past gemm's register tiles, chapter 8's widths
+    for (b, t, o) in [
+        (1, 1, 1),
+        (2, 5, 7),
+        (32, 8, 128),
+        (3, 70, 65),
+        (2, 64, 1536),
+    ] {
+        let fused = linear_run::<I>((b, t, o), (b + t + o) as u64, true);
+        let composed = linear_run::<I>((b, t, o), (b + t + o) as u64, false);
+        for (name, (f, c)) in ["out", "∂x", "∂weight", "∂bias"]
+            .iter()
+            .zip(fused.iter().zip(&composed))
+        {
+            let scale = c.iter().fold(1f32, |m, v| m.max(v.abs()));
+            let diff = max_diff(f, c);
+            assert!(
+                diff <= 1e-5 * scale,
+                "{name} differs at (B, T, I, O) = ({b}, {t}, {I}, {o}): {diff} (largest value {scale})"
+            );
+        }
+    }
+}
+
+#[test]
+fn fused_linear_equals_the_composed_ops_forward_and_backward() {
+    fused_linear_matches::<32>();
+    fused_linear_matches::<13>();
+    fused_linear_matches::<384>();
+}
+
+#[test]
+fn fused_linear_is_the_same_on_any_number_of_threads() {
+    // big enough for gemm to split the products across threads
+    let run = |threads: usize| {
+        charlm::bench::with_threads(threads, || linear_run::<128>((12, 64, 512), 3, true)).unwrap()
+    };
+    assert_eq!(run(1), run(2));
+}
+
+/// The heads of x (B, T, C), split then merged back, with the gradient of
+/// `sum(split(x) ⊙ up)`: fused or composed.
+fn heads_run(b: usize, t: usize, fused: bool) -> [Vec<f32>; 3] {
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64((b * t) as u64);
+    let x = randn(&dev, (b, t, 24), &mut rng).reshape_like(&(b, t, Const::<24>)); // (B, T, 24)
+    let up = randn(&dev, (b * 4, t, 6), &mut rng).reshape_like(&(b * 4, t, Const::<6>)); // (B·4, T, 6)
+    let xt = x.trace(Gradients::leaky());
+    let heads = if fused {
+        <Cpu as Kernels>::split_heads::<24, 4, 6, _>(xt)
+    } else {
+        composed::split_heads::<24, 4, 6, _, _>(xt)
+    }; // (B·4, T, 6)
+    let split = heads.as_vec();
+    let merged = if fused {
+        <Cpu as Kernels>::merge_heads::<24, 4, 6, _>(heads.retaped::<NoneTape>(), b)
+    } else {
+        composed::merge_heads::<24, 4, 6, _, _>(heads.retaped::<NoneTape>(), b)
+    }; // (B, T, 24)
+    let grads = (heads * up).sum().backward();
+    [split, merged.as_vec(), grads.get(&x).as_vec()]
+}
+
+#[test]
+fn fused_heads_split_and_merge_as_the_composed_ops_do_bit_for_bit() {
+    for (b, t) in [(1, 1), (2, 5), (3, 17)] {
+        let (fused, composed) = (heads_run(b, t, true), heads_run(b, t, false));
+        assert_eq!(fused, composed, "(B, T) = ({b}, {t})");
+        let dev = Cpu::default();
+        let mut rng = ChaCha12Rng::seed_from_u64((b * t) as u64);
+        let x = randn(&dev, (b, t, 24), &mut rng).as_vec();
+        assert_eq!(fused[1], x, "merge undoes split");
+        // head h of sequence s, token i, channel c is x[s, i, h·6 + c]
+        let (s, i, h, c) = (b - 1, t - 1, 3, 5);
+        assert_eq!(
+            fused[0][((s * 4 + h) * t + i) * 6 + c],
+            x[(s * t + i) * 24 + h * 6 + c]
+        );
+    }
+}

@@ -145,9 +145,9 @@ pub fn causal_attention<const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
     Tensor<(usize, usize, Const<H>), f32, Cpu, T>,
     Tensor<(usize, usize, usize), f32, Cpu>,
 ) {
-    let (q, tq) = q.split_tape();
-    let (k, tk) = k.split_tape();
-    let (v, tv) = v.split_tape();
+    let (q, tq) = q.contiguous().split_tape();
+    let (k, tk) = k.contiguous().split_tape();
+    let (v, tv) = v.contiguous().split_tape();
     let mut tape = tq.merge(tk).merge(tv);
     let (b, t, _) = *q.shape();
     assert!(

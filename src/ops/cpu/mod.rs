@@ -17,7 +17,13 @@
 //!   branch-free `exp` the compiler vectorises;
 //! - [`attention`]: the causal average's triangular matmul and causal
 //!   self-attention, forward and backward, one sequence per thread, in
-//!   blocks of rows that never reach above the diagonal.
+//!   blocks of rows that never reach above the diagonal;
+//! - [`heads`]: the heads' channels to sequences of their own and back, as
+//!   row copies;
+//! - [`linear`]: `nn.Linear` on every token as one matrix multiply over
+//!   all B·T tokens, the bias added in place, and its backward as two;
+//! - [`norm`]: LayerNorm, each row normalised in one pass, and its backward
+//!   from the normalised rows the forward kept.
 //!
 //! Blocks of rows have a fixed size and partial sums are added in block
 //! order, so results do not depend on the number of threads. Each kernel is
@@ -29,7 +35,10 @@ use super::Kernels;
 
 pub mod attention;
 pub mod embedding;
+pub mod heads;
+pub mod linear;
 pub mod nll;
+pub mod norm;
 
 // ANCHOR: cpu
 impl Kernels for Cpu {
@@ -73,8 +82,51 @@ impl Kernels for Cpu {
     ) {
         attention::causal_attention(q, k, v, scale)
     }
+
+    fn layer_norm<const C: usize, T: Tape<f32, Self>>(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        gamma: &Tensor<(Const<C>,), f32, Self>,
+        beta: &Tensor<(Const<C>,), f32, Self>,
+        epsilon: f32,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        norm::layer_norm(x, gamma, beta, epsilon)
+    }
+
+    fn linear<const I: usize, O: Dim, T: Tape<f32, Self> + Merge<T>>(
+        x: Tensor<(usize, usize, Const<I>), f32, Self, T>,
+        weight: &Tensor<(O, Const<I>), f32, Self>,
+        bias: &Tensor<(O,), f32, Self>,
+    ) -> Tensor<(usize, usize, O), f32, Self, T> {
+        linear::linear(x, weight, bias)
+    }
+
+    fn split_heads<const C: usize, const NH: usize, const HS: usize, T: Tape<f32, Self>>(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+    ) -> Tensor<(usize, usize, Const<HS>), f32, Self, T> {
+        heads::split_heads::<C, NH, HS, T>(x)
+    }
+
+    fn merge_heads<const C: usize, const NH: usize, const HS: usize, T: Tape<f32, Self>>(
+        x: Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+        b: usize,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        heads::merge_heads::<C, NH, HS, T>(x, b)
+    }
 }
 // ANCHOR_END: cpu
+
+/// x's values in row-major order, and x itself, made contiguous first (dfdx
+/// copies a permuted or broadcast view, tape and all; a contiguous tensor
+/// passes through untouched). One `memcpy`, where `as_vec` walks every
+/// index.
+pub(crate) fn read<S: Shape, T: Tape<f32, Cpu>>(
+    x: Tensor<S, f32, Cpu, T>,
+) -> (Tensor<S, f32, Cpu, T>, Vec<f32>) {
+    let x = x.contiguous();
+    let mut values = vec![0f32; x.shape().num_elements()];
+    x.copy_into(&mut values);
+    (x, values)
+}
 
 /// `e^x`, branch-free so that loops over slices vectorise: Cephes' `expf`
 /// (range reduction by ln 2, degree-5 polynomial, exponent bits), relative

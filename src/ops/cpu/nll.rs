@@ -79,7 +79,7 @@ pub fn linear_nll<T: Tape<f32, Cpu> + Merge<T>>(
     w: Tensor<(usize, usize), f32, Cpu, T>,
     ys: &Tensor<(usize,), usize, Cpu>,
 ) -> Tensor<Rank0, f32, Cpu, T> {
-    let (w, mut tape) = w.split_tape();
+    let (w, mut tape) = w.contiguous().split_tape();
     let (n, k) = *x.shape();
     let (wk, v) = *w.shape();
     assert_eq!(k, wk, "linear_nll: x is (N, {k}) but w is ({wk}, {v})");
@@ -126,7 +126,7 @@ pub fn index_nll<T: Tape<f32, Cpu> + Merge<T>>(
     logits: Tensor<(usize, usize), f32, Cpu, T>,
     ys: &Tensor<(usize,), usize, Cpu>,
 ) -> Tensor<Rank0, f32, Cpu, T> {
-    let (logits, mut tape) = logits.split_tape();
+    let (logits, mut tape) = logits.contiguous().split_tape();
     let (n, v) = *logits.shape();
     let v1 = v.max(1);
     let mut probs = Scratch::take(n * v); // (N, V): the logits, then their softmax
