@@ -794,7 +794,9 @@ fn gpt_presets_and_the_ladder() {
     let o = charlm(&["gpt", "--preset", "nope"], d);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        stderr(&o).contains("choose from head, multihead, ffwd, blocks, layernorm, dropout"),
+        stderr(&o).contains(
+            "choose from head, multihead, ffwd, blocks, layernorm, dropout, small, cpu, lecture"
+        ),
         "{}",
         stderr(&o)
     );
@@ -819,14 +821,104 @@ fn gpt_presets_and_the_ladder() {
         ]
     );
     assert_eq!(rungs[1]["lecture_val"].as_f64(), Some(2.28));
+    assert!(rungs[1]["whole_val_loss"].as_f64().unwrap() > 0.0);
     let mut args = vec!["ladder"];
     args.extend(quick);
     let o = charlm(&args, d);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
-        out.starts_with("| rung | parameters | train loss | val loss | lecture | steps/s |"),
+        out.starts_with(
+            "| rung | parameters | train loss | val loss | whole val split | lecture | steps/s |"
+        ),
         "{out}"
     );
     assert_eq!(out.lines().count(), 8, "{out}");
+}
+
+// Chapter 8's presets: their sizes, their settings in the JSON, the schedule
+// and clipping flags, bad values refused with a line that says what to do.
+#[test]
+fn gpt_presets_at_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let quick = ["--eval-interval", "10", "--eval-iters", "2", "--json"];
+    let mut args = vec![
+        "gpt", "--preset", "small", "--steps", "20", "--tokens", "10",
+    ];
+    args.extend(quick);
+    args.extend(["--save", "small.safetensors"]);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["preset"], "small");
+    assert_eq!(v["params"], 209_729);
+    assert_eq!(v["config"]["lr_schedule"]["kind"], "constant");
+    assert!(v["val_loss"].as_f64().unwrap() < v["initial_loss"].as_f64().unwrap());
+    let mut args = vec!["gpt", "--preset", "small", "--steps", "30", "--tokens", "5"];
+    args.extend(quick);
+    args.extend(["--resume", "small.safetensors"]);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["steps"], 30);
+    let o = charlm(
+        &[
+            "generate",
+            "--checkpoint",
+            "small.safetensors",
+            "--tokens",
+            "10",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // cpu: nanoGPT's settings, overridable
+    let mut args = vec![
+        "gpt", "--preset", "cpu", "--steps", "3", "--batch", "2", "--tokens", "0",
+    ];
+    args.extend(quick);
+    args.extend(["--warmup", "1"]);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let c = &json_of(&o)["config"];
+    assert_eq!(c["lr_schedule"]["kind"], "cosine");
+    assert_eq!(c["lr_schedule"]["warmup"], 1);
+    assert_eq!(c["lr_schedule"]["min_lr"].as_f64(), Some(1e-4_f32 as f64));
+    assert_eq!(c["grad_clip"].as_f64(), Some(1.0));
+    assert_eq!(c["beta2"].as_f64(), Some(0.99_f32 as f64));
+    // lecture: gpt.py's size, on a batch small enough for a test
+    let mut args = vec!["gpt", "--preset", "lecture", "--steps", "1", "--batch", "1"];
+    args.extend([
+        "--block",
+        "16",
+        "--tokens",
+        "5",
+        "--eval-iters",
+        "1",
+        "--json",
+    ]);
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["params"], 10_788_929);
+    assert_eq!(v["config"]["dropout"].as_f64(), Some(0.2_f32 as f64));
+    // bad values
+    for (bad, says) in [
+        (vec!["--min-lr", "1e-5"], "add --lr-schedule cosine"),
+        (
+            vec!["--lr-schedule", "cosine", "--min-lr", "1"],
+            "--min-lr must be",
+        ),
+        (vec!["--grad-clip", "0"], "--grad-clip"),
+        (vec!["--grad-clip", "nan"], "--grad-clip"),
+        (vec!["--lr-schedule", "linear"], "--lr-schedule"),
+    ] {
+        let mut args = vec!["gpt", "--preset", "small", "--steps", "1"];
+        args.extend(bad.iter().copied());
+        let o = charlm(&args, d);
+        assert!(!o.status.success(), "{bad:?} was accepted");
+        let err = stderr(&o);
+        assert!(err.contains(says), "{bad:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }

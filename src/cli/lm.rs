@@ -15,10 +15,11 @@ use charlm::data::{self, Dataset, Locator};
 use charlm::fsutil;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::ops::Kernels;
+use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS};
 use charlm::stages::ladder::{self, Rung};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
-use charlm::train::{Finish, TrainConfig};
+use charlm::train::{Finish, LrSchedule, TrainConfig};
 
 use super::progress::Bar;
 use super::signals::{self, Stopped};
@@ -47,9 +48,27 @@ pub struct TrainArgs {
     #[arg(long, value_name = "T", value_parser = count_in(1, limits::BLOCK))]
     block: Option<usize>,
     /// Dropout's probability in training, at least 0 and below 1 (the
-    /// blocks and layernorm models) [default: 0; the dropout preset's 0.2].
+    /// blocks and layernorm models and the GPT presets) [default: 0; the
+    /// dropout and lecture presets' 0.2].
     #[arg(long, value_name = "P", value_parser = probability)]
     dropout: Option<f32>,
+    /// The learning rate over the run: constant, or cosine (linear warm-up
+    /// over --warmup steps, then a cosine down to --min-lr at the last step)
+    /// [default: constant; the cpu preset's cosine].
+    #[arg(long, value_enum, value_name = "KIND")]
+    lr_schedule: Option<ScheduleArg>,
+    /// Warm-up steps of the cosine schedule (0 to 1,000,000,000) [default: 0;
+    /// the cpu preset's 100].
+    #[arg(long, value_name = "N", value_parser = count_in(0, limits::STEPS))]
+    warmup: Option<usize>,
+    /// The cosine schedule's rate at the last step, from 0 to --lr
+    /// [default: --lr / 10].
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = finite)]
+    min_lr: Option<f32>,
+    /// Clip the gradients' global norm to X (a finite number > 0) before
+    /// each step [default: no clipping; the cpu preset's 1].
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = positive)]
+    grad_clip: Option<f32>,
     /// Estimate the loss every N steps (1 to 1,000,000,000) [default: 300].
     #[arg(long, value_name = "N", value_parser = count_in(1, limits::EVAL_INTERVAL))]
     eval_interval: Option<usize>,
@@ -80,24 +99,60 @@ pub struct TrainArgs {
     json: bool,
 }
 
-/// Flags of `charlm gpt`: a rung of the lecture's ladder, then the training
-/// flags (which replace the rung's settings).
+/// The schedules of `--lr-schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScheduleArg {
+    /// The same rate at every step.
+    Constant,
+    /// Linear warm-up, then a cosine down to --min-lr.
+    Cosine,
+}
+
+/// A finite number, for clap.
+fn finite(s: &str) -> Result<f32, String> {
+    let x: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("{s} is not a finite number"))
+    }
+}
+
+/// Flags of `charlm gpt`: a rung of the lecture's ladder or a preset of
+/// chapter 8, then the training flags (which replace the preset's settings).
 #[derive(Debug, Args)]
 pub struct GptArgs {
-    /// The rung: head, multihead, ffwd, blocks, layernorm or dropout
-    /// (chapters 6 and 7).
-    #[arg(long, value_name = "NAME", value_parser = rung_name)]
-    pub preset: Rung,
-    /// The training flags [defaults: the ladder's: 5000 steps, lr 1e-3,
-    /// estimates every 500 steps].
+    /// A rung of the ladder (chapters 6 and 7): head, multihead, ffwd,
+    /// blocks, layernorm or dropout; or a GPT of chapter 8: small, cpu or
+    /// lecture.
+    #[arg(long, value_name = "NAME", value_parser = preset_name)]
+    pub preset: Preset,
+    /// The training flags [defaults: the preset's; the ladder's are 5000
+    /// steps, lr 1e-3, estimates every 500 steps].
     #[command(flatten)]
     pub train: TrainArgs,
 }
 
-/// A rung by its name, for clap.
-fn rung_name(name: &str) -> Result<Rung, String> {
-    ladder::rung(name).ok_or_else(|| {
-        let names: Vec<&str> = ladder::RUNGS.iter().map(|r| r.name).collect();
+/// What `--preset` names.
+#[derive(Debug, Clone, Copy)]
+pub enum Preset {
+    /// A rung of the ladder.
+    Rung(Rung),
+    /// A GPT of chapter 8.
+    Gpt(GptPreset),
+}
+
+/// A preset by its name, for clap.
+fn preset_name(name: &str) -> Result<Preset, String> {
+    if let Some(rung) = ladder::rung(name) {
+        return Ok(Preset::Rung(rung));
+    }
+    gpt_preset(name).map(Preset::Gpt).ok_or_else(|| {
+        let names: Vec<&str> = ladder::RUNGS
+            .iter()
+            .map(|r| r.name)
+            .chain(GPT_PRESETS.iter().map(|p| p.name))
+            .collect();
         format!("unknown preset; choose from {}", names.join(", "))
     })
 }
@@ -128,11 +183,16 @@ pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
     train_from(kind, TrainConfig::default(), None, a)
 }
 
-/// `charlm gpt --preset NAME`: a rung of the ladder, with its settings.
+/// `charlm gpt --preset NAME`: a rung of the ladder or a GPT of chapter 8,
+/// with its settings.
 pub fn gpt(a: GptArgs) -> Result<()> {
-    let rung = a.preset;
-    let defaults = rung.settings(&ladder::settings()).config;
-    train_from(rung.kind, defaults, Some(rung.name), a.train)
+    match a.preset {
+        Preset::Rung(rung) => {
+            let defaults = rung.settings(&ladder::settings()).config;
+            train_from(rung.kind, defaults, Some(rung.name), a.train)
+        }
+        Preset::Gpt(p) => train_from(p.kind, (p.config)(), Some(p.name), a.train),
+    }
 }
 
 /// Trains `kind` from the `defaults` that the flags override; `preset`
@@ -157,7 +217,30 @@ fn train_from(
         None => None,
     };
     let text = data::read_text(&data_path)?;
+    let cosine_asked = match a.lr_schedule {
+        Some(s) => s == ScheduleArg::Cosine,
+        None => defaults.lr_schedule != LrSchedule::Constant,
+    };
+    if !cosine_asked && (a.warmup.is_some() || a.min_lr.is_some()) {
+        anyhow::bail!("--warmup and --min-lr shape the cosine schedule: add --lr-schedule cosine");
+    }
+    let schedule = |c: &TrainConfig| {
+        let lr = a.lr.unwrap_or(c.learning_rate);
+        let (warmup, min_lr) = match c.lr_schedule {
+            LrSchedule::Cosine { warmup, min_lr } => (warmup, min_lr),
+            LrSchedule::Constant => (0, lr / 10.0),
+        };
+        match (a.lr_schedule, c.lr_schedule) {
+            (Some(ScheduleArg::Constant), _) | (None, LrSchedule::Constant) => LrSchedule::Constant,
+            _ => LrSchedule::Cosine {
+                warmup: a.warmup.unwrap_or(warmup),
+                min_lr: a.min_lr.unwrap_or(min_lr),
+            },
+        }
+    };
     let overrides = |c: TrainConfig| TrainConfig {
+        lr_schedule: schedule(&c),
+        grad_clip: a.grad_clip.or(c.grad_clip),
         max_iters: a.steps.unwrap_or(c.max_iters),
         learning_rate: a.lr.unwrap_or(c.learning_rate),
         batch_size: a.batch.unwrap_or(c.batch_size),

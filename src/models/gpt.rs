@@ -14,11 +14,15 @@
 //! same code.
 
 use dfdx::nn::modules::{LayerNorm1D, Repeated};
-use dfdx::nn::{Module, ModuleVisitor, TensorCollection, ZeroGrads};
+use dfdx::nn::{
+    Module, ModuleVisitor, RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor,
+    ViewTensorMut, ViewTensorName, ZeroGrads,
+};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand::distributions::uniform::SampleUniform;
 use rand::Rng;
+use std::marker::PhantomData;
 
 use super::head::Seq;
 use super::lm::{dev_err, LanguageModel, Linear, LmHead, Logits, ModelError};
@@ -249,6 +253,7 @@ pub struct Gpt<
     N,
     E: Dtype,
     D: Storage<E>,
+    P = Ladder,
 > {
     /// (B, T) → (B, T, C): tokens and positions.
     pub embeddings: Embeddings<C, BLOCK, E, D>,
@@ -258,8 +263,74 @@ pub struct Gpt<
     pub ln_f: N,
     /// (B, T, C) → (B, T, V).
     pub lm_head: LmHead<C, E, D>,
+    /// Which preset this is: its name and initialisation (no weights).
+    pub preset: PhantomData<P>,
 }
 // ANCHOR_END: gpt
+
+/// What a GPT type is called and how it starts: a rung of the ladder
+/// (chapter 7, named by its norm, PyTorch's default initialisation) or a
+/// preset of chapter 8.
+pub trait Preset: Copy + Clone + Default + std::fmt::Debug + Send + Sync + 'static {
+    /// The model kind's name; `None` takes the norm's ("blocks",
+    /// "layernorm").
+    const NAME: Option<&'static str>;
+    /// gpt.py's `_init_weights`: every linear map's and embedding's weights
+    /// drawn from N(0, 0.02), every bias 0 (LayerNorm keeps gamma 1, beta 0).
+    const GPT_INIT: bool;
+}
+
+/// The ladder's rungs (chapter 7): named by their norm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ladder;
+
+impl Preset for Ladder {
+    const NAME: Option<&'static str> = None;
+    const GPT_INIT: bool = false;
+}
+
+macro_rules! preset {
+    ($(#[$doc:meta])* $ty:ident, $name:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, Default)]
+        pub struct $ty;
+
+        impl Preset for $ty {
+            const NAME: Option<&'static str> = Some($name);
+            const GPT_INIT: bool = true;
+        }
+    };
+}
+
+preset!(
+    /// Chapter 8's `small` preset: the ladder's model scaled to train in
+    /// about a minute on a laptop's CPU.
+    Small,
+    "gpt-small"
+);
+preset!(
+    /// Chapter 8's `cpu` preset: nanoGPT's configuration for a laptop.
+    Laptop,
+    "gpt-cpu"
+);
+preset!(
+    /// Chapter 8's `lecture` preset: gpt.py's full configuration.
+    Lecture,
+    "gpt-lecture"
+);
+
+// ANCHOR: presets
+/// `small`: n_embd 64, 4 heads of 16, 4 layers, block 32: 209,729 parameters
+/// on tiny Shakespeare's 65 characters.
+pub type GptSmall<D> = Gpt<64, 4, 16, 256, 4, 32, LayerNorm1D<64, f32, D>, f32, D, Small>;
+
+/// `cpu`: nanoGPT's laptop run, n_embd 128, 4 heads of 32, 4 layers, block 64.
+pub type GptCpu<D> = Gpt<128, 4, 32, 512, 4, 64, LayerNorm1D<128, f32, D>, f32, D, Laptop>;
+
+/// `lecture`: gpt.py, n_embd 384, 6 heads of 64, 6 layers, block 256:
+/// 10,788,929 parameters on tiny Shakespeare.
+pub type GptLecture<D> = Gpt<384, 6, 64, 1536, 6, 256, LayerNorm1D<384, f32, D>, f32, D, Lecture>;
+// ANCHOR_END: presets
 
 /// The rung "blocks": 3 blocks of 4 heads of 8, feed-forward 32 → 128 → 32,
 /// residual connections and projections, no norm; n_embd 32, block 8.
@@ -279,13 +350,14 @@ impl<
         N,
         E,
         D,
-    > TensorCollection<E, D> for Gpt<C, NH, HS, F, L, BLOCK, N, E, D>
+        P: Preset,
+    > TensorCollection<E, D> for Gpt<C, NH, HS, F, L, BLOCK, N, E, D, P>
 where
     N: TensorCollection<E, D>,
     E: Dtype + Float + SampleUniform,
     D: Device<E>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = Gpt<C, NH, HS, F, L, BLOCK, N::To<E2, D2>, E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = Gpt<C, NH, HS, F, L, BLOCK, N::To<E2, D2>, E2, D2, P>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -302,6 +374,7 @@ where
                 blocks,
                 ln_f,
                 lm_head,
+                preset: PhantomData,
             },
         )
     }
@@ -316,24 +389,31 @@ impl<
         const BLOCK: usize,
         N,
         D,
-    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D>
+        P: Preset,
+    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
 where
     N: Norm<C, D>,
     D: Kernels,
 {
     /// A model for `vocab` tokens, drawn from `rng` in the lecture's order
-    /// (embeddings, blocks, lm_head), PyTorch's default initialisation.
+    /// (embeddings, blocks, lm_head), PyTorch's default initialisation; then,
+    /// for chapter 8's presets, gpt.py's `_init_weights` ([`gpt_init`]).
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
         let embeddings = Embeddings::new(dev, vocab, rng)?;
         let modules = (0..L)
             .map(|_| Block::new(dev, rng))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self {
+        let mut model = Self {
             embeddings,
             blocks: Repeated { modules },
             ln_f: N::new(dev)?,
             lm_head: LmHead::new(dev, vocab, rng)?,
-        })
+            preset: PhantomData,
+        };
+        if P::GPT_INIT {
+            gpt_init(&mut model, rng)?;
+        }
+        Ok(model)
     }
 
     // ANCHOR: gpt_forward
@@ -388,7 +468,8 @@ impl<
         const BLOCK: usize,
         N,
         D,
-    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D>
+        P: Preset,
+    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
 where
     N: Norm<C, D>,
     D: Kernels,
@@ -475,12 +556,16 @@ impl<
         const BLOCK: usize,
         N,
         D,
-    > LanguageModel<D> for Gpt<C, NH, HS, F, L, BLOCK, N, f32, D>
+        P: Preset,
+    > LanguageModel<D> for Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
 where
     N: Norm<C, D>,
     D: Kernels,
 {
-    const KIND: &'static str = N::NAME;
+    const KIND: &'static str = match P::NAME {
+        Some(name) => name,
+        None => N::NAME,
+    };
     const DROPOUT: bool = true;
 
     fn train_loss<R: Rng>(
@@ -523,3 +608,48 @@ where
         self.forward(idx)
     }
 }
+
+// ANCHOR: gpt_init
+/// gpt.py's `_init_weights`, for any model: every weight drawn from
+/// N(0, 0.02) (the linear maps and both embedding tables), every bias set
+/// to 0, LayerNorm's gamma and beta left at 1 and 0. Draws from `rng` in the
+/// order dfdx walks the model.
+pub fn gpt_init<D: Kernels, M: TensorCollection<f32, D>, R: Rng>(
+    model: &mut M,
+    rng: &mut R,
+) -> Result<(), ModelError> {
+    struct Init<'a, R> {
+        rng: &'a mut R,
+    }
+    impl<D: Kernels, R: Rng> TensorVisitor<f32, D> for Init<'_, R> {
+        type Viewer = (ViewTensorMut, ViewTensorName);
+        type Err = D::Err;
+        type E2 = f32;
+        type D2 = D;
+
+        fn visit<S: Shape>(
+            &mut self,
+            _: TensorOptions<S, f32, D>,
+            (t, name): (&mut Tensor<S, f32, D>, String),
+        ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+            let n = t.shape().num_elements();
+            let values: Vec<f32> = if name.ends_with("bias") {
+                vec![0.0; n]
+            } else if name.ends_with("gamma") || name.ends_with("beta") {
+                return Ok(None); // LayerNorm: as built
+            } else {
+                let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("0.02 is a valid spread");
+                (0..n).map(|_| self.rng.sample(normal)).collect()
+            };
+            *t = t.device().try_tensor_from_vec(values, *t.shape())?;
+            Ok(None)
+        }
+    }
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Init { rng },
+    })
+    .map_err(dev_err)?;
+    Ok(())
+}
+// ANCHOR_END: gpt_init

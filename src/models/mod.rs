@@ -10,7 +10,7 @@
 //! | [`attention_trick`] | 4 | the causal average three ways: loops, tril matmul, softmax |
 //! | [`head`] | 5 | one head of self-attention, and a language model on it |
 //! | [`multihead`] | 6 | multi-head attention, the feed-forward layer, and their rungs |
-//! | [`gpt`] | 7 | blocks, residual connections, LayerNorm: the GPT |
+//! | [`gpt`] | 7, 8 | blocks, residual connections, LayerNorm: the GPT, and its presets at scale |
 //!
 //! The language models are listed in [`Kind`], the registry that training,
 //! checkpoints and `charlm generate` look them up in.
@@ -44,17 +44,26 @@ pub enum Kind {
     Blocks,
     /// Chapter 7: [`gpt::LectureLayerNorm`].
     LayerNorm,
+    /// Chapter 8: [`gpt::GptSmall`].
+    GptSmall,
+    /// Chapter 8: [`gpt::GptCpu`].
+    GptCpu,
+    /// Chapter 8: [`gpt::GptLecture`].
+    GptLecture,
 }
 
 impl Kind {
     /// Every kind, in chapter order.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Bigram,
         Kind::Head,
         Kind::MultiHead,
         Kind::FeedForward,
         Kind::Blocks,
         Kind::LayerNorm,
+        Kind::GptSmall,
+        Kind::GptCpu,
+        Kind::GptLecture,
     ];
 
     /// Runs `job` with this kind's model type.
@@ -66,6 +75,9 @@ impl Kind {
             Kind::FeedForward => job.run::<multihead::LectureFeedForward<D>>(),
             Kind::Blocks => job.run::<gpt::LectureBlocks<D>>(),
             Kind::LayerNorm => job.run::<gpt::LectureLayerNorm<D>>(),
+            Kind::GptSmall => job.run::<gpt::GptSmall<D>>(),
+            Kind::GptCpu => job.run::<gpt::GptCpu<D>>(),
+            Kind::GptLecture => job.run::<gpt::GptLecture<D>>(),
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::train::{TrainError, Watch};
 pub mod attention_trick;
 pub mod bigram;
 pub mod counts;
+pub mod gpt;
 pub mod head;
 pub mod ladder;
 pub mod ladder_book;

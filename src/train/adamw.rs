@@ -7,6 +7,7 @@
 
 use dfdx::nn::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    ViewTensorRef,
 };
 use dfdx::optim::AdamConfig;
 use dfdx::prelude::*;
@@ -52,6 +53,9 @@ impl<D: Device<f32>> Moments<D> {
 pub struct AdamW<D: Device<f32>> {
     /// Learning rate, betas, epsilon, weight decay.
     pub cfg: AdamConfig,
+    /// Scale the gradients down to this global norm before a step, when
+    /// they are longer (`torch.nn.utils.clip_grad_norm_`; chapter 8).
+    pub clip: Option<f32>,
     t: i32,
     moments: Vec<Moments<D>>,
 }
@@ -66,9 +70,16 @@ impl<D: Device<f32>> AdamW<D> {
     pub fn new(cfg: AdamConfig) -> Self {
         Self {
             cfg,
+            clip: None,
             t: 0,
             moments: Vec::new(),
         }
+    }
+
+    /// This optimiser, clipping the gradients' global norm to `clip`.
+    pub fn with_clip(mut self, clip: Option<f32>) -> Self {
+        self.clip = clip;
+        self
     }
 
     /// One AdamW step on every parameter of `model`.
@@ -78,10 +89,19 @@ impl<D: Device<f32>> AdamW<D> {
         grads: &mut Gradients<f32, D>,
     ) -> Result<(), D::Err> {
         self.t = self.t.saturating_add(1);
+        let scale = match self.clip {
+            Some(max) => {
+                let norm = grad_norm(model, grads)?;
+                let coef = max / (norm + 1e-6); // as clip_grad_norm_
+                (coef < 1.0).then_some(coef)
+            }
+            None => None,
+        };
         let mut visit = UpdateVisitor {
             opt: self,
             grads,
             index: 0,
+            scale,
         };
         M::iter_tensors(&mut RecursiveWalker {
             m: (model, String::new()),
@@ -113,7 +133,12 @@ impl<D: Device<f32>> AdamW<D> {
             .into_iter()
             .map(|(name, m, v)| Moments::with_values(dev, name, m, v))
             .collect::<Result<_, _>>()?;
-        Ok(Self { cfg, t, moments })
+        Ok(Self {
+            cfg,
+            clip: None,
+            t,
+            moments,
+        })
     }
 }
 
@@ -121,7 +146,46 @@ struct UpdateVisitor<'a, D: Device<f32>> {
     opt: &'a mut AdamW<D>,
     grads: &'a mut Gradients<f32, D>,
     index: usize,
+    /// Multiply every gradient by this first (clipping).
+    scale: Option<f32>,
 }
+
+// ANCHOR: grad_norm
+/// The global norm of `model`'s gradients: the square root of the sum of
+/// every parameter's squared gradient, as `clip_grad_norm_` measures it.
+pub fn grad_norm<D: Device<f32>, M: TensorCollection<f32, D>>(
+    model: &M,
+    grads: &Gradients<f32, D>,
+) -> Result<f32, D::Err> {
+    struct Norm<'a, D: Device<f32>> {
+        grads: &'a Gradients<f32, D>,
+        sum: f64,
+    }
+    impl<D: Device<f32>> TensorVisitor<f32, D> for Norm<'_, D> {
+        type Viewer = ViewTensorRef;
+        type Err = D::Err;
+        type E2 = f32;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, f32, D>,
+            p: &Tensor<S, f32, D>,
+        ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+            if opts.do_gradient_update {
+                let g = self.grads.get(p).as_vec();
+                self.sum += g.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+            }
+            Ok(None)
+        }
+    }
+    let mut norm = Norm { grads, sum: 0.0 };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut norm,
+    })?;
+    Ok(norm.sum.sqrt() as f32)
+}
+// ANCHOR_END: grad_norm
 
 impl<D: Device<f32>> TensorVisitor<f32, D> for UpdateVisitor<'_, D> {
     type Viewer = (ViewTensorMut, ViewTensorName);
@@ -137,7 +201,9 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for UpdateVisitor<'_, D> {
         if !opts.do_gradient_update {
             return Ok(None);
         }
-        let AdamW { cfg, t, moments } = &mut *self.opt;
+        let AdamW {
+            cfg, t, moments, ..
+        } = &mut *self.opt;
         if moments.len() == self.index {
             let n = p.shape().num_elements();
             let zeros = vec![0f32; n];
@@ -150,9 +216,28 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for UpdateVisitor<'_, D> {
         }
         let Moments { key, m, v, .. } = &mut moments[self.index];
         self.index += 1;
-        let g = self.grads.get_or_alloc_mut(&*p)?; // ∂loss/∂p
         let (m, v) = (m.get_or_alloc_mut(key)?, v.get_or_alloc_mut(key)?);
-        cfg.try_update(*t, p, m, v, g)?; // dfdx's Adam kernel, decoupled weight decay
+        match self.scale {
+            None => {
+                let g = self.grads.get_or_alloc_mut(&*p)?; // ∂loss/∂p
+                cfg.try_update(*t, p, m, v, g)?; // dfdx's Adam kernel, decoupled weight decay
+            }
+            Some(s) => {
+                // ∂loss/∂p · s, held in a `Gradients` (the gradient of Σ p ⊙ g·s
+                // with respect to p), the only place dfdx's Adam kernel reads from
+                let n = p.shape().num_elements();
+                let scaled = self.grads.get(&*p).try_reshape_like(&(n,))? * s; // (n,)
+                let mut held = (p
+                    .clone()
+                    .traced(Gradients::leaky())
+                    .try_reshape_like(&(n,))?
+                    * scaled)
+                    .try_sum::<Rank0, _>()?
+                    .try_backward()?;
+                let g = held.get_or_alloc_mut(&*p)?;
+                cfg.try_update(*t, p, m, v, g)?;
+            }
+        }
         Ok(None)
     }
 }

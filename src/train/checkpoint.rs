@@ -332,6 +332,7 @@ fn load_parsed<D: Device<f32>, M: TensorCollection<f32, D>>(
         .load_safetensors(path)
         .map_err(|e| corrupt(format!("{e:?}")))?;
     let opt = AdamW::restore(dev, meta.config.adamw(), (meta.adam_t, slots))
+        .map(|opt| opt.with_clip(meta.config.grad_clip))
         .map_err(|e| corrupt(format!("device error: {e:?}")))?;
     let seed: [u8; 32] = (0..32)
         .map(|i| u8::from_str_radix(meta.rng_seed.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))

@@ -46,6 +46,20 @@ pub enum TrainError {
     /// Dropout asked of a model that has none.
     #[error("the {0} model has no dropout; --dropout needs the blocks or layernorm preset")]
     NoDropout(&'static str),
+    /// The cosine schedule's floor is not in [0, lr].
+    #[error("--min-lr must be a finite number from 0 to the learning rate {lr}, got {min_lr}")]
+    BadMinLr {
+        /// The floor asked for.
+        min_lr: f32,
+        /// The learning rate.
+        lr: f32,
+    },
+    /// The gradient clip is not a finite number > 0.
+    #[error("--grad-clip must be a finite number > 0, got {0}")]
+    BadGradClip(f32),
+    /// AdamW's beta2 is not in (0, 1).
+    #[error("AdamW's beta2 must be above 0 and below 1, got {0}")]
+    BadBeta2(f32),
     /// The weight decay is not a finite number >= 0.
     #[error("the weight decay must be a finite number >= 0, got {0}")]
     BadWeightDecay(f32),
@@ -196,7 +210,41 @@ pub struct TrainConfig {
     /// Dropout's probability in training (chapter 7's GPT; 0: none).
     #[serde(default)]
     pub dropout: f32,
+    /// The learning rate over the run (chapter 8; constant by default).
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Clip the gradients' global norm to this before each step (chapter 8;
+    /// `None`: never).
+    #[serde(default)]
+    pub grad_clip: Option<f32>,
+    /// AdamW's second-moment decay (PyTorch's default 0.999; nanoGPT's small
+    /// models use 0.99).
+    #[serde(default = "default_beta2")]
+    pub beta2: f32,
 }
+
+fn default_beta2() -> f32 {
+    0.999
+}
+
+// ANCHOR: lr_schedule
+/// How the learning rate moves over a run.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate at every step (the lecture's).
+    #[default]
+    Constant,
+    /// nanoGPT's: a linear warm-up over `warmup` steps, then a cosine from
+    /// the learning rate down to `min_lr` at the last step.
+    Cosine {
+        /// Steps of linear warm-up.
+        warmup: usize,
+        /// The rate at the last step.
+        min_lr: f32,
+    },
+}
+// ANCHOR_END: lr_schedule
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -209,6 +257,9 @@ impl Default for TrainConfig {
             eval_iters: 200,
             weight_decay: 0.01,
             dropout: 0.0,
+            lr_schedule: LrSchedule::Constant,
+            grad_clip: None,
+            beta2: 0.999,
         }
     }
 }
@@ -246,10 +297,82 @@ impl TrainConfig {
             eval_interval: 50,
             learning_rate: 1e-2,
             eval_iters: 4,
-            weight_decay: 0.01,
-            dropout: 0.0,
+            ..Self::default()
         }
     }
+
+    // ANCHOR: gpt_presets
+    /// Chapter 8's `small` preset: batch 16 x block 32, 5,000 steps of AdamW
+    /// at 1e-3, the loss estimated on 200 batches every 500 steps.
+    pub fn gpt_small() -> Self {
+        Self {
+            batch_size: 16,
+            block_size: 32,
+            max_iters: 5000,
+            eval_interval: 500,
+            learning_rate: 1e-3,
+            ..Self::default()
+        }
+    }
+
+    /// Chapter 8's `cpu` preset, nanoGPT's laptop run: batch 12 x block 64,
+    /// 2,000 steps at 1e-3 with 100 steps of warm-up and a cosine down to
+    /// 1e-4, AdamW's beta2 0.99, weight decay 0.1, gradients clipped to
+    /// norm 1, the loss estimated on 200 batches every 250 steps.
+    pub fn gpt_cpu() -> Self {
+        Self {
+            batch_size: 12,
+            block_size: 64,
+            max_iters: 2000,
+            eval_interval: 250,
+            learning_rate: 1e-3,
+            lr_schedule: LrSchedule::Cosine {
+                warmup: 100,
+                min_lr: 1e-4,
+            },
+            grad_clip: Some(1.0),
+            beta2: 0.99,
+            weight_decay: 0.1,
+            ..Self::default()
+        }
+    }
+
+    /// Chapter 8's `lecture` preset, gpt.py's: batch 64 x block 256, 5,000
+    /// steps at 3e-4, dropout 0.2, the loss estimated on 200 batches every
+    /// 500 steps.
+    pub fn gpt_lecture() -> Self {
+        Self {
+            batch_size: 64,
+            block_size: 256,
+            max_iters: 5000,
+            eval_interval: 500,
+            learning_rate: 3e-4,
+            dropout: 0.2,
+            ..Self::default()
+        }
+    }
+    // ANCHOR_END: gpt_presets
+
+    // ANCHOR: lr_at
+    /// The learning rate of step `step` (0-based) under the schedule.
+    pub fn lr_at(&self, step: usize) -> f32 {
+        let lr = self.learning_rate;
+        match self.lr_schedule {
+            LrSchedule::Constant => lr,
+            LrSchedule::Cosine { warmup, min_lr } => {
+                if step < warmup {
+                    return lr * (step + 1) as f32 / (warmup + 1) as f32; // linear warm-up
+                }
+                if step >= self.max_iters || self.max_iters <= warmup {
+                    return min_lr;
+                }
+                let ratio = (step - warmup) as f64 / (self.max_iters - warmup) as f64; // 0 → 1
+                let coeff = 0.5 * (1.0 + (std::f64::consts::PI * ratio).cos()); // 1 → 0
+                min_lr + (coeff as f32) * (lr - min_lr)
+            }
+        }
+    }
+    // ANCHOR_END: lr_at
 
     /// Checks every setting.
     pub fn validate(&self) -> Result<(), TrainError> {
@@ -274,6 +397,20 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(TrainError::BadDropout(self.dropout));
         }
+        if let LrSchedule::Cosine { min_lr, .. } = self.lr_schedule {
+            if !(min_lr.is_finite() && min_lr >= 0.0 && min_lr <= self.learning_rate) {
+                return Err(TrainError::BadMinLr {
+                    min_lr,
+                    lr: self.learning_rate,
+                });
+            }
+        }
+        if let Some(clip) = self.grad_clip.filter(|c| !(c.is_finite() && *c > 0.0)) {
+            return Err(TrainError::BadGradClip(clip));
+        }
+        if !(self.beta2 > 0.0 && self.beta2 < 1.0) {
+            return Err(TrainError::BadBeta2(self.beta2));
+        }
         Ok(())
     }
 
@@ -283,7 +420,7 @@ impl TrainConfig {
     pub fn adamw(&self) -> AdamConfig {
         AdamConfig {
             lr: self.learning_rate as f64,
-            betas: [0.9, 0.999],
+            betas: [0.9, self.beta2 as f64],
             eps: 1e-8,
             weight_decay: Some(WeightDecay::Decoupled(self.weight_decay as f64)),
         }
@@ -401,7 +538,7 @@ impl<D: Device<f32>> TrainState<D> {
         Self {
             step: 0,
             history: LossHistory::default(),
-            opt: AdamW::new(cfg.adamw()),
+            opt: AdamW::new(cfg.adamw()).with_clip(cfg.grad_clip),
             step_seconds: 0.0,
         }
     }

@@ -118,6 +118,7 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
             break;
         }
         let start = Instant::now();
+        state.opt.cfg.lr = cfg.lr_at(state.step) as f64; // the schedule (constant by default)
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
         let loss = match cfg.dropout {
             0.0 => train_step(dev, model, &mut state.opt, &mut grads, &batch, state.step)?,

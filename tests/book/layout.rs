@@ -38,7 +38,17 @@ fn every_model_kind_is_found_by_the_name_its_checkpoints_record() {
     let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
     assert_eq!(
         names,
-        ["bigram", "head", "multihead", "ffwd", "blocks", "layernorm"]
+        [
+            "bigram",
+            "head",
+            "multihead",
+            "ffwd",
+            "blocks",
+            "layernorm",
+            "gpt-small",
+            "gpt-cpu",
+            "gpt-lecture"
+        ]
     );
     for kind in Kind::ALL {
         assert_eq!(Kind::from_name(kind.name()), Some(kind));

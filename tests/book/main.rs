@@ -14,6 +14,7 @@ mod ch03_bigram;
 mod ch04_attention_trick;
 mod ch05_head;
 mod ch06_ch07_ladder;
+mod ch08_gpt;
 mod checkpoints;
 mod data;
 mod files;

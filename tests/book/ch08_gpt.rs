@@ -1,0 +1,192 @@
+//! Chapter 8 (in progress): the GPT at scale. The presets' sizes and
+//! initialisation, the learning-rate schedule, gradient clipping, and a
+//! `small` run on a tiny budget.
+
+use charlm::models::gpt::{gpt_init, GptCpu, GptLecture, GptSmall};
+use charlm::models::lm::batch_tensors;
+use charlm::models::{Kind, LanguageModel};
+use charlm::stages::gpt::{gpt_preset, GPT_PRESETS};
+use charlm::train::adamw::grad_norm;
+use charlm::train::session::{self, Settings};
+use charlm::train::{AdamW, LrSchedule, TrainConfig};
+use dfdx::optim::AdamConfig;
+use dfdx::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha12Rng;
+
+use crate::common::{corpus, text};
+
+fn rng(seed: u64) -> ChaCha12Rng {
+    ChaCha12Rng::seed_from_u64(seed)
+}
+
+// The counts for tiny Shakespeare's 65 characters, by hand:
+// small: 65·64 + 32·64 + 4·(2·128 + 3·64² + (64² + 64) + (64·256 + 256) + (256·64 + 64)) + 128 + (64·65 + 65).
+#[test]
+fn the_presets_have_the_lectures_parameter_counts() {
+    let dev = Cpu::default();
+    let v = corpus().vocab.len();
+    assert_eq!(v, 65);
+    let small = GptSmall::<Cpu>::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(small.num_trainable_params(), 209_729);
+    let cpu = GptCpu::<Cpu>::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(cpu.num_trainable_params(), 816_705);
+    let lecture = GptLecture::<Cpu>::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(lecture.num_trainable_params(), 10_788_929);
+    let kinds: Vec<&str> = GPT_PRESETS.iter().map(|p| p.kind.name()).collect();
+    assert_eq!(kinds, ["gpt-small", "gpt-cpu", "gpt-lecture"]);
+    assert_eq!(gpt_preset("small").unwrap().kind, Kind::GptSmall);
+    assert!(gpt_preset("tiny").is_none());
+}
+
+// gpt.py's _init_weights: N(0, 0.02) weights, zero biases, LayerNorm at 1 and 0.
+#[test]
+fn the_presets_start_from_gpt_py_initialisation() {
+    let dev = Cpu::default();
+    let m = GptSmall::<Cpu>::new(&dev, 65, &mut rng(2)).unwrap();
+    let std = |v: Vec<f32>| {
+        let n = v.len() as f32;
+        let mean = v.iter().sum::<f32>() / n;
+        (
+            mean,
+            (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt(),
+        )
+    };
+    let block = &m.blocks.modules[0];
+    for (name, w) in [
+        (
+            "token embedding",
+            m.embeddings.token_embedding_table.weight.as_vec(),
+        ),
+        ("query", block.sa.query.as_vec()),
+        ("feed-forward", block.ffwd.0.weight.as_vec()),
+        ("lm_head", m.lm_head.weight.as_vec()),
+    ] {
+        let (mean, s) = std(w);
+        assert!(
+            mean.abs() < 2e-3 && (s - 0.02).abs() < 2e-3,
+            "{name}: mean {mean}, std {s}"
+        );
+    }
+    assert!(block.proj.bias.as_vec().iter().all(|&b| b == 0.0));
+    assert!(m.lm_head.bias.as_vec().iter().all(|&b| b == 0.0));
+    assert!(block.ln1.gamma.as_vec().iter().all(|&g| g == 1.0));
+    assert!(m.ln_f.beta.as_vec().iter().all(|&b| b == 0.0));
+    // the same draws again from the same seed; others from another
+    let again = GptSmall::<Cpu>::new(&dev, 65, &mut rng(2)).unwrap();
+    assert_eq!(again.lm_head.weight.as_vec(), m.lm_head.weight.as_vec());
+    let mut other = again.clone();
+    gpt_init(&mut other, &mut rng(3)).unwrap();
+    assert_ne!(other.lm_head.weight.as_vec(), m.lm_head.weight.as_vec());
+}
+
+// nanoGPT's schedule: linear warm-up, cosine to min_lr at the last step.
+#[test]
+fn the_cosine_schedule_warms_up_then_decays_to_min_lr() {
+    let cfg = TrainConfig::gpt_cpu();
+    assert_eq!(
+        cfg.lr_schedule,
+        LrSchedule::Cosine {
+            warmup: 100,
+            min_lr: 1e-4
+        }
+    );
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-9 + 1e-6 * b.abs();
+    assert!(close(cfg.lr_at(0), 1e-3 / 101.0));
+    assert!(close(cfg.lr_at(99), 1e-3 * 100.0 / 101.0));
+    assert!(close(cfg.lr_at(100), 1e-3)); // the top
+    assert!(close(cfg.lr_at(1050), (1e-3 + 1e-4) / 2.0)); // halfway down the cosine
+    assert!(close(cfg.lr_at(2000), 1e-4));
+    assert!(close(cfg.lr_at(5000), 1e-4));
+    let mut last = f32::INFINITY;
+    for step in 100..2000 {
+        assert!(cfg.lr_at(step) <= last, "not decreasing at {step}");
+        last = cfg.lr_at(step);
+    }
+    assert_eq!(TrainConfig::gpt_small().lr_at(1234), 1e-3); // constant
+    let bad = TrainConfig {
+        lr_schedule: LrSchedule::Cosine {
+            warmup: 0,
+            min_lr: 2e-3,
+        },
+        ..TrainConfig::gpt_small()
+    };
+    assert!(bad.validate().unwrap_err().to_string().contains("--min-lr"));
+}
+
+/// The lm_head weights after one step of Adam with epsilon 1 and no weight
+/// decay (so that the step is about lr · g, not lr · sign(g)), clipping the
+/// gradients' global norm to `clip`.
+fn step_with(model: &GptSmall<Cpu>, grads: &Gradients<f32, Cpu>, clip: Option<f32>) -> Vec<f32> {
+    let cfg = AdamConfig {
+        lr: 1e-3,
+        betas: [0.9, 0.999],
+        eps: 1.0,
+        weight_decay: None,
+    };
+    let (mut m, mut g) = (model.clone(), grads.clone());
+    AdamW::new(cfg)
+        .with_clip(clip)
+        .update(&mut m, &mut g)
+        .unwrap();
+    m.lm_head.weight.as_vec()
+}
+
+// Clipping scales the whole gradient down to the bound before the step, and
+// leaves a shorter one alone.
+#[test]
+fn clipping_bounds_the_gradient_norm() {
+    let dev = Cpu::default();
+    let model = GptSmall::<Cpu>::new(&dev, 65, &mut rng(4)).unwrap();
+    let batch = corpus()
+        .get_batch(charlm::data::text::Split::Train, 4, 32, &mut rng(5))
+        .unwrap();
+    let (x, y) = batch_tensors(&dev, &batch).unwrap();
+    let grads = model
+        .loss(x.traced(model.alloc_grads()), &y)
+        .unwrap()
+        .backward();
+    let norm = grad_norm(&model, &grads).unwrap();
+    let g = grads.get(&model.lm_head.weight).as_vec();
+    let head_norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+    assert!(norm.is_finite() && norm > head_norm && head_norm > 0.0);
+    let clip = norm / 4.0;
+    let f = clip / (norm + 1e-6); // the factor clip_grad_norm_ applies
+    let before = model.lm_head.weight.as_vec();
+    let clipped = step_with(&model, &grads, Some(clip));
+    for ((b, c), g) in before.iter().zip(&clipped).zip(&g) {
+        let expected = b - 1e-3 * (f * g) / ((f * g).abs() + 1.0); // Adam's first step on f · g
+        assert!((c - expected).abs() < 1e-8, "{c} vs {expected}");
+    }
+    let unclipped = step_with(&model, &grads, None);
+    assert_ne!(clipped, unclipped);
+    assert_eq!(
+        step_with(&model, &grads, Some(norm * 2.0)),
+        unclipped,
+        "a gradient shorter than the bound is left alone"
+    );
+}
+
+// A few hundred steps of the small preset at a tiny budget lower the loss.
+#[test]
+fn the_small_preset_learns_on_a_tiny_budget() {
+    let dev = Cpu::default();
+    let settings = Settings {
+        config: TrainConfig {
+            batch_size: 8,
+            max_iters: 60,
+            eval_interval: 60,
+            eval_iters: 4,
+            ..TrainConfig::gpt_small()
+        },
+        seed: 1337,
+        sample_tokens: 20,
+    };
+    let run = session::run::<Cpu, GptSmall<Cpu>>(&dev, text(), &settings, None, &mut ()).unwrap();
+    let evals = &run.train.history.evals;
+    let (first, last) = (evals[0], *evals.last().unwrap());
+    assert_eq!(last.step, 60);
+    assert!(last.val < first.val - 0.5, "{} -> {}", first.val, last.val);
+    assert_eq!(run.report.params, 209_729);
+    assert_eq!(run.report.sample.chars().count(), 21); // the newline prompt and 20 characters
+}
