@@ -861,17 +861,33 @@ fn gpt_presets_at_scale() {
     let o = charlm(&args, d);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json_of(&o)["steps"], 30);
-    let o = charlm(
-        &[
+    let gen = |extra: &[&str]| {
+        let mut args = vec![
             "generate",
             "--checkpoint",
             "small.safetensors",
             "--tokens",
-            "10",
-        ],
-        d,
-    );
+            "30",
+        ];
+        args.extend(extra);
+        charlm(&args, d)
+    };
+    let o = gen(&["--temperature", "0.5", "--top-k", "5", "--prompt", "ROMEO:"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("ROMEO:"), "{}", stdout(&o));
+    assert_eq!(stdout(&o).trim_end_matches('\n').chars().count(), 36);
+    let again = gen(&["--temperature", "0.5", "--top-k", "5", "--prompt", "ROMEO:"]);
+    assert_eq!(stdout(&o), stdout(&again), "the same seed, the same text");
+    for (bad, says) in [
+        (vec!["--temperature", "0"], "--temperature"),
+        (vec!["--temperature", "-1"], "--temperature"),
+        (vec!["--temperature", "inf"], "--temperature"),
+        (vec!["--top-k", "0"], "--top-k"),
+    ] {
+        let o = gen(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        assert!(stderr(&o).contains(says), "{bad:?}: {}", stderr(&o));
+    }
     // cpu: nanoGPT's settings, overridable
     let mut args = vec![
         "gpt", "--preset", "cpu", "--steps", "3", "--batch", "2", "--tokens", "0",

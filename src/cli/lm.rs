@@ -13,6 +13,7 @@ use rand_chacha::ChaCha12Rng;
 
 use charlm::data::{self, Dataset, Locator};
 use charlm::fsutil;
+use charlm::models::lm::Sampling;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::ops::Kernels;
 use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS};
@@ -425,6 +426,14 @@ pub struct GenerateArgs {
     /// Seed of the random generator.
     #[arg(long, value_name = "S", default_value_t = 1337)]
     seed: u64,
+    /// Divide the logits by this, a finite number > 0: 1 samples the model's
+    /// own distribution, less is surer, more is wilder.
+    #[arg(long, value_name = "X", default_value_t = 1.0, allow_negative_numbers = true, value_parser = positive)]
+    temperature: f32,
+    /// Sample only from the K most likely characters (1 to 1,000,000,000;
+    /// 1 always takes the most likely) [default: all].
+    #[arg(long, value_name = "K", value_parser = count_in(1, limits::STEPS))]
+    top_k: Option<usize>,
 }
 
 /// `charlm generate`: text from a checkpoint, decoded with its vocabulary,
@@ -453,6 +462,10 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         context,
         tokens: if prompt_shown { a.tokens } else { 0 },
         seed: a.seed,
+        sampling: Sampling {
+            temperature: a.temperature,
+            top_k: a.top_k,
+        },
         on_char: &mut |id| out.put(vocab.chars()[id]),
     };
     kind.with::<Cpu, _>(job)?;
@@ -473,6 +486,7 @@ struct Generate<'a> {
     context: Vec<usize>,
     tokens: usize,
     seed: u64,
+    sampling: Sampling,
     on_char: &'a mut dyn FnMut(usize) -> bool,
 }
 
@@ -484,7 +498,8 @@ impl ModelJob<Cpu> for Generate<'_> {
         let mut rng = ChaCha12Rng::seed_from_u64(self.seed);
         let on_char = self.on_char;
         let mut on_tokens = |new: &[usize]| on_char(new[0]);
-        model.generate_streaming(&[self.context], self.tokens, &mut rng, &mut on_tokens)?;
+        let (context, sampling) = (&[self.context], self.sampling);
+        model.generate_sampled(context, self.tokens, sampling, &mut rng, &mut on_tokens)?;
         Ok(())
     }
 }

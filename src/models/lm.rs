@@ -177,13 +177,35 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         rng: &mut R,
         on_tokens: &mut dyn FnMut(&[usize]) -> bool,
     ) -> Result<Vec<Vec<usize>>, ModelError> {
+        self.generate_sampled(idx, max_new_tokens, Sampling::default(), rng, on_tokens)
+    }
+
+    /// [`generate_streaming`](Self::generate_streaming) with a temperature
+    /// and top-k (chapter 8).
+    fn generate_sampled<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        max_new_tokens: usize,
+        sampling: Sampling,
+        rng: &mut R,
+        on_tokens: &mut dyn FnMut(&[usize]) -> bool,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
         let dev = self.device().clone();
         let forward = |flat, b, t| {
             let idx = dev.try_tensor_from_vec(flat, (b, t)).map_err(dev_err)?; // (B, T)
             Ok(self.logits(idx)?.as_vec()) // (B, T, V)
         };
         let (v, crop) = (self.vocab(), self.context_needed());
-        generate_with(idx, max_new_tokens, v, crop, rng, forward, on_tokens)
+        generate_with(
+            idx,
+            max_new_tokens,
+            v,
+            crop,
+            sampling,
+            rng,
+            forward,
+            on_tokens,
+        )
     }
 }
 // ANCHOR_END: language_model
@@ -207,11 +229,13 @@ pub fn cross_entropy<D: Kernels, T: Tape<f32, D> + Merge<T>>(
 /// position, softmax, sample one token per row, append, repeat.
 /// `forward(flat (B·T), B, T)` returns the logits (B, T, V) flattened;
 /// `on_tokens` sees each step's new tokens and returns `false` to stop.
+#[allow(clippy::too_many_arguments)]
 pub fn generate_with<R: Rng>(
     idx: &[Vec<usize>],
     max_new_tokens: usize,
     vocab: usize,
     crop: Option<usize>,
+    sampling: Sampling,
     rng: &mut R,
     mut forward: impl FnMut(Vec<usize>, usize, usize) -> Result<Vec<f32>, ModelError>,
     on_tokens: &mut dyn FnMut(&[usize]) -> bool,
@@ -239,8 +263,7 @@ pub fn generate_with<R: Rng>(
         let mut new = Vec::with_capacity(rows.len());
         for (b, row) in rows.iter_mut().enumerate() {
             let last = &logits[(b * t + t - 1) * vocab..(b * t + t) * vocab]; // (V,)
-            let max = last.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let weights: Vec<f64> = last.iter().map(|&l| ((l - max) as f64).exp()).collect();
+            let weights = sampling.weights(last); // softmax(logits / temperature), top k
             let dist = WeightedIndex::new(&weights).map_err(|e| dev_err(format!("{e}")))?;
             row.push(dist.sample(rng)); // softmax, then torch.multinomial
             new.push(row[row.len() - 1]);
@@ -252,6 +275,54 @@ pub fn generate_with<R: Rng>(
     Ok(rows)
 }
 // ANCHOR_END: generate
+
+// ANCHOR: sampling
+/// How generation picks each next token from the logits: divided by the
+/// temperature (1: the model's own distribution; lower: surer; towards 0:
+/// always the most likely), then, with `top_k`, only the k most likely kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// > 0 and finite.
+    pub temperature: f32,
+    /// Keep only this many of the most likely tokens (ties: the lower id).
+    pub top_k: Option<usize>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_k: None,
+        }
+    }
+}
+
+impl Sampling {
+    /// The unnormalised probabilities (V,) of one position's logits (V,):
+    /// `exp((logit − max) / temperature)`, 0 outside the top k.
+    pub fn weights(&self, logits: &[f32]) -> Vec<f64> {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let t = self.temperature;
+        let mut weights: Vec<f64> = logits
+            .iter()
+            .map(|&l| (((l - max) / t) as f64).exp())
+            .collect();
+        if let Some(k) = self.top_k.filter(|&k| k < logits.len()) {
+            let mut order: Vec<usize> = (0..logits.len()).collect();
+            order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b))); // most likely first
+            for &i in &order[k..] {
+                weights[i] = 0.0; // outside the top k
+            }
+        }
+        if weights.iter().all(|&w| w == 0.0) {
+            // every weight underflowed (a temperature near 0): the most likely
+            let best = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+            weights[best] = 1.0;
+        }
+        weights
+    }
+}
+// ANCHOR_END: sampling
 
 /// Inputs (B, T) and flattened targets (B·T,) on a device.
 pub type TokenTensors<D> = (Tensor<(usize, usize), usize, D>, Tensor<(usize,), usize, D>);

@@ -190,3 +190,71 @@ fn the_small_preset_learns_on_a_tiny_budget() {
     assert_eq!(run.report.params, 209_729);
     assert_eq!(run.report.sample.chars().count(), 21); // the newline prompt and 20 characters
 }
+
+// Temperature towards 0 takes the argmax; top-k never leaves the k most
+// likely; the default is the model's own softmax.
+#[test]
+fn sampling_follows_temperature_and_top_k() {
+    use charlm::models::lm::Sampling;
+    use rand::distributions::{Distribution, WeightedIndex};
+    let logits = [0.5f32, 2.0, -1.0, 1.9, 0.0, 2.0];
+    let cold = Sampling {
+        temperature: 1e-6,
+        top_k: None,
+    }
+    .weights(&logits);
+    let picked: Vec<usize> = (0..6).filter(|&i| cold[i] > 0.0).collect();
+    assert_eq!(picked, [1, 5], "the two tied maxima, nothing else");
+    let colder = Sampling {
+        temperature: 1e-30,
+        top_k: Some(1),
+    }
+    .weights(&logits);
+    assert_eq!(
+        colder,
+        [0.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+        "top-1: the first of the most likely"
+    );
+    let plain = Sampling::default().weights(&logits);
+    let total: f64 = plain.iter().sum();
+    for (w, &l) in plain.iter().zip(&logits) {
+        let softmax = (l as f64 - 2.0).exp() / total;
+        assert!((w / total - softmax).abs() < 1e-6);
+    }
+    let top3 = Sampling {
+        temperature: 1.5,
+        top_k: Some(3),
+    }
+    .weights(&logits);
+    let dist = WeightedIndex::new(&top3).unwrap();
+    let mut r = rng(6);
+    for _ in 0..2000 {
+        assert!([1, 3, 5].contains(&dist.sample(&mut r)));
+    }
+}
+
+// Generation from a GPT preset is the same for the same seed, and a prompt
+// longer than the block keeps its last block tokens.
+#[test]
+fn gpt_generation_is_deterministic_per_seed_and_crops_to_the_block() {
+    use charlm::models::lm::Sampling;
+    let dev = Cpu::default();
+    let m = GptSmall::<Cpu>::new(&dev, 65, &mut rng(7)).unwrap();
+    let long: Vec<usize> = (0..100).map(|i| i % 65).collect();
+    let s = Sampling {
+        temperature: 0.8,
+        top_k: Some(10),
+    };
+    let go = |seed: u64, ctx: &[usize]| {
+        m.generate_sampled(&[ctx.to_vec()], 40, s, &mut rng(seed), &mut |_| true)
+            .unwrap()[0][ctx.len()..]
+            .to_vec()
+    };
+    assert_eq!(go(1, &long), go(1, &long));
+    assert_ne!(go(1, &long), go(2, &long));
+    assert_eq!(
+        go(1, &long),
+        go(1, &long[100 - 32..]),
+        "only the last 32 tokens count"
+    );
+}

@@ -221,6 +221,7 @@ fn bigram_generation_feeds_one_token_and_draws_the_same() {
         300,
         65,
         None,
+        Default::default(),
         &mut StdRng::seed_from_u64(4),
         |flat, b, t| {
             longest = longest.max(t);
