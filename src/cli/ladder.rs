@@ -80,7 +80,8 @@ impl DeviceJob for Job<'_> {
             if !self.json {
                 eprintln!("rung {}: {}", rung.name, rung.adds);
             }
-            let mut bar = Bar::new(self.settings.config.max_iters, self.json);
+            let c = &self.settings.config;
+            let mut bar = Bar::new(c.max_iters, self.json).with_tokens(c.batch_size * c.block_size);
             runs.push(ladder::run_rung(
                 dev,
                 rung,

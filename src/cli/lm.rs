@@ -303,7 +303,8 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
             path,
             overrides: job.overrides,
         });
-        let mut bar = Bar::new(job.settings.config.max_iters, job.json);
+        let c = &job.settings.config;
+        let mut bar = Bar::new(c.max_iters, job.json).with_tokens(c.batch_size * c.block_size);
         let mut run = session::start::<D, M>(dev, job.text, job.settings, resume, &mut bar)?;
         drop(bar);
         // ANCHOR: stopped

@@ -1,4 +1,5 @@
-//! Progress for training, on stderr: a bar (step, loss, steps/s) and a line
+//! Progress for training, on stderr: a bar (step, loss, tokens/s, steps/s,
+//! time left) and a line
 //! per loss estimate when stderr is a terminal; when it is not (a log file, a
 //! job scheduler), each loss estimate as one plain line, written as it
 //! happens. Nothing under `--json`. A signal (see [`super::signals`]) stops
@@ -27,6 +28,10 @@ enum Show {
 pub struct Bar {
     bar: ProgressBar,
     show: Show,
+    /// Tokens per step (B·T), for tokens/s, where the run has them.
+    tokens_per_step: Option<usize>,
+    /// The first step seen in this process, and when (a resumed run starts late).
+    start: Option<(usize, std::time::Instant)>,
 }
 
 impl Bar {
@@ -45,10 +50,21 @@ impl Bar {
         };
         let bar = ProgressBar::with_draw_target(Some(steps as u64), target);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec})")
+            ProgressStyle::with_template("{bar:40} step {pos}/{len} {msg} ({per_sec}, {eta} left)")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        Self { bar, show }
+        Self {
+            bar,
+            show,
+            tokens_per_step: None,
+            start: None,
+        }
+    }
+
+    /// This bar, showing tokens/s for steps of `tokens` tokens (B·T).
+    pub fn with_tokens(mut self, tokens: usize) -> Self {
+        self.tokens_per_step = Some(tokens);
+        self
     }
 }
 
@@ -56,7 +72,16 @@ impl Watch for Bar {
     fn event(&mut self, event: Event) {
         match event {
             Event::Step { step, loss } => {
-                self.bar.set_message(format!("loss {loss:.4}"));
+                let (first, since) = *self.start.get_or_insert((step, std::time::Instant::now()));
+                let message = match self.tokens_per_step {
+                    Some(n) if step > first => {
+                        let seconds = since.elapsed().as_secs_f64().max(1e-9);
+                        let rate = ((step - first) * n) as f64 / seconds;
+                        format!("loss {loss:.4}, {rate:.0} tokens/s")
+                    }
+                    _ => format!("loss {loss:.4}"),
+                };
+                self.bar.set_message(message);
                 self.bar.set_position(step as u64);
             }
             Event::Eval(e) => {
