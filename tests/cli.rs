@@ -488,30 +488,33 @@ fn ctrl_c_saves_a_checkpoint_that_resumes() {
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(130), "{err}");
+    // where it stands goes to a new file; --save keeps the best estimate's model
     assert!(
         err.contains("SIGINT (Ctrl-C) stopped training at step")
-            && err.contains("--resume cut.safetensors"),
+            && err.contains("--resume bigram-interrupted.safetensors")
+            && err.contains("the best model so far (val ")
+            && err.contains(") is in cut.safetensors"),
         "{err}"
     );
-    let (meta, vocab) = charlm::train::checkpoint::read_meta(&d.join("cut.safetensors")).unwrap();
+    let read = |name: &str| charlm::train::checkpoint::read_meta(&d.join(name)).unwrap();
+    let (meta, vocab) = read("bigram-interrupted.safetensors");
     assert!(meta.step > 0 && meta.step < 100_000_000);
     assert_eq!(vocab.len(), 65);
-    let o = charlm(
-        &[
-            "generate",
-            "--checkpoint",
-            "cut.safetensors",
-            "--tokens",
-            "10",
-        ],
-        d,
+    let (best, _) = read("cut.safetensors");
+    assert!(
+        best.step > 0 && best.step <= meta.step && best.step % 300 == 0,
+        "{}",
+        best.step
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    for name in ["cut.safetensors", "bigram-interrupted.safetensors"] {
+        let o = charlm(&["generate", "--checkpoint", name, "--tokens", "10"], d);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
     let more = (meta.step + 10).to_string();
     let args = [
         "bigram",
         "--resume",
-        "cut.safetensors",
+        "bigram-interrupted.safetensors",
         "--steps",
         &more,
         "--json",
@@ -660,15 +663,18 @@ mod shared;
 #[path = "cli/promises.rs"]
 mod promises;
 
-// The vocabulary comes from the data: both language models train on a text
-// of 90 characters (accents, Greek, dashes, curly quotes), save it in their
-// checkpoints, resume, and generate from prompts in it.
+// The vocabulary comes from the data: the language models (bigram, head and
+// chapter 8's small GPT) train on a text of 90 characters (accents, Greek,
+// dashes, curly quotes), save it in their checkpoints, resume, and generate
+// from prompts in it.
 #[test]
 fn any_text_trains_saves_resumes_and_generates() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::write(d.join("any.txt"), shared::any_text()).unwrap();
-    for model in ["bigram", "head"] {
+    let commands: [&[&str]; 3] = [&["bigram"], &["head"], &["gpt", "--preset", "small"]];
+    for command in commands {
+        let model = command.last().copied().unwrap();
         let save = format!("{model}.safetensors");
         let quick = [
             "--data",
@@ -679,7 +685,8 @@ fn any_text_trains_saves_resumes_and_generates() {
             "30",
             "--json",
         ];
-        let mut args = vec![model, "--steps", "400", "--save", &save];
+        let mut args = command.to_vec();
+        args.extend(["--steps", "400", "--save", &save]);
         args.extend(quick);
         let o = charlm(&args, d);
         assert!(o.status.success(), "{model}: {}", stderr(&o));
@@ -690,14 +697,17 @@ fn any_text_trains_saves_resumes_and_generates() {
             v["val_loss"].as_f64().unwrap(),
         );
         assert!(val < initial - 0.8, "{model}: {initial} -> {val}");
-        // `train --model` is the same command
-        let mut args = vec!["train", "--model", model, "--steps", "400"];
-        args.extend(quick);
-        let o = charlm(&args, d);
-        assert!(o.status.success(), "{model}: {}", stderr(&o));
-        assert_eq!(json_of(&o)["val_loss"], v["val_loss"], "{model}");
+        if command.len() == 1 {
+            // `train --model` is the same command
+            let mut args = vec!["train", "--model", model, "--steps", "400"];
+            args.extend(quick);
+            let o = charlm(&args, d);
+            assert!(o.status.success(), "{model}: {}", stderr(&o));
+            assert_eq!(json_of(&o)["val_loss"], v["val_loss"], "{model}");
+        }
         // resumed for 100 more steps
-        let mut args = vec![model, "--resume", &save, "--steps", "500"];
+        let mut args = command.to_vec();
+        args.extend(["--resume", &save, "--steps", "500"]);
         args.extend(quick);
         let o = charlm(&args, d);
         assert!(o.status.success(), "{model}: {}", stderr(&o));
@@ -732,6 +742,96 @@ fn any_text_trains_saves_resumes_and_generates() {
         stderr(&o).contains("unknown model; choose from bigram, head"),
         "{}",
         stderr(&o)
+    );
+}
+
+// Chapter 8: --save keeps the best validation estimate's model (not the
+// last), says so, and --json-log writes one line per estimate.
+#[test]
+fn save_keeps_the_best_and_json_log_writes_each_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // one batch per estimate: noisy, so some estimates are not the best
+    let args = [
+        "bigram",
+        "--steps",
+        "300",
+        "--lr",
+        "0.1",
+        "--eval-interval",
+        "10",
+        "--eval-iters",
+        "1",
+        "--save",
+        "best.safetensors",
+        "--json-log",
+        "log.jsonl",
+        "--tokens",
+        "5",
+        "--json",
+    ];
+    let o = charlm(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_of(&o);
+    let lines: Vec<serde_json::Value> = fs::read_to_string(d.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 31, "an estimate every 10 steps and at 0");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["step"].as_u64(), Some(10 * i as u64), "{l}");
+        assert_eq!(l["tokens"].as_u64(), Some(10 * i as u64 * 32 * 8), "{l}");
+        assert_eq!(l["lr"].as_f64(), Some(0.1f32 as f64), "{l}");
+        assert!(l["train_loss"].as_f64().unwrap().is_finite() && l["seconds"].as_f64().is_some());
+    }
+    assert_eq!(lines[30]["val_loss"], v["val_loss"]);
+    // the best after step 0, the earliest of equals
+    let (best_step, best_val) = lines[1..]
+        .iter()
+        .map(|l| (l["step"].as_u64().unwrap(), l["val_loss"].as_f64().unwrap()))
+        .fold((0, f64::INFINITY), |b, e| if e.1 < b.1 { e } else { b });
+    assert!(
+        best_step < 300,
+        "this run's last estimate must not be its best: {best_step}"
+    );
+    assert_eq!(v["best_step"].as_u64(), Some(best_step), "{v}");
+    assert_eq!(v["best_val_loss"].as_f64(), Some(best_val), "{v}");
+    assert_eq!(v["checkpoint"], "best.safetensors");
+    let (meta, _) = charlm::train::checkpoint::read_meta(&d.join("best.safetensors")).unwrap();
+    assert_eq!(meta.step as u64, best_step);
+    // said in words without --json
+    let o = charlm(&args[..args.len() - 1], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let want = format!("the best validation estimate: val {best_val:.4} at step {best_step}");
+    assert!(stdout(&o).contains(&want), "{}", stdout(&o));
+    // resumed from the best, it replays the run exactly from there
+    let o = charlm(
+        &[
+            "bigram",
+            "--resume",
+            "best.safetensors",
+            "--steps",
+            "300",
+            "--json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["val_loss"], v["val_loss"]);
+    // the log is checked as --save is
+    fails(
+        &[
+            "bigram",
+            "--steps",
+            "10",
+            "--save",
+            "x.safetensors",
+            "--json-log",
+            "x.safetensors",
+        ],
+        d,
+        "the --save checkpoint",
     );
 }
 

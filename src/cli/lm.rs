@@ -20,9 +20,9 @@ use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS};
 use charlm::stages::ladder::{self, Rung};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
-use charlm::train::{Finish, LrSchedule, TrainConfig};
+use charlm::train::{Eval, Finish, LrSchedule, TrainConfig};
 
-use super::progress::Bar;
+use super::progress::{Bar, Log};
 use super::signals::{self, Stopped};
 use super::{count_in, limits, on_device, positive, probability, DeviceArg, DeviceJob};
 
@@ -83,15 +83,24 @@ pub struct TrainArgs {
     /// they come.
     #[arg(long, value_name = "N", default_value_t = 500, value_parser = count_in(0, limits::TOKENS))]
     tokens: usize,
-    /// Write a checkpoint here when training ends (before generating) or is
-    /// stopped by a signal. Checked before training starts: it must be a
-    /// regular file (or not exist yet) in a writable folder, and neither the
-    /// --data file nor the --resume checkpoint. A symbolic link is followed.
+    /// Keep the best model here: a checkpoint is written at every loss
+    /// estimate whose validation loss is the lowest so far (the best, not
+    /// the last; a resumed run that never beats its checkpoint's best writes
+    /// its last step). A run stopped by a signal saves where it stands to a
+    /// new NAME-interrupted.safetensors instead. Checked before training
+    /// starts: it must be a regular file (or not exist yet) in a writable
+    /// folder, and neither the --data file nor the --resume checkpoint. A
+    /// symbolic link is followed.
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
     /// Continue the run saved in this checkpoint.
     #[arg(long, value_name = "PATH")]
     resume: Option<PathBuf>,
+    /// Write one JSON object per loss estimate here, a line each (step,
+    /// train_loss, val_loss, lr, tokens, seconds), as the run goes. Checked
+    /// as --save is; an existing file is replaced.
+    #[arg(long, value_name = "PATH")]
+    json_log: Option<PathBuf>,
     /// Where tensors live.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     device: DeviceArg,
@@ -217,6 +226,16 @@ fn train_from(
         }
         None => None,
     };
+    if let Some(log) = &a.json_log {
+        let mut inputs = vec![("the --data file", data_path.as_path())];
+        if let Some(resume) = &a.resume {
+            inputs.push(("the --resume checkpoint", resume.as_path()));
+        }
+        if let Some(save) = &a.save {
+            inputs.push(("the --save checkpoint", save.as_path()));
+        }
+        fsutil::check_output(log, &inputs)?;
+    }
     let text = data::read_text(&data_path)?;
     let cosine_asked = match a.lr_schedule {
         Some(s) => s == ScheduleArg::Cosine,
@@ -263,6 +282,7 @@ fn train_from(
         resume: a.resume.as_deref(),
         overrides: &overrides,
         save,
+        json_log: a.json_log.as_deref(),
         json: a.json,
         preset,
     };
@@ -277,6 +297,7 @@ struct TrainJob<'a> {
     resume: Option<&'a Path>,
     overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
     save: Option<&'a Path>,
+    json_log: Option<&'a Path>,
     json: bool,
     preset: Option<&'static str>,
 }
@@ -304,30 +325,62 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
             overrides: job.overrides,
         });
         let c = &job.settings.config;
-        let mut bar = Bar::new(c.max_iters, job.json).with_tokens(c.batch_size * c.block_size);
-        let mut run = session::start::<D, M>(dev, job.text, job.settings, resume, &mut bar)?;
+        // A resumed run's settings are the checkpoint's: the log takes them
+        // from its metadata, with the flags applied.
+        let log_config = match job.resume {
+            Some(path) => (job.overrides)(checkpoint::read_meta(path)?.0.config),
+            None => *c,
+        };
+        let log = job
+            .json_log
+            .map(|p| Log::create(p, log_config))
+            .transpose()?;
+        let mut bar = Bar::new(c.max_iters, job.json)
+            .with_tokens(c.batch_size * c.block_size)
+            .with_log(log);
+        let mut run =
+            session::start_saving::<D, M>(dev, job.text, job.settings, resume, job.save, &mut bar)?;
+        if let Some(e) = bar.log_error() {
+            anyhow::bail!("{e}; training stopped at step {}", run.state.step);
+        }
         drop(bar);
         // ANCHOR: stopped
         if let (Finish::Stopped, Some(signal)) = (run.finish, signals::received()) {
-            // To --save, or to a new file: never over an earlier one.
-            let saved = match job.save {
-                Some(path) => run.save(path).map(|()| path.to_path_buf())?,
-                None => {
-                    let default = PathBuf::from(format!("{}-interrupted.safetensors", M::KIND));
-                    fsutil::write_new(&default, &run.checkpoint_bytes(&default)?)?
-                }
-            };
+            // To a new file: never over --save's best model, nor an earlier one.
+            let default = PathBuf::from(format!("{}-interrupted.safetensors", M::KIND));
+            let saved = fsutil::write_new(&default, &run.checkpoint_bytes(&default)?)?;
             let (step, path) = (run.state.step, saved.display());
-            let what = format!(
+            let mut what = format!(
                 "stopped training at step {step}; checkpoint saved to {path} (continue with --resume {path})"
             );
+            if let (Some(save), Some(best)) = (job.save, run.saved_best) {
+                what += &format!(
+                    "; the best model so far (val {:.4}, step {}) is in {}",
+                    best.val,
+                    best.step,
+                    save.display()
+                );
+            }
             return Err(Stopped { signal, what }.into());
         }
         // ANCHOR_END: stopped
-        // The checkpoint first: generating cannot lose the trained model.
-        if let Some(path) = job.save {
-            run.save(path)?;
-        }
+        // The best model was written as training went; a resumed run that
+        // never beat its checkpoint's best writes its last state.
+        let kept = match (job.save, run.saved_best) {
+            (Some(path), Some(best)) => Some((path, best_note(best))),
+            (Some(path), None) => {
+                run.save(path)?;
+                let note = match run.state.best_eval() {
+                    Some(b) => format!(
+                        "the last step's: no estimate of this run beat val {:.4} at step {}",
+                        b.val, b.step
+                    ),
+                    None => "the last step's".to_string(),
+                };
+                Some((path, note))
+            }
+            (None, _) => None,
+        };
         let tokens = job.settings.sample_tokens;
         let stopped_generating = |signal| Stopped {
             signal,
@@ -345,15 +398,21 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
                 return Err(stopped_generating(signal).into());
             }
             let mut json = serde_json::to_value(&run.report)?;
-            if let (Some(preset), Some(map)) = (job.preset, json.as_object_mut()) {
-                map.insert("preset".to_string(), preset.into());
+            if let Some(map) = json.as_object_mut() {
+                if let Some(preset) = job.preset {
+                    map.insert("preset".to_string(), preset.into());
+                }
+                if let Some((path, note)) = &kept {
+                    map.insert("checkpoint".to_string(), path.display().to_string().into());
+                    map.insert("checkpoint_holds".to_string(), note.clone().into());
+                }
             }
             println!("{json}");
             return Ok(());
         }
         print!("{}", run.summary());
-        if let Some(path) = job.save {
-            println!("checkpoint       {}", path.display());
+        if let Some((path, note)) = &kept {
+            println!("checkpoint       {} ({note})", path.display());
         }
         println!("sample");
         let mut out = Streamed::new();
@@ -364,6 +423,14 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
             None => Ok(()),
         }
     }
+}
+
+/// What `--save`'s file holds when the run wrote its best.
+fn best_note(best: Eval) -> String {
+    format!(
+        "the best validation estimate: val {:.4} at step {}",
+        best.val, best.step
+    )
 }
 
 /// Characters written to stdout as they are generated, each flushed (so a

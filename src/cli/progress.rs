@@ -9,7 +9,10 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use charlm::train::{Event, Watch};
+use std::io::Write as _;
+
+use charlm::fsutil;
+use charlm::train::{Eval, Event, TrainConfig, Watch};
 
 use super::signals;
 
@@ -32,6 +35,56 @@ pub struct Bar {
     tokens_per_step: Option<usize>,
     /// The first step seen in this process, and when (a resumed run starts late).
     start: Option<(usize, std::time::Instant)>,
+    /// `--json-log`: a JSON line per estimate, and the first error writing it.
+    log: Option<Log>,
+}
+
+/// `--json-log PATH`: one JSON object per loss estimate, a line each,
+/// flushed as it is written (for plotting while the run goes).
+pub struct Log {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    config: TrainConfig,
+    started: std::time::Instant,
+    error: Option<std::io::Error>,
+}
+
+impl Log {
+    /// Creates (or empties) the log at `path`, for a run with `config`.
+    pub fn create(path: &std::path::Path, config: TrainConfig) -> anyhow::Result<Self> {
+        let file = std::fs::File::create(path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write --json-log {}: {}",
+                path.display(),
+                fsutil::plain(&e)
+            )
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: std::io::BufWriter::new(file),
+            config,
+            started: std::time::Instant::now(),
+            error: None,
+        })
+    }
+
+    /// Writes one estimate's line: step, losses, the learning rate of the
+    /// step that follows, tokens trained on, seconds since the run started.
+    fn write(&mut self, e: Eval) {
+        let c = &self.config;
+        let line = serde_json::json!({
+            "step": e.step,
+            "train_loss": e.train,
+            "val_loss": e.val,
+            "lr": c.lr_at(e.step),
+            "tokens": e.step * c.batch_size * c.block_size,
+            "seconds": self.started.elapsed().as_secs_f64(),
+        });
+        let written = writeln!(self.file, "{line}").and_then(|()| self.file.flush());
+        if let (Err(e), None) = (written, &self.error) {
+            self.error = Some(e);
+        }
+    }
 }
 
 impl Bar {
@@ -58,7 +111,25 @@ impl Bar {
             show,
             tokens_per_step: None,
             start: None,
+            log: None,
         }
+    }
+
+    /// This bar, also writing each estimate to `log`.
+    pub fn with_log(mut self, log: Option<Log>) -> Self {
+        self.log = log;
+        self
+    }
+
+    /// The first error writing the log, as a one-line message.
+    pub fn log_error(&self) -> Option<String> {
+        let log = self.log.as_ref()?;
+        let e = log.error.as_ref()?;
+        Some(format!(
+            "writing --json-log {} failed: {}",
+            log.path.display(),
+            fsutil::plain(e)
+        ))
     }
 
     /// This bar, showing tokens/s for steps of `tokens` tokens (B·T).
@@ -85,6 +156,9 @@ impl Watch for Bar {
                 self.bar.set_position(step as u64);
             }
             Event::Eval(e) => {
+                if let Some(log) = &mut self.log {
+                    log.write(e);
+                }
                 let line = format!(
                     "step {:>6}: train loss {:.4}, val loss {:.4}",
                     e.step, e.train, e.val
@@ -100,7 +174,8 @@ impl Watch for Bar {
     }
 
     fn stop(&self, _next: usize) -> bool {
-        signals::received().is_some()
+        let log_failed = self.log.as_ref().is_some_and(|l| l.error.is_some());
+        signals::received().is_some() || log_failed
     }
 }
 

@@ -26,7 +26,7 @@ pub mod run;
 pub mod session;
 
 pub use adamw::AdamW;
-pub use run::{estimate_loss, run, split_loss, train, train_step};
+pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Keep};
 
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]
@@ -559,6 +559,18 @@ impl<D: Device<f32>> TrainState<D> {
         let step = self.step;
         let done = self.history.evals.last().is_some_and(|e| e.step == step);
         (step.is_multiple_of(cfg.eval_interval) || step == cfg.max_iters) && !done
+    }
+
+    /// The lowest validation estimate after the first step (the earliest of
+    /// equal ones): what `--save` keeps (chapter 8).
+    pub fn best_eval(&self) -> Option<Eval> {
+        let evals = self.history.evals.iter().filter(|e| e.step > 0).copied();
+        evals.min_by(|a, b| a.val.total_cmp(&b.val))
+    }
+
+    /// Whether the estimate just recorded is the best so far ([`best_eval`](Self::best_eval)).
+    pub fn at_best(&self) -> bool {
+        self.best_eval().is_some_and(|e| e.step == self.step)
     }
 
     /// Records an estimate made now.

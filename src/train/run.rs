@@ -101,6 +101,28 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
     rng: &mut R,
     watch: &mut (impl Watch + ?Sized),
 ) -> Result<Finish, TrainError> {
+    let mut keep = |_: &M, _: &TrainState<D>, _: &R| Ok(());
+    run_keeping(dev, model, corpus, cfg, state, rng, watch, &mut keep)
+}
+
+/// What [`run_keeping`] calls with the model, the state and the generator
+/// at each new best validation estimate: `--save` writes a checkpoint.
+pub type Keep<'a, D, M, R> = dyn FnMut(&M, &TrainState<D>, &R) -> Result<(), TrainError> + 'a;
+
+/// [`run`](fn@run), handing `keep` every state whose validation estimate is
+/// the best so far (after the first step), as nanoGPT saves its checkpoint
+/// when the validation loss improves. Introduced in chapter 8.
+#[allow(clippy::too_many_arguments)]
+pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    state: &mut TrainState<D>,
+    rng: &mut R,
+    watch: &mut (impl Watch + ?Sized),
+    keep: &mut Keep<'_, D, M, R>,
+) -> Result<Finish, TrainError> {
     cfg.validate()?;
     check_vocab(model.vocab(), corpus)?;
     super::check_fits(model, corpus, cfg)?;
@@ -113,6 +135,9 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
         if state.eval_due(cfg) {
             let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?;
             watch.event(state.record_eval(train, val));
+            if state.at_best() {
+                keep(model, state, rng)?; // the best so far: --save writes it
+            }
         }
         if state.step == cfg.max_iters {
             break;

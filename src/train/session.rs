@@ -71,6 +71,11 @@ pub struct Report {
     pub train_loss: f32,
     /// Estimated validation loss after the last step.
     pub val_loss: f32,
+    /// The lowest validation estimate after the first step (what `--save`
+    /// keeps), if any step was taken.
+    pub best_val_loss: Option<f32>,
+    /// The step of that estimate.
+    pub best_step: Option<usize>,
     /// Steps taken.
     pub steps: usize,
     /// Optimiser steps per second (estimates excluded).
@@ -106,6 +111,9 @@ pub struct Session<D: Kernels, M: LanguageModel<D>> {
     pub train: TrainReport,
     /// Its key figures (samples only when finished).
     pub report: Report,
+    /// The estimate whose state this run last wrote to `save`
+    /// ([`start_saving`]): the best so far; `None` if it wrote none.
+    pub saved_best: Option<super::Eval>,
 }
 
 /// The most tokens the untrained model generates (its sample only shows
@@ -138,6 +146,20 @@ pub fn start<D: Kernels, M: LanguageModel<D>>(
     text: &str,
     settings: &Settings,
     resume: Option<Resume>,
+    watch: &mut (impl Watch + ?Sized),
+) -> Result<Session<D, M>, TrainError> {
+    start_saving(dev, text, settings, resume, None, watch)
+}
+
+/// [`start`], writing a checkpoint to `save` at every new best validation
+/// estimate (after the first step): the file holds the best model of the
+/// run, resumable from its step (chapter 8).
+pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
+    dev: &D,
+    text: &str,
+    settings: &Settings,
+    resume: Option<Resume>,
+    save: Option<&Path>,
     watch: &mut (impl Watch + ?Sized),
 ) -> Result<Session<D, M>, TrainError> {
     let started = std::time::Instant::now();
@@ -178,10 +200,19 @@ pub fn start<D: Kernels, M: LanguageModel<D>>(
             (model, loaded.state, loaded.rng, config, None)
         }
     };
-    let finish = super::run(
-        dev, &mut model, &corpus, &config, &mut state, &mut rng, watch,
+    let (vocab, mut saved) = (&corpus.vocab, None);
+    let mut keep = |m: &M, st: &TrainState<D>, r: &ChaCha12Rng| {
+        if let Some(path) = save {
+            checkpoint::save(path, m, M::KIND, vocab, &config, st, r)?;
+            saved = st.history.evals.last().copied();
+        }
+        Ok(())
+    };
+    let finish = super::run_keeping(
+        dev, &mut model, &corpus, &config, &mut state, &mut rng, watch, &mut keep,
     )?;
     let train = state.report();
+    let best = state.best_eval();
     let first = train.history.evals.first().copied();
     let last = train.last_eval();
     let report = Report {
@@ -192,6 +223,8 @@ pub fn start<D: Kernels, M: LanguageModel<D>>(
         initial_loss: first.map_or(f32::NAN, |e| e.train),
         train_loss: last.map_or(f32::NAN, |e| e.train),
         val_loss: last.map_or(f32::NAN, |e| e.val),
+        best_val_loss: best.map(|e| e.val),
+        best_step: best.map(|e| e.step),
         steps: train.steps,
         steps_per_second: train.steps_per_second(),
         tokens_per_second: train.steps_per_second()
@@ -210,6 +243,7 @@ pub fn start<D: Kernels, M: LanguageModel<D>>(
         finish,
         train,
         report,
+        saved_best: saved,
     })
 }
 
