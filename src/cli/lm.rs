@@ -215,25 +215,20 @@ fn train_from(
 ) -> Result<()> {
     signals::catch()?;
     let data_path = Locator::from_env().resolve(Dataset::TinyShakespeare, a.data.as_deref())?;
+    // Outputs are checked before training: none may be an input.
+    let mut inputs = vec![("the --data file", data_path.as_path())];
+    if let Some(resume) = &a.resume {
+        inputs.push(("the --resume checkpoint", resume.as_path()));
+    }
     let save = match &a.save {
         Some(path) => {
-            let mut inputs = vec![("the --data file", data_path.as_path())];
-            if let Some(resume) = &a.resume {
-                inputs.push(("the --resume checkpoint", resume.as_path()));
-            }
             fsutil::check_output(path, &inputs)?;
+            inputs.push(("the --save checkpoint", path.as_path()));
             Some(path.as_path())
         }
         None => None,
     };
     if let Some(log) = &a.json_log {
-        let mut inputs = vec![("the --data file", data_path.as_path())];
-        if let Some(resume) = &a.resume {
-            inputs.push(("the --resume checkpoint", resume.as_path()));
-        }
-        if let Some(save) = &a.save {
-            inputs.push(("the --save checkpoint", save.as_path()));
-        }
         fsutil::check_output(log, &inputs)?;
     }
     let text = data::read_text(&data_path)?;
@@ -325,16 +320,17 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
             overrides: job.overrides,
         });
         let c = &job.settings.config;
-        // A resumed run's settings are the checkpoint's: the log takes them
-        // from its metadata, with the flags applied.
-        let log_config = match job.resume {
-            Some(path) => (job.overrides)(checkpoint::read_meta(path)?.0.config),
-            None => *c,
+        let log = match job.json_log {
+            Some(path) => {
+                // A resumed run's settings are the checkpoint's, with the flags applied.
+                let config = match job.resume {
+                    Some(resume) => (job.overrides)(checkpoint::read_meta(resume)?.0.config),
+                    None => *c,
+                };
+                Some(Log::create(path, config)?)
+            }
+            None => None,
         };
-        let log = job
-            .json_log
-            .map(|p| Log::create(p, log_config))
-            .transpose()?;
         let mut bar = Bar::new(c.max_iters, job.json)
             .with_tokens(c.batch_size * c.block_size)
             .with_log(log);

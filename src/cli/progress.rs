@@ -5,11 +5,9 @@
 //! happens. Nothing under `--json`. A signal (see [`super::signals`]) stops
 //! a run before its next step.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use std::io::Write as _;
 
 use charlm::fsutil;
 use charlm::train::{Eval, Event, TrainConfig, Watch};
