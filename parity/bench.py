@@ -47,6 +47,17 @@ WORKLOADS = {
     "multihead-step": ("chapter 6: one training step, 4 heads of 8", 0.3),
     "blocks-step": ("chapter 7: one training step, 3 blocks", 0.3),
     "layernorm-step": ("chapter 7: one training step, 3 pre-norm blocks", 0.3),
+    "gpt-small-step": ("chapter 8: one training step of the small preset", 0.7),
+    "gpt-cpu-step": ("chapter 8: one training step of the cpu preset", 0.7),
+}
+
+# chapter 8's presets as gpt.py's hyperparameters (n_embd, n_head, n_layer,
+# block_size, batch_size, AdamW's settings, gradient clipping)
+GPT_PRESETS = {
+    "gpt-small-step": dict(n_embd=64, n_head=4, n_layer=4, block_size=32, batch_size=16,
+                           adamw=dict(lr=1e-3), clip=None),
+    "gpt-cpu-step": dict(n_embd=128, n_head=4, n_layer=4, block_size=64, batch_size=12,
+                         adamw=dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1), clip=1.0),
 }
 
 # multiply-adds × 2 of the dense matmul, where one workload is nothing else
@@ -133,6 +144,8 @@ def prepare(workload, words, text):
         return step
     if workload in ("multihead-step", "blocks-step", "layernorm-step"):
         return ladder_step(workload, text)
+    if workload in GPT_PRESETS:
+        return ladder_step(workload, text, **GPT_PRESETS[workload])
     B, T, C = 32, 256, 384
     x = torch.randn(B, T, C)
     if workload == "attention-v1":
@@ -180,16 +193,18 @@ def prepare(workload, words, text):
     raise ValueError(workload)
 
 
-def ladder_step(workload, text):
+def ladder_step(workload, text, n_embd=32, n_head=4, n_layer=3, block_size=8, batch_size=32,
+                adamw=None, clip=None):
     """One training step of a rung of the lecture's ladder (chapters 6-7):
-    gpt.py's classes at n_embd 32, 4 heads, block 8, batch 32, AdamW 1e-3."""
-    n_embd, n_head, block_size, batch_size = 32, 4, 8, 32
+    gpt.py's classes at n_embd 32, 4 heads, block 8, batch 32, AdamW 1e-3;
+    or, at chapter 8's sizes, gpt.py's whole model with its _init_weights."""
+    gpt = workload in GPT_PRESETS
     chars = sorted(list(set(text)))
     stoi = {ch: i for i, ch in enumerate(chars)}
     data = torch.tensor([stoi[c] for c in text], dtype=torch.long)
     train_data = data[:int(0.9 * len(data))]
     vocab_size = len(chars)
-    norm = nn.LayerNorm if workload == "layernorm-step" else (lambda n: nn.Identity())
+    norm = nn.LayerNorm if workload == "layernorm-step" or gpt else (lambda n: nn.Identity())
 
     class Head(nn.Module):
         def __init__(self, head_size):
@@ -235,9 +250,19 @@ def ladder_step(workload, text):
             if workload == "multihead-step":
                 self.blocks = MultiHeadAttention(n_head, n_embd // n_head, False)
             else:
-                self.blocks = nn.Sequential(*[Block() for _ in range(3)])
+                self.blocks = nn.Sequential(*[Block() for _ in range(n_layer)])
             self.ln_f = norm(n_embd)
             self.lm_head = nn.Linear(n_embd, vocab_size)
+            if gpt:
+                self.apply(self._init_weights)
+
+        def _init_weights(self, module):  # gpt.py's
+            if isinstance(module, nn.Linear):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if module.bias is not None:
+                    torch.nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                torch.nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
         def forward(self, idx, targets):
             B, T = idx.shape
@@ -246,15 +271,17 @@ def ladder_step(workload, text):
             return F.cross_entropy(logits.view(B * T, vocab_size), targets.view(B * T))
 
     model = Model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), **(adamw or dict(lr=1e-3)))
 
-    def step():  # gpt.py's loop body
+    def step():  # gpt.py's loop body (with nanoGPT's clipping where the preset has it)
         ix = torch.randint(len(train_data) - block_size, (batch_size,))
         xb = torch.stack([train_data[i:i + block_size] for i in ix])
         yb = torch.stack([train_data[i + 1:i + block_size + 1] for i in ix])
         loss = model(xb, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
     return step
 

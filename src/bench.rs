@@ -53,7 +53,7 @@ pub fn training_step<M: LanguageModel<Cpu> + 'static>(
     let corpus = Corpus::new(data.text()?)?;
     let mut rng = ChaCha12Rng::seed_from_u64(1337);
     let mut model = M::init(&dev, corpus.vocab.len(), &mut rng)?;
-    let mut opt = AdamW::new(cfg.adamw());
+    let mut opt = AdamW::new(cfg.adamw()).with_clip(cfg.grad_clip);
     let mut grads = model
         .try_alloc_grads()
         .map_err(|e| StageError::Device(format!("{e:?}")))?;

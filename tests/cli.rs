@@ -125,6 +125,11 @@ fn tour_writes_every_figure() {
     assert_eq!(v["parity"]["passed"], v["parity"]["comparisons"]);
     assert_eq!(v["parity"]["comparisons"], 51);
     assert_eq!(v["ladder"]["rungs"].as_array().map(Vec::len), Some(6));
+    // chapter 8: a short run of the small preset learns
+    assert_eq!(v["gpt"]["steps"], 500);
+    assert!(
+        v["gpt"]["val_loss"].as_f64().unwrap() < v["gpt"]["initial_loss"].as_f64().unwrap() - 1.0
+    );
     for f in ["heads.png", "loss-ch6.svg", "loss-ch7.png"] {
         let p = dir.path().join("ladder").join(f);
         assert!(

@@ -46,6 +46,7 @@ pub static ALL: &[&dyn Stage] = &[
     &attention_trick::AttentionTrick,
     &head::OneHead,
     &ladder_book::Ladder,
+    &gpt::Gpt,
     &parity::Parity,
 ];
 // ANCHOR_END: registry

@@ -258,3 +258,20 @@ fn gpt_generation_is_deterministic_per_seed_and_crops_to_the_block() {
         "only the last 32 tokens count"
     );
 }
+
+// Chapter 8's stage so far: the presets' parameter counts, made from the
+// model types, in its committed numbers file (and nothing stale there).
+#[test]
+fn the_gpt_stage_quotes_the_presets_counts_and_is_current() {
+    use charlm::stages::gpt::{preset_params, Gpt};
+    let counts = preset_params(65).unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("small", 209_729),
+            ("cpu", 816_705),
+            ("lecture", 10_788_929)
+        ]
+    );
+    assert_eq!(crate::common::assert_book_files_current(&Gpt), 1);
+}
