@@ -49,7 +49,14 @@ WORKLOADS = {
     "layernorm-step": ("chapter 7: one training step, 3 pre-norm blocks", 0.3),
     "gpt-small-step": ("chapter 8: one training step of the small preset", 0.7),
     "gpt-cpu-step": ("chapter 8: one training step of the cpu preset", 0.7),
+    "gpt-lecture-step": ("chapter 8: one training step of the lecture preset", 1.0),
 }
+
+# workloads too slow for the usual samples (a step of the lecture preset
+# takes tens of seconds): one round, one sample per side and thread count
+# after the warm-up step; and their peak memory, each side in a process of
+# its own (the largest resident set, as `/usr/bin/time -v` reports it)
+LONG = {"gpt-lecture-step"}
 
 # chapter 8's presets as gpt.py's hyperparameters (n_embd, n_head, n_layer,
 # block_size, batch_size, AdamW's settings, gradient clipping)
@@ -58,10 +65,25 @@ GPT_PRESETS = {
                            adamw=dict(lr=1e-3), clip=None),
     "gpt-cpu-step": dict(n_embd=128, n_head=4, n_layer=4, block_size=64, batch_size=12,
                          adamw=dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1), clip=1.0),
+    "gpt-lecture-step": dict(n_embd=384, n_head=6, n_layer=6, block_size=256, batch_size=64,
+                             adamw=dict(lr=3e-4), clip=None, dropout=0.2),
 }
 
-# multiply-adds × 2 of the dense matmul, where one workload is nothing else
-FLOP = {"attention-v2-dense": 2 * 32 * 256 * 256 * 384}
+
+def gpt_step_flop(n_embd, n_head, n_layer, block_size, batch_size, vocab=65, **_):
+    """Floating-point operations of one training step of gpt.py's model:
+    the multiply-adds of its matrix products (per token and layer: q, k, v
+    and the projection, 4·C²; the feed-forward layer, 8·C²; the affinities
+    and the weighted sum over all T positions, 2·T·C, masked or not, as
+    PyTorch computes them; then lm_head, C·V), times 2 for a multiply-add,
+    times 3 for the forward pass and the two products of each backward."""
+    per_token = n_layer * (12 * n_embd * n_embd + 2 * block_size * n_embd) + n_embd * vocab
+    return 3 * 2 * per_token * block_size * batch_size
+
+# multiply-adds × 2 of the dense matmul, where one workload is nothing else,
+# and of chapter 8's training steps
+FLOP = {"attention-v2-dense": 2 * 32 * 256 * 256 * 384,
+        **{w: gpt_step_flop(**p) for w, p in GPT_PRESETS.items()}}
 
 
 # ------------------------------------------------------------ the workloads
@@ -194,7 +216,7 @@ def prepare(workload, words, text):
 
 
 def ladder_step(workload, text, n_embd=32, n_head=4, n_layer=3, block_size=8, batch_size=32,
-                adamw=None, clip=None):
+                adamw=None, clip=None, dropout=0.0):
     """One training step of a rung of the lecture's ladder (chapters 6-7):
     gpt.py's classes at n_embd 32, 4 heads, block 8, batch 32, AdamW 1e-3;
     or, at chapter 8's sizes, gpt.py's whole model with its _init_weights."""
@@ -213,6 +235,7 @@ def ladder_step(workload, text, n_embd=32, n_head=4, n_layer=3, block_size=8, ba
             self.query = nn.Linear(n_embd, head_size, bias=False)
             self.value = nn.Linear(n_embd, head_size, bias=False)
             self.register_buffer('tril', torch.tril(torch.ones(block_size, block_size)))
+            self.dropout = nn.Dropout(dropout)
 
         def forward(self, x):
             B, T, C = x.shape
@@ -220,6 +243,7 @@ def ladder_step(workload, text, n_embd=32, n_head=4, n_layer=3, block_size=8, ba
             wei = q @ k.transpose(-2, -1) * k.shape[-1]**-0.5
             wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))
             wei = F.softmax(wei, dim=-1)
+            wei = self.dropout(wei)
             return wei @ self.value(x)
 
     class MultiHeadAttention(nn.Module):
@@ -227,15 +251,17 @@ def ladder_step(workload, text, n_embd=32, n_head=4, n_layer=3, block_size=8, ba
             super().__init__()
             self.heads = nn.ModuleList([Head(head_size) for _ in range(num_heads)])
             self.proj = nn.Linear(n_embd, n_embd) if proj else nn.Identity()
+            self.dropout = nn.Dropout(dropout)
 
         def forward(self, x):
-            return self.proj(torch.cat([h(x) for h in self.heads], dim=-1))
+            return self.dropout(self.proj(torch.cat([h(x) for h in self.heads], dim=-1)))
 
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
             self.sa = MultiHeadAttention(n_head, n_embd // n_head, True)
-            self.ffwd = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd))
+            self.ffwd = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd),
+                                      nn.Dropout(dropout))
             self.ln1, self.ln2 = norm(n_embd), norm(n_embd)
 
         def forward(self, x):
@@ -301,11 +327,46 @@ def time_torch(fn, samples, min_sample):
     return out
 
 
+def run_measured(cmd):
+    """Runs cmd; its stdout, and its peak resident memory in bytes (the
+    `Maximum resident set size` of `/usr/bin/time -v`, from wait4)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
+    return out, usage.ru_maxrss * 1024  # Linux reports kilobytes
+
+
 def time_charlm(workload, threads, samples, min_sample):
+    """Seconds per iteration of each sample, and the process's peak memory."""
     cmd = [CHARLM, "bench", "--workload", workload, "--threads", str(threads),
            "--samples", str(samples), "--sample-ms", str(int(min_sample * 1000)), "--json"]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["timings"][0]["seconds"]
+    out, peak = run_measured(cmd)
+    return json.loads(out.strip().splitlines()[-1])["timings"][0]["seconds"], peak
+
+
+def torch_peak(workload, threads):
+    """Peak memory of a process that prepares `workload` in PyTorch and runs
+    it twice (warm-up and one timed iteration, as a timing run does)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", workload, "--threads", str(threads)]
+    return run_measured(cmd)[1]
+
+
+def peak_gflops():
+    """The machine's nominal fp32 peak: cores × clock × 32 floating-point
+    operations a cycle (two 8-wide fused multiply-adds, AVX2 with FMA)."""
+    mhz = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu MHz"):
+                    mhz = float(line.split(":", 1)[1])
+                    break
+    except OSError:
+        pass
+    return None if mhz is None else os.cpu_count() * mhz / 1000 * 32
 
 
 # ------------------------------------------------------------ the report
@@ -347,7 +408,16 @@ def main():
     ap.add_argument("--workload", action="append", help="only these (repeatable)")
     ap.add_argument("--out", default=os.path.join(ROOT, "chapters", "figures", "speed"),
                     help="where numbers.md and bench.json go ('' for nowhere)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # one workload, run twice (for torch_peak)
     args = ap.parse_args()
+    if args.worker:
+        torch.set_num_threads(int(args.threads))
+        words = open(data_path("names.txt")).read().splitlines()
+        text = open(data_path("tinyshakespeare.txt"), encoding="utf-8").read()
+        fn = prepare(args.worker, words, text)
+        fn()
+        fn()
+        return
     if not os.path.exists(CHARLM):
         sys.exit(f"{CHARLM} not found: run `cargo build --release` first")
     workloads = args.workload or list(WORKLOADS)
@@ -357,13 +427,23 @@ def main():
     fns = {w: prepare(w, words, text) for w in workloads}
     min_sample = args.sample_ms / 1000
     samples = {(side, w, t): [] for side in ("torch", "charlm") for w in workloads for t in threads}
+    peaks = {}
     for r in range(args.rounds):
         for w in workloads:
+            if w in LONG and r > 0:
+                continue
+            n = 1 if w in LONG else args.samples
             for t in threads:
                 torch.set_num_threads(t)
-                samples[("torch", w, t)] += time_torch(fns[w], args.samples, min_sample)
-                samples[("charlm", w, t)] += time_charlm(w, t, args.samples, min_sample)
+                samples[("torch", w, t)] += time_torch(fns[w], n, min_sample)
+                seconds, peak = time_charlm(w, t, n, min_sample)
+                samples[("charlm", w, t)] += seconds
+                if w in LONG:
+                    peaks[("charlm", w)] = max(peak, peaks.get(("charlm", w), 0))
             print(f"round {r + 1}/{args.rounds}: {w} done", file=sys.stderr)
+    for w in workloads:
+        if w in LONG:
+            peaks[("torch", w)] = max(torch_peak(w, t) for t in threads)
     rows = []
     for w in workloads:
         best = {}
@@ -382,6 +462,9 @@ def main():
         if w in FLOP:
             rows[-1]["torch_gflops"] = FLOP[w] / best["torch"][0] / 1e9
             rows[-1]["charlm_gflops"] = FLOP[w] / best["charlm"][0] / 1e9
+        if w in LONG:
+            rows[-1]["torch_peak_mb"] = peaks[("torch", w)] / 1e6
+            rows[-1]["charlm_peak_mb"] = peaks[("charlm", w)] / 1e6
     table = ["| workload | PyTorch | charlm | charlm / PyTorch | target |",
              "|---|---:|---:|---:|---|"]
     for r in rows:
@@ -390,12 +473,26 @@ def main():
                      f"| {fmt_time(r['charlm_s'])} ({r['charlm_threads']}t) | {r['ratio']:.3f} | {target} |")
     table = "\n".join(table)
     print(table)
+    peak = peak_gflops()
+    gpt = ["| training step | GFLOP per step | PyTorch | charlm | charlm, of the nominal peak | peak memory, PyTorch | charlm |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["workload"] in GPT_PRESETS:
+            pct = "—" if peak is None else f"{100 * r['charlm_gflops'] / peak:.0f}%"
+            mem = [f"{r[k]:,.0f} MB" if k in r else "—" for k in ("torch_peak_mb", "charlm_peak_mb")]
+            gpt.append(f"| `{r['workload']}` | {FLOP[r['workload']] / 1e9:.1f} | {r['torch_gflops']:.0f} GFLOP/s "
+                       f"| {r['charlm_gflops']:.0f} GFLOP/s | {pct} | {mem[0]} | {mem[1]} |")
+    gpt_table = "\n".join(gpt) if len(gpt) > 2 else ""
+    print(gpt_table)
     meta = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
         "versions": f"PyTorch {torch.__version__}, Python {platform.python_version()}, {rustc()}, dfdx 0.13.0",
         "method": f"best of {args.rounds * args.samples} samples of at least {args.sample_ms} ms per side, "
-                  f"in {args.rounds} alternating rounds, at {' and '.join(map(str, threads))} threads",
+                  f"in {args.rounds} alternating rounds, at {' and '.join(map(str, threads))} threads"
+                  + (f" ({', '.join(sorted(LONG & set(workloads)))}: one sample of one step per side and thread "
+                     f"count, after a warm-up step)" if LONG & set(workloads) else ""),
+        "peak": "unknown" if peak is None else f"{peak:.0f}",
     }
     for k, v in meta.items():
         print(f"{k}: {v}")
@@ -408,11 +505,11 @@ def main():
             json.dump(raw, f, indent=1)
             f.write("\n")
         parts = ["<!-- Generated by `python3 parity/bench.py`; do not edit. -->"]
-        for name, value in [("table", table), *meta.items()] + [
+        for name, value in [("table", table), ("gpt_table", gpt_table), *meta.items()] + [
                 (f"{r['workload'].replace('-', '_')}_{k}", v) for r in rows for k, v in
                 [("torch", fmt_time(r["torch_s"])), ("charlm", fmt_time(r["charlm_s"])),
                  ("ratio", f"{r['ratio']:.3f}"), ("speedup", f"{1 / r['ratio']:.1f}")]
-                + [(k, f"{v:.0f}") for k, v in r.items() if k.endswith("gflops")]]:
+                + [(k, f"{v:.0f}") for k, v in r.items() if k.endswith("gflops") or k.endswith("peak_mb")]]:
             parts.append(f"ANCHOR: {name}\n{value}\nANCHOR_END: {name}")
         with open(os.path.join(args.out, "numbers.md"), "w") as f:
             f.write("\n".join(parts) + "\n")

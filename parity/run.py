@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STAGES = ["bigram_counts", "bigram_onehot", "bigram_embedding", "attention_trick", "self_attention_head", "ladder"]
+STAGES = ["bigram_counts", "bigram_onehot", "bigram_embedding", "attention_trick", "self_attention_head", "ladder", "gpt"]
 
 for stage in STAGES:
     print(f"== {stage}")

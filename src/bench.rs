@@ -24,6 +24,7 @@ use crate::data::text::{Corpus, Split};
 use crate::data::DataSets;
 use crate::models::LanguageModel;
 use crate::stages::{StageError, ALL};
+use crate::train::run::train_step_dropout;
 use crate::train::{train_step, AdamW, TrainConfig};
 
 // ANCHOR: workload
@@ -44,7 +45,8 @@ pub type Iteration<'a> = Box<dyn FnMut() -> Result<(), StageError> + 'a>;
 
 /// One training step of model `M` at `cfg`'s batch and block (from the
 /// training split of tiny Shakespeare, the generator seeded 1337): draw a
-/// batch, forward, backward, AdamW. The `*-step` workloads of chapter 3 on.
+/// batch, forward (dropping, where `cfg` has dropout), backward, AdamW
+/// (clipping, where `cfg` clips). The `*-step` workloads of chapter 3 on.
 pub fn training_step<M: LanguageModel<Cpu> + 'static>(
     data: &DataSets,
     cfg: TrainConfig,
@@ -59,7 +61,12 @@ pub fn training_step<M: LanguageModel<Cpu> + 'static>(
         .map_err(|e| StageError::Device(format!("{e:?}")))?;
     Ok(Box::new(move || {
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, &mut rng)?;
-        train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?;
+        match cfg.dropout {
+            0.0 => train_step(&dev, &mut model, &mut opt, &mut grads, &batch, 0)?,
+            p => train_step_dropout(
+                &dev, &mut model, &mut opt, &mut grads, &batch, 0, p, &mut rng,
+            )?,
+        };
         Ok(())
     }))
 }

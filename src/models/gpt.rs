@@ -26,37 +26,16 @@ use std::marker::PhantomData;
 
 use super::head::Seq;
 use super::lm::{dev_err, LanguageModel, Linear, LmHead, Logits, ModelError};
-use super::multihead::{attention_floats, linear, merge_heads, Embeddings, MultiHeadAttention};
-use crate::ops::{composed, Kernels};
+use super::multihead::{attention_floats, linear, Embeddings, MultiHeadAttention};
+use crate::ops::composed::{again, Dropping};
+use crate::ops::Kernels;
 
 /// The tape of training.
 type Train<D> = OwnedTape<f32, D>;
 
-// ANCHOR: dropout
-/// `nn.Dropout(p)` in training: every entry zeroed with probability `p`,
-/// the others scaled by 1/(1−p) so that the expected value is unchanged.
-/// The mask comes from `rng`, the run's one generator (dfdx's `Dropout`
-/// draws from the device's own, which a checkpoint cannot save).
-pub fn dropout<S: Shape, D: Kernels, R: Rng>(
-    x: Tensor<S, f32, D, Train<D>>,
-    p: f32,
-    rng: &mut R,
-) -> Result<Tensor<S, f32, D, Train<D>>, ModelError> {
-    if p == 0.0 {
-        return Ok(x);
-    }
-    let keep = 1.0 / (1.0 - p);
-    let n = x.shape().num_elements();
-    let mask: Vec<f32> = (0..n)
-        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
-        .collect();
-    let mask = x
-        .device()
-        .try_tensor_from_vec(mask, *x.shape())
-        .map_err(dev_err)?;
-    Ok(x * mask)
-}
-// ANCHOR_END: dropout
+/// `nn.Dropout(p)` in training, from the run's one generator (chapter 7):
+/// the composed op, which the kernels' defaults use.
+pub use crate::ops::composed::dropout;
 
 /// What can stand where a block normalises: `()` (no norm) or
 /// [`LayerNorm1D`] (gamma 1, beta 0, eps 1e-5, as PyTorch's `nn.LayerNorm`).
@@ -195,14 +174,41 @@ where
     type Output = Seq<C, D, T>;
     type Error = D::Err;
 
-    /// (B, T, C) → (B, T, C): `x = x + proj(sa(ln1(x)))`, then
-    /// `x = x + ffwd(ln2(x))`.
+    /// (B, T, C) → (B, T, C), nothing dropped: [`Block::forward_dropping`].
     fn try_forward(&self, x: Seq<C, D, T>) -> Result<Self::Output, D::Err> {
+        self.forward_dropping(x, None)
+    }
+}
+
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D>
+    Block<C, NH, HS, F, N, f32, D>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    /// (B, T, C) → (B, T, C): `x = x + proj(sa(ln1(x)))`, then
+    /// `x = x + ffwd(ln2(x))`; in training (`dropping` set) the attention
+    /// weights, the projection's output and the feed-forward's output are
+    /// dropped, as gpt.py's three dropouts do.
+    pub fn forward_dropping<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Seq<C, D, T>, // (B, T, C)
+        mut dropping: Dropping,
+    ) -> Result<Seq<C, D, T>, D::Err> {
+        let (sa, proj) = (&self.sa, &self.proj);
         let a = self.ln1.norm(x.retaped::<T>())?; // (B, T, C)
-        let a = self.proj.try_forward(self.sa.try_forward(a)?)?; // (B, T, C): communication
-        let x = x + a; // (B, T, C): the residual pathway
-        let f = self.ffwd.try_forward(self.ln2.norm(x.retaped::<T>())?)?; // (B, T, C): computation
-        Ok(x + f) // (B, T, C)
+        let a = D::self_attention::<C, NH, HS, T>(
+            a,
+            [&sa.query, &sa.key, &sa.value],
+            &proj.weight,
+            &proj.bias,
+            again(&mut dropping),
+        ); // (B, T, C): communication, the heads and their projection
+        let x = D::residual_add(x, a); // (B, T, C): the residual pathway, x + a
+        let f = self.ln2.norm(x.retaped::<T>())?; // (B, T, C)
+        let (l1, l2) = (&self.ffwd.0, &self.ffwd.2);
+        let f = D::feed_forward(f, (&l1.weight, &l1.bias), (&l2.weight, &l2.bias), dropping); // (B, T, C): computation
+        Ok(D::residual_add(x, f)) // (B, T, C): x + f
     }
 }
 // ANCHOR_END: block_forward
@@ -213,30 +219,16 @@ where
     N: Norm<C, D>,
     D: Kernels,
 {
-    // ANCHOR: block_train
-    /// The block in training, dropping with probability `p`: the attention
-    /// weights, the projection's output, the feed-forward's output (gpt.py's
-    /// three dropouts).
+    /// The block in training, dropping with probability `p`, the masks
+    /// drawn from `rng`.
     pub fn forward_train<R: Rng>(
         &self,
         x: Seq<C, D, Train<D>>, // (B, T, C)
         p: f32,
         rng: &mut R,
     ) -> Result<Seq<C, D, Train<D>>, ModelError> {
-        let b = x.shape().0;
-        let a = self.ln1.norm(x.retaped()).map_err(dev_err)?; // (B, T, C)
-        let (q, k, v) = self.sa.split_heads(a); // (B·NH, T, HS)
-        let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B·NH, T, T)
-        let wei = composed::causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T)
-        let heads = dropout(wei, p, rng)?.matmul(v); // (B·NH, T, HS)
-        let a = merge_heads::<C, NH, HS, D, Train<D>>(heads, b); // (B, T, C)
-        let a = dropout(self.proj.try_forward(a).map_err(dev_err)?, p, rng)?; // (B, T, C)
-        let x = x + a; // (B, T, C)
-        let f = self.ln2.norm(x.retaped()).map_err(dev_err)?; // (B, T, C)
-        let f = dropout(self.ffwd.try_forward(f).map_err(dev_err)?, p, rng)?; // (B, T, C)
-        Ok(x + f) // (B, T, C)
+        self.forward_dropping(x, Some((p, rng))).map_err(dev_err) // (B, T, C)
     }
-    // ANCHOR_END: block_train
 }
 
 // ANCHOR: gpt

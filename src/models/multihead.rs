@@ -123,18 +123,10 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         (merge_heads::<C, NH, HS, D, T>(out, b), wei) // (B, T, C)
     }
 
-    /// Queries, keys and values of every head: (B, T, C) → (B·NH, T, HS).
+    /// Queries, keys and values of every head: (B, T, C) → (B·NH, T, HS),
+    /// x times each map, split into heads ([`Kernels::qkv_heads`]).
     pub fn split_heads<T: Tape<f32, D> + Merge<T>>(&self, x: Seq<C, D, T>) -> Qkv<HS, D, T> {
-        let (b, t, _) = *x.shape();
-        let x = x.reshape_like(&(b * t, Const::<C>)); // (B·T, C)
-        let heads = |w: &Tensor<Rank2<C, C>, f32, D>, x: Tensor<(usize, Const<C>), f32, D, T>| {
-            let all = x.matmul(w.retaped::<T>()).reshape_like(&(b, t, Const::<C>)); // (B·T, C) @ (C, NH·HS) -> (B, T, C)
-            D::split_heads::<C, NH, HS, T>(all) // (B·NH, T, HS): one row per head
-        };
-        let k = heads(&self.key, x.retaped::<T>()); // (B·NH, T, HS)
-        let q = heads(&self.query, x.retaped::<T>()); // (B·NH, T, HS)
-        let v = heads(&self.value, x); // (B·NH, T, HS)
-        (q, k, v)
+        D::qkv_heads::<C, NH, HS, T>(x, &self.query, &self.key, &self.value) // (B·NH, T, HS) each
     }
     // ANCHOR_END: multihead_forward
 }

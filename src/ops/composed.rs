@@ -3,6 +3,7 @@
 //! the CPU's fused kernels are tested against.
 
 use dfdx::prelude::*;
+use rand::{Rng, RngCore};
 
 // ANCHOR: matmul
 /// `x @ w` for data x (N, K) and weights w (K, V), with dfdx's matmul. The
@@ -181,3 +182,169 @@ pub fn merge_heads<
         .reshape_like(&(b, t, Const::<C>)) // (B, T, C)
 }
 // ANCHOR_END: heads
+
+// ANCHOR: residual_add
+/// The residual connection, `x + f(x)`: dfdx's elementwise addition of two
+/// tensors of the same shape (the lecture's `x = x + self.sa(...)`).
+pub fn residual_add<S: Shape, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    x: Tensor<S, f32, D, T>, // the residual pathway
+    f: Tensor<S, f32, D, T>, // what a branch adds to it
+) -> Tensor<S, f32, D, T> {
+    x + f
+}
+// ANCHOR_END: residual_add
+
+// ANCHOR: qkv_heads
+/// Queries, keys and values of NH heads of HS channels, one row per
+/// (sequence, head): x (B, T, C) times each (C, C) map (every head's map side
+/// by side), then [`split_heads`]. Returns (q, k, v), (B·NH, T, HS) each.
+#[allow(clippy::type_complexity)]
+pub fn qkv_heads<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    D: Device<f32>,
+    T: Tape<f32, D> + Merge<T>,
+>(
+    x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
+    query: &Tensor<Rank2<C, C>, f32, D>,            // (C, NH·HS)
+    key: &Tensor<Rank2<C, C>, f32, D>,              // (C, NH·HS)
+    value: &Tensor<Rank2<C, C>, f32, D>,            // (C, NH·HS)
+) -> (
+    Tensor<(usize, usize, Const<HS>), f32, D, T>,
+    Tensor<(usize, usize, Const<HS>), f32, D, T>,
+    Tensor<(usize, usize, Const<HS>), f32, D, T>,
+) {
+    let (b, t, _) = *x.shape();
+    let x = x.reshape_like(&(b * t, Const::<C>)); // (B·T, C)
+    let heads = |w: &Tensor<Rank2<C, C>, f32, D>, x: Tensor<(usize, Const<C>), f32, D, T>| {
+        let all = x.matmul(w.retaped::<T>()).reshape_like(&(b, t, Const::<C>)); // (B·T, C) @ (C, NH·HS) -> (B, T, C)
+        split_heads::<C, NH, HS, D, T>(all) // (B·NH, T, HS): one row per head
+    };
+    let q = heads(query, x.retaped::<T>()); // (B·NH, T, HS)
+    let k = heads(key, x.retaped::<T>()); // (B·NH, T, HS)
+    let v = heads(value, x); // (B·NH, T, HS)
+    (q, k, v)
+}
+// ANCHOR_END: qkv_heads
+
+// ANCHOR: grad_sum_squares
+/// Σ g² over the gradient of `p` (read as a host vector): one parameter's
+/// share of the global norm that chapter 8's clipping measures.
+pub fn grad_sum_squares<S: Shape, D: Device<f32>>(
+    grads: &Gradients<f32, D>,
+    p: &Tensor<S, f32, D>,
+) -> f64 {
+    let g = grads.get(p).as_vec();
+    g.iter().map(|&v| f64::from(v) * f64::from(v)).sum()
+}
+// ANCHOR_END: grad_sum_squares
+
+/// Multiplies the gradient of `p` by `s`: the product is made as the
+/// gradient of `Σ p ⊙ (g · s)` with respect to `p` (the only way to put
+/// values into a `Gradients` on any device), then swapped in.
+pub fn scale_grad<S: Shape, D: Device<f32>>(
+    grads: &mut Gradients<f32, D>,
+    p: &Tensor<S, f32, D>,
+    s: f32,
+) -> Result<(), D::Err> {
+    let n = p.shape().num_elements();
+    let scaled = grads.get(p).try_reshape_like(&(n,))? * s; // (n,)
+    let mut held = (p
+        .clone()
+        .traced(Gradients::leaky())
+        .try_reshape_like(&(n,))?
+        * scaled)
+        .try_sum::<Rank0, _>()?
+        .try_backward()?;
+    std::mem::swap(grads.get_or_alloc_mut(p)?, held.get_or_alloc_mut(p)?);
+    Ok(())
+}
+
+// ANCHOR: dropout
+/// `nn.Dropout(p)` in training: every entry zeroed with probability `p`,
+/// the others scaled by 1/(1−p) so that the expected value is unchanged.
+/// The mask comes from `rng`, the run's one generator (dfdx's `Dropout`
+/// draws from the device's own, which a checkpoint cannot save).
+pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+    p: f32,
+    rng: &mut dyn RngCore,
+) -> Tensor<S, f32, D, T> {
+    if p == 0.0 {
+        return x;
+    }
+    let keep = 1.0 / (1.0 - p);
+    let n = x.shape().num_elements();
+    let mask: Vec<f32> = (0..n)
+        .map(|_| if rng.gen::<f32>() < p { 0.0 } else { keep })
+        .collect();
+    let mask = x.device().tensor_from_vec(mask, *x.shape());
+    x * mask
+}
+// ANCHOR_END: dropout
+
+/// Dropout in training: its probability and the generator that draws the
+/// masks; `None` in evaluation (nothing is dropped).
+pub type Dropping<'a> = Option<(f32, &'a mut dyn RngCore)>;
+
+/// `dropping` lent out for one op, to be used again after it.
+pub fn again<'a>(dropping: &'a mut Dropping<'_>) -> Dropping<'a> {
+    dropping
+        .as_mut()
+        .map(|(p, rng)| (*p, &mut **rng as &mut dyn RngCore))
+}
+
+// ANCHOR: self_attention
+/// The lecture's `MultiHeadAttention.forward`, dropout included: every
+/// head's queries, keys and values ([`qkv_heads`]); the affinities
+/// `q @ kᵀ`, scaled by HS^-0.5, the future masked, softmax; dropout on the
+/// weights; the weighted sum of the values; the heads side by side
+/// ([`merge_heads`]); the projection `Linear(C, C)`; dropout on its output.
+#[allow(clippy::too_many_arguments)]
+pub fn self_attention<
+    const C: usize,
+    const NH: usize,
+    const HS: usize,
+    D: Device<f32>,
+    T: Tape<f32, D> + Merge<T>,
+>(
+    x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
+    [query, key, value]: [&Tensor<Rank2<C, C>, f32, D>; 3], // (C, NH·HS) each
+    proj_weight: &Tensor<Rank2<C, C>, f32, D>,      // (C, C)
+    proj_bias: &Tensor<Rank1<C>, f32, D>,           // (C,)
+    mut dropping: Dropping,
+) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
+    let b = x.shape().0;
+    let (q, k, v) = qkv_heads::<C, NH, HS, D, T>(x, query, key, value); // (B·NH, T, HS) each
+    let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B·NH, T, T): affinities
+    let mut wei = causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T): scaled, no future
+    if let Some((p, rng)) = dropping.as_mut() {
+        wei = dropout(wei, *p, &mut **rng); // (B·NH, T, T)
+    }
+    let heads = merge_heads::<C, NH, HS, D, T>(wei.matmul(v), b); // (B, T, C)
+    let out = linear(heads, proj_weight, proj_bias); // (B, T, C)
+    match dropping {
+        Some((p, rng)) => dropout(out, p, rng), // (B, T, C)
+        None => out,
+    }
+}
+// ANCHOR_END: self_attention
+
+// ANCHOR: feed_forward
+/// The lecture's `FeedFoward`: `Linear(C, F)`, ReLU, `Linear(F, C)` on every
+/// token, then dropout.
+pub fn feed_forward<const C: usize, const F: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+    x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
+    (w1, b1): (&Tensor<Rank2<F, C>, f32, D>, &Tensor<Rank1<F>, f32, D>), // (F, C), (F,)
+    (w2, b2): (&Tensor<Rank2<C, F>, f32, D>, &Tensor<Rank1<C>, f32, D>), // (C, F), (C,)
+    dropping: Dropping,
+) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
+    let h = linear(x, w1, b1).relu(); // (B, T, F)
+    let out = linear(h, w2, b2); // (B, T, C)
+    match dropping {
+        Some((p, rng)) => dropout(out, p, rng), // (B, T, C)
+        None => out,
+    }
+}
+// ANCHOR_END: feed_forward

@@ -18,6 +18,11 @@
 //! | [`Kernels::linear`] | 3 | batched `x @ wᵀ`, broadcast `+ b` | one small product per sequence; the bias's broadcast indexing |
 //! | [`Kernels::split_heads`], [`Kernels::merge_heads`] | 6 | reshape, permute, reshape | an index computed per element, both ways |
 //! | [`Kernels::layer_norm`] | 7 | mean, centre, variance, `/ σ`, `· γ + β` | nine (B, T, C) tensors and their broadcast indexing |
+//! | [`Kernels::qkv_heads`] | 6 | three `x @ w`, then `split_heads` each | two of three products' passes, the head split's index per element |
+//! | [`Kernels::residual_add`] | 7 | `x + f` | the elementwise backward's index per element |
+//! | [`Kernels::self_attention`] | 7 | `qkv_heads`, the causal softmax, dropout, `@ v`, `merge_heads`, `linear`, dropout | five (B, T, C) tensors and their gradients; the split and merge copies |
+//! | [`Kernels::feed_forward`] | 7 | `linear`, `relu`, `linear`, dropout | the (B, T, F) hidden layer as a tensor, its gradient and copies |
+//! | [`Kernels::grad_sum_squares`], [`Kernels::scale_grad`] | 8 | copies of every gradient; a traced product per parameter | every copy: the gradients are read and scaled where they lie |
 
 use dfdx::prelude::*;
 
@@ -131,6 +136,96 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
         b: usize,
     ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
         composed::merge_heads::<C, NH, HS, Self, T>(x, b)
+    }
+
+    /// Queries, keys and values of NH heads of HS channels for x (B, T, C)
+    /// and the (C, C) maps `query`, `key`, `value` (every head's map side by
+    /// side): (q, k, v), each (B·NH, T, HS), head h of sequence b at row
+    /// b·NH + h, with a backward pass for x and the three maps (their
+    /// gradients ride on q's tape). From chapter 6 on.
+    #[allow(clippy::type_complexity)]
+    fn qkv_heads<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        T: Tape<f32, Self> + Merge<T>,
+    >(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        query: &Tensor<Rank2<C, C>, f32, Self>,
+        key: &Tensor<Rank2<C, C>, f32, Self>,
+        value: &Tensor<Rank2<C, C>, f32, Self>,
+    ) -> (
+        Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+        Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+        Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+    ) {
+        composed::qkv_heads::<C, NH, HS, Self, T>(x, query, key, value)
+    }
+
+    /// `x + f` for two tensors of the same shape: the residual connection of
+    /// chapter 7's blocks, with a backward pass for both.
+    fn residual_add<S: Shape, T: Tape<f32, Self> + Merge<T>>(
+        x: Tensor<S, f32, Self, T>,
+        f: Tensor<S, f32, Self, T>,
+    ) -> Tensor<S, f32, Self, T> {
+        composed::residual_add(x, f)
+    }
+
+    /// Multi-head causal self-attention and its projection, with dropout
+    /// in training: (B, T, C) → (B, T, C), the lecture's
+    /// `MultiHeadAttention` (see [`composed::self_attention`]), with a
+    /// backward pass for x and every weight. Chapter 7 on (every block).
+    #[allow(clippy::too_many_arguments)]
+    fn self_attention<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        T: Tape<f32, Self> + Merge<T>,
+    >(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        qkv: [&Tensor<Rank2<C, C>, f32, Self>; 3],
+        proj_weight: &Tensor<Rank2<C, C>, f32, Self>,
+        proj_bias: &Tensor<Rank1<C>, f32, Self>,
+        dropping: composed::Dropping,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        composed::self_attention::<C, NH, HS, Self, T>(x, qkv, proj_weight, proj_bias, dropping)
+    }
+
+    /// The feed-forward layer, `Linear(C, F)`, ReLU, `Linear(F, C)`, with
+    /// dropout in training: (B, T, C) → (B, T, C), with a backward pass for
+    /// x and every weight. Chapter 7 on (every block).
+    fn feed_forward<const C: usize, const F: usize, T: Tape<f32, Self> + Merge<T>>(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        first: (
+            &Tensor<Rank2<F, C>, f32, Self>,
+            &Tensor<Rank1<F>, f32, Self>,
+        ),
+        second: (
+            &Tensor<Rank2<C, F>, f32, Self>,
+            &Tensor<Rank1<C>, f32, Self>,
+        ),
+        dropping: composed::Dropping,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        composed::feed_forward(x, first, second, dropping)
+    }
+
+    /// Σ g² over the gradient `g` of parameter `p`: its share of the global
+    /// norm that gradient clipping measures (chapter 8). `grads` is mutable
+    /// only so that a device can read the buffer where it lies.
+    fn grad_sum_squares<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        p: &Tensor<S, f32, Self>,
+    ) -> Result<f64, Self::Err> {
+        Ok(composed::grad_sum_squares(grads, p))
+    }
+
+    /// Multiplies the gradient of parameter `p` by `s` (clipping, chapter 8).
+    fn scale_grad<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        p: &Tensor<S, f32, Self>,
+        s: f32,
+    ) -> Result<(), Self::Err> {
+        composed::scale_grad(grads, p, s)
     }
 }
 

@@ -9,11 +9,13 @@ use dfdx::prelude::Cpu;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
+use super::gpt_parity::{check_gpt, GptInputs};
 use super::{json, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{training_step, Workload};
 use crate::data::DataSets;
 use crate::models::gpt::{GptCpu, GptLecture, GptSmall};
 use crate::models::Kind;
+use crate::parity::Comparison;
 use crate::train::session::{self, Settings};
 use crate::train::TrainConfig;
 
@@ -135,6 +137,10 @@ impl Stage for Gpt {
         numbers.write(dir)
     }
 
+    fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {
+        check_gpt(&Cpu::default(), data.text()?, &GptInputs::reference()?)
+    }
+
     fn workloads(&self) -> Vec<Workload> {
         vec![
             Workload {
@@ -146,6 +152,11 @@ impl Stage for Gpt {
                 name: "gpt-cpu-step",
                 about: "chapter 8: one training step of the cpu preset (B=12, T=64, 4 layers of 128, clipped)",
                 prepare: |data| training_step::<GptCpu<Cpu>>(data, TrainConfig::gpt_cpu()),
+            },
+            Workload {
+                name: "gpt-lecture-step",
+                about: "chapter 8: one training step of the lecture preset (B=64, T=256, 6 layers of 384, dropout 0.2)",
+                prepare: |data| training_step::<GptLecture<Cpu>>(data, TrainConfig::gpt_lecture()),
             },
         ]
     }

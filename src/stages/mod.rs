@@ -29,6 +29,7 @@ pub mod attention_trick;
 pub mod bigram;
 pub mod counts;
 pub mod gpt;
+pub mod gpt_parity;
 pub mod head;
 pub mod ladder;
 pub mod ladder_book;

@@ -12,6 +12,8 @@ use dfdx::nn::{
 use dfdx::optim::AdamConfig;
 use dfdx::prelude::*;
 
+use crate::ops::Kernels;
+
 /// One parameter tensor's AdamW moments, flat, keyed by a tensor of the same
 /// length (dfdx keeps per-tensor buffers in `Gradients`, found by tensor).
 #[derive(Debug)]
@@ -82,26 +84,28 @@ impl<D: Device<f32>> AdamW<D> {
         self
     }
 
-    /// One AdamW step on every parameter of `model`.
+    /// One AdamW step on every parameter of `model`; with a clip, the
+    /// gradients are first scaled down to that global norm if longer.
     pub fn update<M: TensorCollection<f32, D>>(
         &mut self,
         model: &mut M,
         grads: &mut Gradients<f32, D>,
-    ) -> Result<(), D::Err> {
+    ) -> Result<(), D::Err>
+    where
+        D: Kernels,
+    {
         self.t = self.t.saturating_add(1);
-        let scale = match self.clip {
-            Some(max) => {
-                let norm = grad_norm(model, grads)?;
-                let coef = max / (norm + 1e-6); // as clip_grad_norm_
-                (coef < 1.0).then_some(coef)
+        if let Some(max) = self.clip {
+            let norm = grad_norm(model, grads)?;
+            let coef = max / (norm + 1e-6); // as clip_grad_norm_
+            if coef < 1.0 {
+                scale_grads(model, grads, coef)?;
             }
-            None => None,
-        };
+        }
         let mut visit = UpdateVisitor {
             opt: self,
             grads,
             index: 0,
-            scale,
         };
         M::iter_tensors(&mut RecursiveWalker {
             m: (model, String::new()),
@@ -146,22 +150,21 @@ struct UpdateVisitor<'a, D: Device<f32>> {
     opt: &'a mut AdamW<D>,
     grads: &'a mut Gradients<f32, D>,
     index: usize,
-    /// Multiply every gradient by this first (clipping).
-    scale: Option<f32>,
 }
 
 // ANCHOR: grad_norm
 /// The global norm of `model`'s gradients: the square root of the sum of
 /// every parameter's squared gradient, as `clip_grad_norm_` measures it.
-pub fn grad_norm<D: Device<f32>, M: TensorCollection<f32, D>>(
+/// (`grads` is mutable only so that the CPU reads each buffer in place.)
+pub fn grad_norm<D: Kernels, M: TensorCollection<f32, D>>(
     model: &M,
-    grads: &Gradients<f32, D>,
+    grads: &mut Gradients<f32, D>,
 ) -> Result<f32, D::Err> {
     struct Norm<'a, D: Device<f32>> {
-        grads: &'a Gradients<f32, D>,
+        grads: &'a mut Gradients<f32, D>,
         sum: f64,
     }
-    impl<D: Device<f32>> TensorVisitor<f32, D> for Norm<'_, D> {
+    impl<D: Kernels> TensorVisitor<f32, D> for Norm<'_, D> {
         type Viewer = ViewTensorRef;
         type Err = D::Err;
         type E2 = f32;
@@ -172,8 +175,7 @@ pub fn grad_norm<D: Device<f32>, M: TensorCollection<f32, D>>(
             p: &Tensor<S, f32, D>,
         ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
             if opts.do_gradient_update {
-                let g = self.grads.get(p).as_vec();
-                self.sum += g.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+                self.sum += D::grad_sum_squares(self.grads, p)?; // Σ g²
             }
             Ok(None)
         }
@@ -184,6 +186,39 @@ pub fn grad_norm<D: Device<f32>, M: TensorCollection<f32, D>>(
         f: &mut norm,
     })?;
     Ok(norm.sum.sqrt() as f32)
+}
+
+/// Multiplies every gradient of `model` by `s` (clipping).
+fn scale_grads<D: Kernels, M: TensorCollection<f32, D>>(
+    model: &M,
+    grads: &mut Gradients<f32, D>,
+    s: f32,
+) -> Result<(), D::Err> {
+    struct Scale<'a, D: Device<f32>> {
+        grads: &'a mut Gradients<f32, D>,
+        s: f32,
+    }
+    impl<D: Kernels> TensorVisitor<f32, D> for Scale<'_, D> {
+        type Viewer = ViewTensorRef;
+        type Err = D::Err;
+        type E2 = f32;
+        type D2 = D;
+        fn visit<S: Shape>(
+            &mut self,
+            opts: TensorOptions<S, f32, D>,
+            p: &Tensor<S, f32, D>,
+        ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
+            if opts.do_gradient_update {
+                D::scale_grad(self.grads, p, self.s)?; // g · s
+            }
+            Ok(None)
+        }
+    }
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut Scale { grads, s },
+    })?;
+    Ok(())
 }
 // ANCHOR_END: grad_norm
 
@@ -217,27 +252,8 @@ impl<D: Device<f32>> TensorVisitor<f32, D> for UpdateVisitor<'_, D> {
         let Moments { key, m, v, .. } = &mut moments[self.index];
         self.index += 1;
         let (m, v) = (m.get_or_alloc_mut(key)?, v.get_or_alloc_mut(key)?);
-        match self.scale {
-            None => {
-                let g = self.grads.get_or_alloc_mut(&*p)?; // ∂loss/∂p
-                cfg.try_update(*t, p, m, v, g)?; // dfdx's Adam kernel, decoupled weight decay
-            }
-            Some(s) => {
-                // ∂loss/∂p · s, held in a `Gradients` (the gradient of Σ p ⊙ g·s
-                // with respect to p), the only place dfdx's Adam kernel reads from
-                let n = p.shape().num_elements();
-                let scaled = self.grads.get(&*p).try_reshape_like(&(n,))? * s; // (n,)
-                let mut held = (p
-                    .clone()
-                    .traced(Gradients::leaky())
-                    .try_reshape_like(&(n,))?
-                    * scaled)
-                    .try_sum::<Rank0, _>()?
-                    .try_backward()?;
-                let g = held.get_or_alloc_mut(&*p)?;
-                cfg.try_update(*t, p, m, v, g)?;
-            }
-        }
+        let g = self.grads.get_or_alloc_mut(&*p)?; // ∂loss/∂p (scaled, if clipped)
+        cfg.try_update(*t, p, m, v, g)?; // dfdx's Adam kernel, decoupled weight decay
         Ok(None)
     }
 }

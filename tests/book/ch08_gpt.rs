@@ -142,11 +142,11 @@ fn clipping_bounds_the_gradient_norm() {
         .get_batch(charlm::data::text::Split::Train, 4, 32, &mut rng(5))
         .unwrap();
     let (x, y) = batch_tensors(&dev, &batch).unwrap();
-    let grads = model
+    let mut grads = model
         .loss(x.traced(model.alloc_grads()), &y)
         .unwrap()
         .backward();
-    let norm = grad_norm(&model, &grads).unwrap();
+    let norm = grad_norm(&model, &mut grads).unwrap();
     let g = grads.get(&model.lm_head.weight).as_vec();
     let head_norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
     assert!(norm.is_finite() && norm > head_norm && head_norm > 0.0);

@@ -328,3 +328,257 @@ fn fused_heads_split_and_merge_as_the_composed_ops_do_bit_for_bit() {
         );
     }
 }
+
+/// Normal values from `rng`, times `scale`.
+fn normals(rng: &mut ChaCha12Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n)
+        .map(|_| scale * rng.sample::<f32, _>(rand_distr::StandardNormal))
+        .collect()
+}
+
+/// Asserts every pair of vectors agrees to `tol` times the larger values'
+/// scale, naming the quantity.
+fn assert_close(names: &[&str], fused: &[Vec<f32>], composed: &[Vec<f32>], tol: f32, at: &str) {
+    for ((name, f), c) in names.iter().zip(fused).zip(composed) {
+        let scale = c.iter().fold(1f32, |m, v| m.max(v.abs()));
+        let diff = max_diff(f, c);
+        assert!(
+            diff <= tol * scale,
+            "{name} differs {at}: {diff} (largest value {scale})"
+        );
+    }
+}
+
+type Map<const R: usize, const K: usize> = Tensor<Rank2<R, K>, f32, Cpu>;
+
+/// out, ∂x and every weight's gradient of `sum(self_attention(x) ⊙ up)`
+/// with NH = 4 heads of 6 (C = 24), fused or composed, dropping with `p`
+/// from a generator seeded `seed` (none at p = 0).
+fn attention_run(b: usize, t: usize, p: f32, seed: u64, fused: bool) -> Vec<Vec<f32>> {
+    const C: usize = 24;
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let x = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
+    let mut map =
+        || -> Map<C, C> { dev.tensor_from_vec(normals(&mut rng, C * C, 0.3), (Const, Const)) };
+    let (q, k, v, pw) = (map(), map(), map(), map());
+    let pb: Tensor<Rank1<C>, f32, Cpu> = dev.tensor_from_vec(normals(&mut rng, C, 0.5), (Const,));
+    let up = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
+    let mut drops = ChaCha12Rng::seed_from_u64(seed + 1);
+    let dropping: composed::Dropping =
+        (p > 0.0).then_some((p, &mut drops as &mut dyn rand::RngCore));
+    let xt = x.trace(Gradients::leaky());
+    let y = if fused {
+        <Cpu as Kernels>::self_attention::<C, 4, 6, _>(xt, [&q, &k, &v], &pw, &pb, dropping)
+    } else {
+        composed::self_attention::<C, 4, 6, _, _>(xt, [&q, &k, &v], &pw, &pb, dropping)
+    }; // (B, T, C)
+    let values = y.as_vec();
+    let grads = (y * up).sum().backward();
+    let mut out = vec![values, grads.get(&x).as_vec()];
+    out.extend([&q, &k, &v, &pw].map(|m| grads.get(m).as_vec()));
+    out.push(grads.get(&pb).as_vec());
+    out.push(vec![drops.gen::<f32>()]); // where the generator stands afterwards
+    out
+}
+
+// The whole attention of a block in one kernel: the same numbers as the
+// composed ops (chapter 7's listing), with and without dropout, at T below,
+// at and past the kernel's blocks of 64 rows.
+#[test]
+fn fused_self_attention_equals_the_composed_ops_with_and_without_dropout() {
+    let names = [
+        "out",
+        "∂x",
+        "∂query",
+        "∂key",
+        "∂value",
+        "∂proj.weight",
+        "∂proj.bias",
+        "next draw",
+    ];
+    for (b, t) in [(1, 1), (2, 7), (3, 64), (2, 100)] {
+        for p in [0.0, 0.2] {
+            let seed = (b * t) as u64;
+            let (f, c) = (
+                attention_run(b, t, p, seed, true),
+                attention_run(b, t, p, seed, false),
+            );
+            assert_close(
+                &names,
+                &f,
+                &c,
+                1e-5,
+                &format!("at (B, T) = ({b}, {t}), p = {p}"),
+            );
+            assert_eq!(f[7], c[7], "both drew as many numbers");
+        }
+    }
+    // dropout drops: another generator, other numbers
+    let (a, b) = (
+        attention_run(2, 7, 0.2, 1, true),
+        attention_run(2, 7, 0.2, 2, true),
+    );
+    assert_ne!(a[0], b[0]);
+}
+
+/// out, ∂x and every weight's gradient of `sum(feed_forward(x) ⊙ up)` with
+/// C = 12, F = 48, fused or composed.
+fn ffwd_run(b: usize, t: usize, p: f32, seed: u64, fused: bool) -> Vec<Vec<f32>> {
+    const C: usize = 12;
+    const F: usize = 48;
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    let x = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
+    let w1: Map<F, C> = dev.tensor_from_vec(normals(&mut rng, F * C, 0.3), (Const, Const));
+    let b1: Tensor<Rank1<F>, f32, Cpu> = dev.tensor_from_vec(normals(&mut rng, F, 0.3), (Const,));
+    let w2: Map<C, F> = dev.tensor_from_vec(normals(&mut rng, C * F, 0.3), (Const, Const));
+    let b2: Tensor<Rank1<C>, f32, Cpu> = dev.tensor_from_vec(normals(&mut rng, C, 0.3), (Const,));
+    let up = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
+    let mut drops = ChaCha12Rng::seed_from_u64(seed + 1);
+    let dropping: composed::Dropping =
+        (p > 0.0).then_some((p, &mut drops as &mut dyn rand::RngCore));
+    let xt = x.trace(Gradients::leaky());
+    let y = if fused {
+        <Cpu as Kernels>::feed_forward(xt, (&w1, &b1), (&w2, &b2), dropping)
+    } else {
+        composed::feed_forward(xt, (&w1, &b1), (&w2, &b2), dropping)
+    }; // (B, T, C)
+    let values = y.as_vec();
+    let grads = (y * up).sum().backward();
+    vec![
+        values,
+        grads.get(&x).as_vec(),
+        grads.get(&w1).as_vec(),
+        grads.get(&b1).as_vec(),
+        grads.get(&w2).as_vec(),
+        grads.get(&b2).as_vec(),
+        vec![drops.gen::<f32>()],
+    ]
+}
+
+#[test]
+fn fused_feed_forward_equals_the_composed_ops_with_and_without_dropout() {
+    let names = ["out", "∂x", "∂w1", "∂b1", "∂w2", "∂b2", "next draw"];
+    for (b, t) in [(1, 1), (2, 7), (5, 130)] {
+        for p in [0.0, 0.2] {
+            let seed = (b + t) as u64;
+            let (f, c) = (
+                ffwd_run(b, t, p, seed, true),
+                ffwd_run(b, t, p, seed, false),
+            );
+            assert_close(
+                &names,
+                &f,
+                &c,
+                1e-5,
+                &format!("at (B, T) = ({b}, {t}), p = {p}"),
+            );
+            assert_eq!(f[6], c[6], "both drew as many numbers");
+        }
+    }
+}
+
+#[test]
+fn fused_attention_and_feed_forward_are_the_same_on_any_number_of_threads() {
+    let run = |threads: usize| {
+        charlm::bench::with_threads(threads, || {
+            (
+                attention_run(12, 64, 0.2, 9, true),
+                ffwd_run(12, 64, 0.2, 9, true),
+            )
+        })
+        .unwrap()
+    };
+    assert_eq!(run(1), run(2));
+}
+
+/// out, ∂x, ∂query, ∂key, ∂value of `sum((q + 2k + 3v) ⊙ up)` for the heads
+/// of x (B, T, 24), 4 heads of 6: fused or composed.
+fn qkv_run(b: usize, t: usize, fused: bool) -> Vec<Vec<f32>> {
+    const C: usize = 24;
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64((b * t) as u64);
+    let x = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
+    let mut map =
+        || -> Map<C, C> { dev.tensor_from_vec(normals(&mut rng, C * C, 0.3), (Const, Const)) };
+    let (wq, wk, wv) = (map(), map(), map());
+    let up = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b * 4, t, Const::<6>));
+    let xt = x.trace(Gradients::leaky());
+    let (q, k, v) = if fused {
+        <Cpu as Kernels>::qkv_heads::<C, 4, 6, _>(xt, &wq, &wk, &wv)
+    } else {
+        composed::qkv_heads::<C, 4, 6, _, _>(xt, &wq, &wk, &wv)
+    }; // (B·4, T, 6) each
+    let mut out = vec![q.as_vec(), k.as_vec(), v.as_vec()];
+    let grads = ((q + k * 2.0 + v * 3.0) * up).sum().backward();
+    out.extend([
+        grads.get(&x).as_vec(),
+        grads.get(&wq).as_vec(),
+        grads.get(&wk).as_vec(),
+        grads.get(&wv).as_vec(),
+    ]);
+    out
+}
+
+#[test]
+fn fused_qkv_heads_equal_the_composed_ops_forward_and_backward() {
+    let names = ["q", "k", "v", "∂x", "∂query", "∂key", "∂value"];
+    for (b, t) in [(1, 1), (2, 5), (3, 17)] {
+        assert_close(
+            &names,
+            &qkv_run(b, t, true),
+            &qkv_run(b, t, false),
+            1e-5,
+            &format!("at (B, T) = ({b}, {t})"),
+        );
+    }
+}
+
+#[test]
+fn fused_residual_add_is_the_composed_addition_bit_for_bit() {
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(3);
+    let (b, t) = (3, 50_000); // past one task's chunk
+    let x = dev.tensor_from_vec(normals(&mut rng, b * t * 2, 1.0), (b, t, Const::<2>));
+    let f = dev.tensor_from_vec(normals(&mut rng, b * t * 2, 1.0), (b, t, Const::<2>));
+    let up = dev.tensor_from_vec(normals(&mut rng, b * t * 2, 1.0), (b, t, Const::<2>));
+    let run = |fused: bool| {
+        let (xt, ft) = (x.trace(Gradients::leaky()), f.trace(Gradients::leaky()));
+        let y = if fused {
+            <Cpu as Kernels>::residual_add(xt, ft)
+        } else {
+            composed::residual_add(xt, ft)
+        };
+        let values = y.as_vec();
+        let grads = (y * up.clone()).sum().backward();
+        [values, grads.get(&x).as_vec(), grads.get(&f).as_vec()]
+    };
+    assert_eq!(run(true), run(false));
+}
+
+// Clipping's norm and scaling read and write the gradients in place; the
+// composed versions copy them out: the same norm, the same scaled values.
+#[test]
+fn fused_clipping_passes_equal_the_composed_ones() {
+    let dev = Cpu::default();
+    let mut rng = ChaCha12Rng::seed_from_u64(4);
+    let p: Tensor<Rank1<70_000>, f32, Cpu> =
+        dev.tensor_from_vec(normals(&mut rng, 70_000, 1.0), (Const,));
+    let up: Tensor<Rank1<70_000>, f32, Cpu> =
+        dev.tensor_from_vec(normals(&mut rng, 70_000, 1.0), (Const,));
+    let grads = (p.trace(Gradients::leaky()) * up.clone()).sum().backward(); // ∂p = up
+    let (mut a, mut b) = (grads.clone(), grads.clone());
+    let fused = <Cpu as Kernels>::grad_sum_squares(&mut a, &p).unwrap();
+    let plain = composed::grad_sum_squares(&b, &p);
+    let exact: f64 = up
+        .as_vec()
+        .iter()
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum();
+    assert!((fused - exact).abs() < 1e-9 * exact && (plain - exact).abs() < 1e-9 * exact);
+    <Cpu as Kernels>::scale_grad(&mut a, &p, 0.25).unwrap();
+    composed::scale_grad(&mut b, &p, 0.25).unwrap();
+    assert_eq!(a.get(&p).as_vec(), b.get(&p).as_vec());
+    assert_eq!(a.get(&p).as_vec()[7], up.as_vec()[7] * 0.25);
+}

@@ -202,9 +202,9 @@ fn book_parity_table_is_current() {
 }
 
 #[test]
-fn every_stage_checks_in_and_all_51_pass() {
+fn every_stage_checks_in_and_all_54_pass() {
     let all = charlm::parity::check_all(common::data()).unwrap();
-    assert_eq!(all.len(), 51);
+    assert_eq!(all.len(), 54);
     assert!(all.iter().all(|c| c.passes()), "{}", markdown_table(&all));
     let stages: Vec<&str> = charlm::stages::ALL.iter().map(|s| s.id()).collect();
     for c in &all {
@@ -314,6 +314,47 @@ fn the_ladder_matches_pytorch_and_fails_when_moved() {
     let err = check_ladder(&dev, text(), &missing).unwrap_err();
     assert!(
         err.to_string().contains("no tensor \"ln_f.gamma\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_small_gpt_matches_pytorch_and_fails_when_moved() {
+    use charlm::stages::gpt_parity::{check_gpt, GptInputs};
+    let dev = Cpu::default();
+    let inputs = GptInputs::reference().unwrap();
+    let all = check_gpt(&dev, text(), &inputs).unwrap();
+    let (logits, first, every) = (
+        "small preset: logits of the initial model, 2 rows of batch 1",
+        "small preset: batch losses 1 to 20 (AdamW from PyTorch's weights)",
+        "small preset: all 100 batch losses, to twice PyTorch's own spread on 1 and 2 threads",
+    );
+    assert_all_pass(&all, &[logits, first, every]);
+    assert_eq!(all.len(), 3);
+    assert_eq!(find(&all, first).tolerance, 1e-4);
+    let spread = find(&all, every).tolerance;
+    assert!(
+        spread > 1e-4 && spread < 1e-2,
+        "PyTorch's own spread: {spread}"
+    );
+    // another weight: the logits and the losses move
+    let mut moved = inputs.clone();
+    moved.weights.get_mut("blocks.2.ffwd.0.weight").unwrap()[9] += 0.05;
+    let all = check_gpt(&dev, text(), &moved).unwrap();
+    assert!(!find(&all, logits).passes());
+    assert!(!find(&all, first).passes());
+    // another batch: the losses move, the logits of batch 1's first rows do not
+    let mut moved = inputs.clone();
+    moved.offsets[0][3] += 1;
+    let all = check_gpt(&dev, text(), &moved).unwrap();
+    assert!(find(&all, logits).passes());
+    assert!(!find(&all, first).passes());
+    // a missing weight is an error that names it
+    let mut missing = inputs;
+    missing.weights.remove("blocks.3.sa.value");
+    let err = check_gpt(&dev, text(), &missing).unwrap_err();
+    assert!(
+        err.to_string().contains("no tensor \"blocks.3.sa.value\""),
         "{err}"
     );
 }

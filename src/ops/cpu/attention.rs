@@ -16,17 +16,17 @@ const TRIL_BLOCK: usize = 64;
 /// A row-major view of a matrix inside a slice: (offset, row stride,
 /// column stride). A transposed view swaps the strides.
 #[derive(Clone, Copy)]
-struct View {
+pub(crate) struct View {
     at: usize,
     rs: usize,
     cs: usize,
 }
 
 impl View {
-    fn rows(at: usize, rs: usize) -> Self {
+    pub(crate) fn rows(at: usize, rs: usize) -> Self {
         Self { at, rs, cs: 1 }
     }
-    fn transposed(at: usize, rs: usize) -> Self {
+    pub(crate) fn transposed(at: usize, rs: usize) -> Self {
         Self { at, rs: 1, cs: rs }
     }
     /// Whether an (r, c) matrix seen this way lies inside `len` values.
@@ -38,7 +38,7 @@ impl View {
 /// `dst (m, n) = a (m, k) @ b (k, n)`, single-threaded, with the gemm crate
 /// dfdx itself uses. Panics if a view reaches outside its slice.
 #[allow(clippy::too_many_arguments)]
-fn gemm_into(
+pub(crate) fn gemm_into(
     (m, n, k): (usize, usize, usize),
     dst: &mut [f32],
     d: View,
@@ -81,7 +81,7 @@ fn gemm_into(
 }
 
 /// The row blocks `(r0, r1)` of a T-row matrix.
-fn row_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
+pub(crate) fn row_blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
     (0..t)
         .step_by(TRIL_BLOCK)
         .map(move |r0| (r0, (r0 + TRIL_BLOCK).min(t)))
@@ -200,7 +200,8 @@ pub fn causal_attention<const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
     let wei = dev.tensor_from_vec(wei_values, (b, t, t)); // (B, T, T)
     let out = dev.tensor_from_vec(out, (b, t, Const::<H>)); // (B, T, H)
     if T::OWNS_TAPE {
-        let out_for_grad = out.clone();
+        let (q, k, v) = (q.ghost(), k.ghost(), v.ghost()); // the gradients' keys: the values are copied above
+        let out_for_grad = out.ghost(); // its id, not its values
         tape.add_backward_op(move |grads| {
             // ∂out, taken out of `grads` for the pass (and put back), not copied
             let dout = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);
@@ -264,7 +265,7 @@ pub fn causal_attention<const H: usize, T: Tape<f32, Cpu> + Merge<T>>(
 /// Row `i` of a causal softmax, in place: the first `i + 1` values become
 /// `softmax(values · scale)`, the rest 0.
 #[inline]
-fn causal_softmax_row(row: &mut [f32], i: usize, scale: f32) {
+pub(crate) fn causal_softmax_row(row: &mut [f32], i: usize, scale: f32) {
     let (past, future) = row.split_at_mut((i + 1).min(row.len()));
     let max = past.iter().fold(
         f32::NEG_INFINITY,

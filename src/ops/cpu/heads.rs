@@ -47,7 +47,8 @@ fn swapped<S1: Shape, S2: Shape, T: Tape<f32, Cpu>>(
     swap_axes(&values, &mut out, dims, false);
     let out = x.device().tensor_from_vec(out, shape);
     if T::OWNS_TAPE {
-        let out_for_grad = out.clone();
+        let x = x.ghost(); // the gradient's key: the values are not needed again
+        let out_for_grad = out.ghost(); // its id, not its values
         let (a, m, n, d) = dims;
         tape.add_backward_op(move |grads| {
             let dout = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);

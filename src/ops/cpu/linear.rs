@@ -22,13 +22,44 @@ use super::read;
 /// it costs more than it saves.
 const PARALLEL_FROM: usize = 1 << 18;
 
+thread_local! {
+    /// Threads a product on this thread may use, when [`both`] set it.
+    static BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs two independent pieces of work (two products of a backward pass,
+/// say) side by side, each with half the threads for its products: two
+/// products of half the threads each waste less on splitting than one after
+/// the other on all of them. Products split their outputs only, so the
+/// results are the same either way.
+pub(crate) fn both<A: Send, B: Send>(
+    a: impl FnOnce() -> A + Send,
+    b: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    let half = (rayon::current_num_threads() / 2).max(1);
+    let budgeted = |f: Box<dyn FnOnce() + Send + '_>| {
+        let before = BUDGET.replace(Some(half));
+        f();
+        BUDGET.set(before);
+    };
+    let (mut ra, mut rb) = (None, None);
+    rayon::join(
+        || budgeted(Box::new(|| ra = Some(a()))),
+        || budgeted(Box::new(|| rb = Some(b()))),
+    );
+    match (ra, rb) {
+        (Some(a), Some(b)) => (a, b),
+        _ => unreachable!("rayon::join ran both"),
+    }
+}
+
 /// A matrix inside a slice: (row stride, column stride).
-type Strides = (usize, usize);
+pub(crate) type Strides = (usize, usize);
 
 /// `dst (m, n) = [dst +] a (m, k) @ b (k, n)`, with the given strides;
 /// `add` keeps what `dst` holds. Panics if a matrix reaches outside its slice.
 #[allow(clippy::too_many_arguments)]
-fn gemm_strided(
+pub(crate) fn gemm_strided(
     (m, n, k): (usize, usize, usize),
     add: bool,
     dst: &mut [f32],
@@ -52,7 +83,7 @@ fn gemm_strided(
         last((m, n), ds) < dst.len() && last((m, k), as_) < a.len() && last((k, n), bs) < b.len(),
         "gemm_strided: a matrix reaches outside its slice"
     );
-    let threads = rayon::current_num_threads();
+    let threads = BUDGET.get().unwrap_or_else(rayon::current_num_threads);
     let parallelism = if m * n * k >= PARALLEL_FROM && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -107,14 +138,20 @@ pub fn linear<const I: usize, O: Dim, T: Tape<f32, Cpu>>(
     gemm_strided((n, o, I), true, &mut out, (o, 1), &xs, (I, 1), &w, (1, I)); // += x @ Wᵀ
     let out = x.device().tensor_from_vec(out, (b, t, o_dim)); // (B, T, O)
     if T::OWNS_TAPE {
-        let (out_for_grad, weight, bias) = (out.clone(), weight.clone(), bias.clone());
+        let x = x.ghost(); // the gradient's key: the values are not needed again
+        let (out_for_grad, weight, bias) = (out.ghost(), weight.clone(), bias.clone());
         tape.add_backward_op(move |grads| {
             // ∂out, taken out of `grads` for the pass (and put back), not copied
             let dout = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);
-            let dx = grads.get_or_alloc_mut(&x)?; // (N, I)
-            gemm_strided((n, I, o), true, dx, (I, 1), &dout, (o, 1), &w, (I, 1)); // += ∂out @ W
-            let dw = grads.get_or_alloc_mut(&weight)?; // (O, I)
-            gemm_strided((o, I, n), true, dw, (I, 1), &dout, (1, o), &xs, (I, 1)); // += ∂outᵀ @ x
+            // both gradients taken out of `grads` (and put back), to fill them side by side
+            let mut dx = std::mem::take(&mut **grads.get_or_alloc_mut(&x)?); // (N, I)
+            let mut dw = std::mem::take(&mut **grads.get_or_alloc_mut(&weight)?); // (O, I)
+            both(
+                || gemm_strided((n, I, o), true, &mut dx, (I, 1), &dout, (o, 1), &w, (I, 1)), // += ∂out @ W
+                || gemm_strided((o, I, n), true, &mut dw, (I, 1), &dout, (1, o), &xs, (I, 1)), // += ∂outᵀ @ x
+            );
+            **grads.get_or_alloc_mut(&x)? = dx;
+            **grads.get_or_alloc_mut(&weight)? = dw;
             let db = grads.get_or_alloc_mut(&bias)?; // (O,)
             for row in dout.chunks_exact(o.max(1)) {
                 db.iter_mut().zip(row).for_each(|(d, g)| *d += g); // += Σ_rows ∂out

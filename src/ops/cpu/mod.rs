@@ -23,22 +23,37 @@
 //! - [`linear`]: `nn.Linear` on every token as one matrix multiply over
 //!   all B·T tokens, the bias added in place, and its backward as two;
 //! - [`norm`]: LayerNorm, each row normalised in one pass, and its backward
-//!   from the normalised rows the forward kept.
+//!   from the normalised rows the forward kept;
+//! - [`qkv`]: every head's queries, keys and values from one product over
+//!   all B·T tokens, copied straight into the heads' rows;
+//! - [`residual`]: the residual connection's addition, both ways, in slices;
+//! - [`mha`]: a block's whole multi-head attention, projection and dropout
+//!   included, on buffers of its own: the heads read their queries, keys and
+//!   values where one product wrote them, and write their outputs side by
+//!   side, so no head is ever copied;
+//! - [`ffwd`]: a block's feed-forward layer, its hidden layer kept inside;
+//! - [`clip`]: gradient clipping's norm and scaling, in place.
 //!
 //! Blocks of rows have a fixed size and partial sums are added in block
 //! order, so results do not depend on the number of threads. Each kernel is
 //! tested against its composed twin (`tests/book/ops.rs`).
 
 use dfdx::prelude::*;
+use rayon::prelude::*;
 
 use super::Kernels;
 
 pub mod attention;
+pub mod clip;
 pub mod embedding;
+pub mod ffwd;
 pub mod heads;
 pub mod linear;
+pub mod mha;
 pub mod nll;
 pub mod norm;
+pub mod qkv;
+pub mod residual;
 
 // ANCHOR: cpu
 impl Kernels for Cpu {
@@ -112,6 +127,76 @@ impl Kernels for Cpu {
     ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
         heads::merge_heads::<C, NH, HS, T>(x, b)
     }
+
+    fn qkv_heads<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        T: Tape<f32, Self> + Merge<T>,
+    >(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        query: &Tensor<Rank2<C, C>, f32, Self>,
+        key: &Tensor<Rank2<C, C>, f32, Self>,
+        value: &Tensor<Rank2<C, C>, f32, Self>,
+    ) -> (
+        Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+        Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+        Tensor<(usize, usize, Const<HS>), f32, Self, T>,
+    ) {
+        qkv::qkv_heads::<C, NH, HS, T>(x, query, key, value)
+    }
+
+    fn residual_add<S: Shape, T: Tape<f32, Self> + Merge<T>>(
+        x: Tensor<S, f32, Self, T>,
+        f: Tensor<S, f32, Self, T>,
+    ) -> Tensor<S, f32, Self, T> {
+        residual::residual_add(x, f)
+    }
+
+    fn self_attention<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        T: Tape<f32, Self> + Merge<T>,
+    >(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        qkv: [&Tensor<Rank2<C, C>, f32, Self>; 3],
+        proj_weight: &Tensor<Rank2<C, C>, f32, Self>,
+        proj_bias: &Tensor<Rank1<C>, f32, Self>,
+        dropping: super::composed::Dropping,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        mha::self_attention::<C, NH, HS, T>(x, qkv, proj_weight, proj_bias, dropping)
+    }
+
+    fn feed_forward<const C: usize, const F: usize, T: Tape<f32, Self> + Merge<T>>(
+        x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
+        first: (
+            &Tensor<Rank2<F, C>, f32, Self>,
+            &Tensor<Rank1<F>, f32, Self>,
+        ),
+        second: (
+            &Tensor<Rank2<C, F>, f32, Self>,
+            &Tensor<Rank1<C>, f32, Self>,
+        ),
+        dropping: super::composed::Dropping,
+    ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
+        ffwd::feed_forward(x, first, second, dropping)
+    }
+
+    fn grad_sum_squares<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        p: &Tensor<S, f32, Self>,
+    ) -> Result<f64, Self::Err> {
+        clip::grad_sum_squares(grads, p)
+    }
+
+    fn scale_grad<S: Shape>(
+        grads: &mut Gradients<f32, Self>,
+        p: &Tensor<S, f32, Self>,
+        s: f32,
+    ) -> Result<(), Self::Err> {
+        clip::scale_grad(grads, p, s)
+    }
 }
 // ANCHOR_END: cpu
 
@@ -123,9 +208,87 @@ pub(crate) fn read<S: Shape, T: Tape<f32, Cpu>>(
     x: Tensor<S, f32, Cpu, T>,
 ) -> (Tensor<S, f32, Cpu, T>, Vec<f32>) {
     let x = x.contiguous();
-    let mut values = vec![0f32; x.shape().num_elements()];
+    let mut values = zeros(x.shape().num_elements());
     x.copy_into(&mut values);
     (x, values)
+}
+
+/// Elements per task of the elementwise passes below.
+const CHUNK: usize = 1 << 14;
+
+/// `n` zeros, written by every thread (a zeroed allocation is otherwise one
+/// thread's `memset`, which the others wait for).
+pub(crate) fn zeros(n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    v.spare_capacity_mut().par_chunks_mut(CHUNK).for_each(|c| {
+        c.iter_mut().for_each(|x| {
+            x.write(0.0);
+        })
+    });
+    // SAFETY: every one of the n elements was written just above.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `n` rows, each a copy of `row`: where a product that adds starts, as
+/// `nn.Linear` adds its bias.
+pub(crate) fn rows_of(row: &[f32], n: usize) -> Vec<f32> {
+    let mut v = zeros(n * row.len());
+    if let Some(len) = std::num::NonZeroUsize::new(row.len()) {
+        let per_task = (CHUNK / len.get()).max(1) * len.get();
+        v.par_chunks_mut(per_task).for_each(|c| {
+            c.chunks_exact_mut(len.get())
+                .for_each(|r| r.copy_from_slice(row))
+        });
+    }
+    v
+}
+
+/// `dst += src`, in chunks across threads.
+pub(crate) fn add_into(dst: &mut [f32], src: &[f32]) {
+    assert_eq!(dst.len(), src.len(), "add_into: lengths differ");
+    dst.par_chunks_mut(CHUNK)
+        .zip(src.par_chunks(CHUNK))
+        .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += s));
+}
+
+/// `dst[j] += Σ_rows src[row][j]` for rows of `dst.len()` values (a bias's
+/// gradient): fixed blocks of rows summed across threads, the blocks' sums
+/// then added in order, so the result does not depend on the thread count.
+pub(crate) fn add_row_sums(dst: &mut [f32], src: &[f32]) {
+    let Some(len) = std::num::NonZeroUsize::new(dst.len()) else {
+        return;
+    };
+    let o = len.get();
+    let partial: Vec<Vec<f32>> = src
+        .par_chunks((CHUNK / o).max(1) * o)
+        .map(|block| {
+            let mut sum = vec![0f32; o];
+            for row in block.chunks_exact(o) {
+                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+            sum
+        })
+        .collect();
+    for sum in partial {
+        dst.iter_mut().zip(&sum).for_each(|(d, s)| *d += s);
+    }
+}
+
+/// `x ⊙ keep / (1 − p)`, across threads: dropout's mask applied (with
+/// `p = 0`, the ReLU's). A product, not a branch: the mask is as
+/// unpredictable as the data; the product is the one the composed ops
+/// compute.
+pub(crate) fn apply_mask(x: &mut [f32], keep: &[bool], p: f32) {
+    assert_eq!(x.len(), keep.len(), "apply_mask: lengths differ");
+    let scale = 1.0 / (1.0 - p);
+    x.par_chunks_mut(CHUNK)
+        .zip(keep.par_chunks(CHUNK))
+        .for_each(|(x, k)| {
+            x.iter_mut()
+                .zip(k)
+                .for_each(|(v, &k)| *v *= f32::from(u8::from(k)) * scale)
+        });
 }
 
 /// `e^x`, branch-free so that loops over slices vectorise: Cephes' `expf`

@@ -22,7 +22,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::{lanes, read};
+use super::{add_into, lanes, read, zeros};
 
 /// Rows per task, in both passes.
 const ROWS: usize = 64;
@@ -60,9 +60,9 @@ pub fn layer_norm<const C: usize, T: Tape<f32, Cpu>>(
     let (b, t, _) = *x.shape();
     let rows = b * t;
     let (g, be) = (read(gamma.clone()).1, read(beta.clone()).1); // (C,)
-    let mut xhat = vec![0f32; rows * C]; // (B·T, C): the normalised rows
+    let mut xhat = zeros(rows * C); // (B·T, C): the normalised rows
     let mut rstd = vec![0f32; rows]; // (B·T,): 1/σ of each row
-    let mut out = vec![0f32; rows * C]; // (B, T, C)
+    let mut out = zeros(rows * C); // (B, T, C)
     let c = C.max(1);
     xhat.par_chunks_mut(ROWS * c)
         .zip(rstd.par_chunks_mut(ROWS))
@@ -87,11 +87,12 @@ pub fn layer_norm<const C: usize, T: Tape<f32, Cpu>>(
         });
     let out = x.device().tensor_from_vec(out, (b, t, Const::<C>)); // (B, T, C)
     if T::OWNS_TAPE {
-        let (out_for_grad, gamma, beta) = (out.clone(), gamma.clone(), beta.clone());
+        let x = x.ghost(); // the gradient's key: the values are not needed again
+        let (out_for_grad, gamma, beta) = (out.ghost(), gamma.clone(), beta.clone());
         tape.add_backward_op(move |grads| {
             // ∂out, taken out of `grads` for the pass (and put back), not copied
             let dout = std::mem::take(&mut **grads.get_or_alloc_mut(&out_for_grad)?);
-            let mut dx = vec![0f32; rows * C]; // (B·T, C)
+            let mut dx = zeros(rows * C); // (B·T, C)
             let blocks = rows.div_ceil(ROWS);
             let mut partial = vec![0f32; blocks * 2 * C]; // per block: ∂γ (C,), then ∂β (C,)
             dx.par_chunks_mut(ROWS * c)
@@ -119,8 +120,7 @@ pub fn layer_norm<const C: usize, T: Tape<f32, Cpu>>(
                         }
                     }
                 });
-            let gx = grads.get_or_alloc_mut(&x)?; // (B, T, C)
-            gx.iter_mut().zip(&dx).for_each(|(g, d)| *g += d);
+            add_into(grads.get_or_alloc_mut(&x)?, &dx); // (B, T, C)
             for (param, at) in [(&gamma, 0), (&beta, C)] {
                 let gp = grads.get_or_alloc_mut(param)?; // (C,)
                 for part in partial.chunks_exact(2 * c) {
