@@ -53,9 +53,10 @@ WORKLOADS = {
 }
 
 # workloads too slow for the usual samples (a step of the lecture preset
-# takes tens of seconds): one round, one sample per side and thread count
-# after the warm-up step; and their peak memory, each side in a process of
-# its own (the largest resident set, as `/usr/bin/time -v` reports it)
+# takes tens of seconds): one round, two samples of one step per side and
+# thread count after the warm-up step; and their peak memory, each side in a
+# process of its own (the largest resident set, as `/usr/bin/time -v`
+# reports it)
 LONG = {"gpt-lecture-step"}
 
 # chapter 8's presets as gpt.py's hyperparameters (n_embd, n_head, n_layer,
@@ -66,7 +67,7 @@ GPT_PRESETS = {
     "gpt-cpu-step": dict(n_embd=128, n_head=4, n_layer=4, block_size=64, batch_size=12,
                          adamw=dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.1), clip=1.0),
     "gpt-lecture-step": dict(n_embd=384, n_head=6, n_layer=6, block_size=256, batch_size=64,
-                             adamw=dict(lr=3e-4), clip=None, dropout=0.2),
+                             adamw=dict(lr=3e-4), clip=None, dropout=0.2, steps=5000),
 }
 
 
@@ -216,7 +217,7 @@ def prepare(workload, words, text):
 
 
 def ladder_step(workload, text, n_embd=32, n_head=4, n_layer=3, block_size=8, batch_size=32,
-                adamw=None, clip=None, dropout=0.0):
+                adamw=None, clip=None, dropout=0.0, steps=None):
     """One training step of a rung of the lecture's ladder (chapters 6-7):
     gpt.py's classes at n_embd 32, 4 heads, block 8, batch 32, AdamW 1e-3;
     or, at chapter 8's sizes, gpt.py's whole model with its _init_weights."""
@@ -327,31 +328,34 @@ def time_torch(fn, samples, min_sample):
     return out
 
 
-def run_measured(cmd):
-    """Runs cmd; its stdout, and its peak resident memory in bytes (the
-    `Maximum resident set size` of `/usr/bin/time -v`, from wait4)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed with exit code {proc.returncode}")
-    return out, usage.ru_maxrss * 1024  # Linux reports kilobytes
+def peak_memory():
+    """This process's peak resident memory in bytes: VmHWM, the high-water
+    mark of its own address space (what `/usr/bin/time -v` reports as the
+    maximum resident set size of a program started on its own). Not
+    getrusage's ru_maxrss, which in a child forked from this large process
+    counts the parent's pages until it execs."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return None
 
 
 def time_charlm(workload, threads, samples, min_sample):
     """Seconds per iteration of each sample, and the process's peak memory."""
     cmd = [CHARLM, "bench", "--workload", workload, "--threads", str(threads),
            "--samples", str(samples), "--sample-ms", str(int(min_sample * 1000)), "--json"]
-    out, peak = run_measured(cmd)
-    return json.loads(out.strip().splitlines()[-1])["timings"][0]["seconds"], peak
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    report = json.loads(out.strip().splitlines()[-1])
+    return report["timings"][0]["seconds"], report.get("peak_memory") or 0
 
 
 def torch_peak(workload, threads):
     """Peak memory of a process that prepares `workload` in PyTorch and runs
     it twice (warm-up and one timed iteration, as a timing run does)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", workload, "--threads", str(threads)]
-    return run_measured(cmd)[1]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["peak_memory"]
 
 
 def peak_gflops():
@@ -417,6 +421,7 @@ def main():
         fn = prepare(args.worker, words, text)
         fn()
         fn()
+        print(json.dumps({"peak_memory": peak_memory()}))
         return
     if not os.path.exists(CHARLM):
         sys.exit(f"{CHARLM} not found: run `cargo build --release` first")
@@ -432,7 +437,7 @@ def main():
         for w in workloads:
             if w in LONG and r > 0:
                 continue
-            n = 1 if w in LONG else args.samples
+            n = 2 if w in LONG else args.samples
             for t in threads:
                 torch.set_num_threads(t)
                 samples[("torch", w, t)] += time_torch(fns[w], n, min_sample)
@@ -490,7 +495,7 @@ def main():
         "versions": f"PyTorch {torch.__version__}, Python {platform.python_version()}, {rustc()}, dfdx 0.13.0",
         "method": f"best of {args.rounds * args.samples} samples of at least {args.sample_ms} ms per side, "
                   f"in {args.rounds} alternating rounds, at {' and '.join(map(str, threads))} threads"
-                  + (f" ({', '.join(sorted(LONG & set(workloads)))}: one sample of one step per side and thread "
+                  + (f" ({', '.join(sorted(LONG & set(workloads)))}: best of two steps per side and thread "
                      f"count, after a warm-up step)" if LONG & set(workloads) else ""),
         "peak": "unknown" if peak is None else f"{peak:.0f}",
     }
@@ -509,7 +514,10 @@ def main():
                 (f"{r['workload'].replace('-', '_')}_{k}", v) for r in rows for k, v in
                 [("torch", fmt_time(r["torch_s"])), ("charlm", fmt_time(r["charlm_s"])),
                  ("ratio", f"{r['ratio']:.3f}"), ("speedup", f"{1 / r['ratio']:.1f}")]
-                + [(k, f"{v:.0f}") for k, v in r.items() if k.endswith("gflops") or k.endswith("peak_mb")]]:
+                + [(k, f"{v:.0f}") for k, v in r.items() if k.endswith("gflops") or k.endswith("peak_mb")]
+                + ([("gflop", f"{FLOP[r['workload']] / 1e9:.1f}")] if r["workload"] in FLOP else [])
+                + [(f"hours_{side}", f"{r[side + '_s'] * GPT_PRESETS[r['workload']]['steps'] / 3600:.1f}")
+                   for side in ("torch", "charlm") if GPT_PRESETS.get(r["workload"], {}).get("steps")]]:
             parts.append(f"ANCHOR: {name}\n{value}\nANCHOR_END: {name}")
         with open(os.path.join(args.out, "numbers.md"), "w") as f:
             f.write("\n".join(parts) + "\n")

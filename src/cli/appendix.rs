@@ -73,9 +73,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             })
             .collect();
         let threads = a.threads;
+        // the process's peak resident memory (its high-water mark, not a
+        // parent's: a forked child's maximum resident set counts the
+        // parent's pages until it execs)
+        let peak = charlm::train::peak_memory();
         println!(
             "{}",
-            serde_json::json!({ "threads": threads, "timings": rows })
+            serde_json::json!({ "threads": threads, "timings": rows, "peak_memory": peak })
         );
     } else {
         println!(

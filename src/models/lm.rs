@@ -21,6 +21,7 @@ use rand::Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::data::text::{Corpus, TokenBatch};
+use crate::ops::rng::MaskRng;
 use crate::ops::Kernels;
 
 /// Errors of the language models.
@@ -129,7 +130,7 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
     /// The loss in training mode: [`loss`](Self::loss), with dropout of
     /// probability `p` where the model has it, its masks drawn from `rng`.
     /// Evaluation and generation never drop.
-    fn train_loss<R: Rng>(
+    fn train_loss<R: MaskRng>(
         &self,
         idx: Tensor<(usize, usize), usize, D, OwnedTape<f32, D>>, // (B, T)
         targets: &Tensor<(usize,), usize, D>,                     // (B·T,)

@@ -3,7 +3,9 @@
 //! the CPU's fused kernels are tested against.
 
 use dfdx::prelude::*;
-use rand::{Rng, RngCore};
+use rand::Rng;
+
+use super::rng::MaskRng;
 
 // ANCHOR: matmul
 /// `x @ w` for data x (N, K) and weights w (K, V), with dfdx's matmul. The
@@ -269,7 +271,7 @@ pub fn scale_grad<S: Shape, D: Device<f32>>(
 pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
     x: Tensor<S, f32, D, T>,
     p: f32,
-    rng: &mut dyn RngCore,
+    rng: &mut dyn MaskRng,
 ) -> Tensor<S, f32, D, T> {
     if p == 0.0 {
         return x;
@@ -286,13 +288,13 @@ pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
 
 /// Dropout in training: its probability and the generator that draws the
 /// masks; `None` in evaluation (nothing is dropped).
-pub type Dropping<'a> = Option<(f32, &'a mut dyn RngCore)>;
+pub type Dropping<'a> = Option<(f32, &'a mut dyn MaskRng)>;
 
 /// `dropping` lent out for one op, to be used again after it.
 pub fn again<'a>(dropping: &'a mut Dropping<'_>) -> Dropping<'a> {
     dropping
         .as_mut()
-        .map(|(p, rng)| (*p, &mut **rng as &mut dyn RngCore))
+        .map(|(p, rng)| (*p, &mut **rng as &mut dyn MaskRng))
 }
 
 // ANCHOR: self_attention

@@ -28,6 +28,7 @@ use dfdx::prelude::*;
 
 pub mod composed;
 pub mod cpu;
+pub mod rng;
 
 // ANCHOR: kernels
 /// Devices with charlm's kernels: every method defaults to [`composed`].

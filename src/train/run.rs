@@ -15,6 +15,7 @@ use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainS
 use crate::data::text::{batch_at, Corpus, Split, TokenBatch};
 use crate::models::lm::{batch_tensors, check_vocab};
 use crate::models::LanguageModel;
+use crate::ops::rng::MaskRng;
 use crate::ops::Kernels;
 
 // ANCHOR: estimate_loss
@@ -75,7 +76,7 @@ pub fn split_loss<D: Kernels, M: LanguageModel<D>>(
 /// Every random draw (batch offsets) comes from `rng`; `on_event` sees every
 /// step and estimate; a NaN or infinite loss stops with an error naming the
 /// step.
-pub fn train<D: Kernels, M: LanguageModel<D>, R: Rng>(
+pub fn train<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
@@ -92,7 +93,7 @@ pub fn train<D: Kernels, M: LanguageModel<D>, R: Rng>(
 /// one restored from a checkpoint). `watch` sees every event and is asked
 /// before every step whether to stop; a run stopped and resumed with the same
 /// state and generator continues exactly as if it had never stopped.
-pub fn run<D: Kernels, M: LanguageModel<D>, R: Rng>(
+pub fn run<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
@@ -113,7 +114,7 @@ pub type Keep<'a, D, M, R> = dyn FnMut(&M, &TrainState<D>, &R) -> Result<(), Tra
 /// the best so far (after the first step), as nanoGPT saves its checkpoint
 /// when the validation loss improves. Introduced in chapter 8.
 #[allow(clippy::too_many_arguments)]
-pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: Rng>(
+pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
@@ -206,7 +207,7 @@ fn update<D: Kernels, M: LanguageModel<D>>(
 /// [`train_step`] in training mode with dropout: the forward pass zeroes
 /// activations with probability `p`, the masks drawn from `rng` (chapter 7).
 #[allow(clippy::too_many_arguments)]
-pub fn train_step_dropout<D: Kernels, M: LanguageModel<D>, R: Rng>(
+pub fn train_step_dropout<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     dev: &D,
     model: &mut M,
     opt: &mut AdamW<D>,

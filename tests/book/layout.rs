@@ -61,7 +61,7 @@ fn every_workload_is_named_once_and_prepares() {
     let all = charlm::bench::all();
     let names: BTreeSet<&str> = all.iter().map(|w| w.name).collect();
     assert_eq!(names.len(), all.len());
-    assert_eq!(all.len(), 14);
+    assert_eq!(all.len(), 15);
     assert_eq!(charlm::bench::find("head-step").unwrap().name, "head-step");
     assert!(charlm::bench::find("nope").is_none());
     // the cheapest one runs, and a ladder step (the shared training-step workload)

@@ -366,7 +366,7 @@ fn attention_run(b: usize, t: usize, p: f32, seed: u64, fused: bool) -> Vec<Vec<
     let up = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
     let mut drops = ChaCha12Rng::seed_from_u64(seed + 1);
     let dropping: composed::Dropping =
-        (p > 0.0).then_some((p, &mut drops as &mut dyn rand::RngCore));
+        (p > 0.0).then_some((p, &mut drops as &mut dyn charlm::ops::rng::MaskRng));
     let xt = x.trace(Gradients::leaky());
     let y = if fused {
         <Cpu as Kernels>::self_attention::<C, 4, 6, _>(xt, [&q, &k, &v], &pw, &pb, dropping)
@@ -437,7 +437,7 @@ fn ffwd_run(b: usize, t: usize, p: f32, seed: u64, fused: bool) -> Vec<Vec<f32>>
     let up = dev.tensor_from_vec(normals(&mut rng, b * t * C, 1.0), (b, t, Const::<C>));
     let mut drops = ChaCha12Rng::seed_from_u64(seed + 1);
     let dropping: composed::Dropping =
-        (p > 0.0).then_some((p, &mut drops as &mut dyn rand::RngCore));
+        (p > 0.0).then_some((p, &mut drops as &mut dyn charlm::ops::rng::MaskRng));
     let xt = x.trace(Gradients::leaky());
     let y = if fused {
         <Cpu as Kernels>::feed_forward(xt, (&w1, &b1), (&w2, &b2), dropping)
@@ -581,4 +581,29 @@ fn fused_clipping_passes_equal_the_composed_ones() {
     composed::scale_grad(&mut b, &p, 0.25).unwrap();
     assert_eq!(a.get(&p).as_vec(), b.get(&p).as_vec());
     assert_eq!(a.get(&p).as_vec()[7], up.as_vec()[7] * 0.25);
+}
+
+// Dropout's draws, many at once: ChaCha's stream split across threads gives
+// exactly the numbers one thread drawing them in order gets, and leaves the
+// generator where that thread would.
+#[test]
+fn chacha_fills_dropout_draws_across_threads_as_one_thread_draws_them() {
+    use charlm::ops::rng::{keep_mask, MaskRng};
+    use rand::RngCore;
+    let mut a = ChaCha12Rng::seed_from_u64(5);
+    a.next_u32(); // start inside a block
+    let mut b = a.clone();
+    let n = 200_003; // several threads' stretches, and a ragged end
+    let mut filled = vec![0u32; n];
+    charlm::bench::with_threads(2, || a.fill_u32(&mut filled)).unwrap();
+    let drawn: Vec<u32> = (0..n).map(|_| b.next_u32()).collect();
+    assert_eq!(filled, drawn);
+    assert_eq!(a.next_u32(), b.next_u32(), "both stand at the same place");
+    // keep_mask's decisions are the composed dropout's `gen::<f32>() < p`
+    let (mut c, mut d) = (ChaCha12Rng::seed_from_u64(6), ChaCha12Rng::seed_from_u64(6));
+    let keep = keep_mask(&mut c, n, 0.2);
+    let plain: Vec<bool> = (0..n).map(|_| d.gen::<f32>() >= 0.2).collect();
+    assert_eq!(keep, plain);
+    let kept = keep.iter().filter(|&&k| k).count() as f64 / n as f64;
+    assert!((kept - 0.8).abs() < 0.01, "{kept}");
 }

@@ -15,9 +15,9 @@ use dfdx::prelude::*;
 use super::linear::{both, gemm_strided};
 use rayon::prelude::*;
 
-use super::mha::keep_mask;
 use super::{add_row_sums, apply_mask, read, rows_of, zeros};
 use crate::ops::composed::Dropping;
+use crate::ops::rng::keep_mask;
 
 // ANCHOR: feed_forward
 /// [`Kernels::feed_forward`](crate::ops::Kernels::feed_forward) on the CPU.

@@ -26,7 +26,6 @@
 //! result does not depend on the number of threads.
 
 use dfdx::prelude::*;
-use rand::{Rng, RngCore};
 use rayon::prelude::*;
 
 use super::attention::{causal_softmax_row, gemm_into, row_blocks, View};
@@ -34,13 +33,7 @@ use super::linear::{both, gemm_strided};
 use super::qkv::side_by_side;
 use super::{add_row_sums, apply_mask, read, rows_of, zeros};
 use crate::ops::composed::Dropping;
-
-/// Which entries dropout keeps: `n` draws from `rng`, as the composed
-/// [`dropout`](crate::ops::composed::dropout) draws them (an entry is
-/// dropped when its draw is below `p`).
-pub(crate) fn keep_mask(rng: &mut dyn RngCore, n: usize, p: f32) -> Vec<bool> {
-    (0..n).map(|_| rng.gen::<f32>() >= p).collect()
-}
+use crate::ops::rng::keep_mask;
 
 /// Dropout's probability and masks for one call: the weights' (B·NH, T, T)
 /// and the output's (B, T, C).
