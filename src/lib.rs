@@ -15,6 +15,8 @@
 //! | 3. the bigram language model | [`models::bigram`], [`models::lm`], [`train`] | [`stages::bigram`] |
 //! | 4. the mathematical trick in self-attention | [`models::attention_trick`] | [`stages::attention_trick`] |
 //! | 5. one head of self-attention | [`models::head`] | [`stages::head`] |
+//! | 6, 7. multi-head attention, blocks, LayerNorm, dropout | [`models::multihead`], [`models::gpt`] | [`stages::ladder`], [`stages::ladder_book`] |
+//! | 8. a GPT at scale | [`models::gpt`] (the presets) | [`stages::gpt`], [`stages::gpt_book`] |
 //! | appendix: parity with PyTorch | | [`parity`], [`stages::parity`] |
 //! | appendix: how fast is it? | [`ops::cpu`] | [`bench`](mod@bench) |
 //!
@@ -63,6 +65,9 @@ pub mod book {
 
     #[doc = include_str!("../chapters/ch05-self-attention-head.md")]
     pub struct SelfAttentionHead;
+
+    #[doc = include_str!("../chapters/ch08-gpt.md")]
+    pub struct Gpt;
 
     #[doc = include_str!("../chapters/appendix-parity.md")]
     pub struct AppendixParity;

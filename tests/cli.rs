@@ -123,7 +123,7 @@ fn tour_writes_every_figure() {
     assert!(v["bigram_onehot"]["loss"].as_f64().unwrap() < 2.50);
     assert!(v["bigram_embedding"]["val_loss"].as_f64().unwrap() <= 2.52);
     assert_eq!(v["parity"]["passed"], v["parity"]["comparisons"]);
-    assert_eq!(v["parity"]["comparisons"], 51);
+    assert_eq!(v["parity"]["comparisons"], 54);
     assert_eq!(v["ladder"]["rungs"].as_array().map(Vec::len), Some(6));
     // chapter 8: a short run of the small preset learns
     assert_eq!(v["gpt"]["steps"], 500);
@@ -598,14 +598,14 @@ fn parity_prints_every_comparison_and_all_pass() {
     let v = json_of(&o);
     assert_eq!(v["failed"], 0, "{v}");
     let rows = v["comparisons"].as_array().unwrap();
-    assert_eq!(rows.len(), 51);
+    assert_eq!(rows.len(), 54);
     assert!(rows.iter().all(|r| r["passes"] == true));
     assert!(v["torch"].as_str().unwrap().starts_with('2'), "{v}");
     let o = charlm(&["parity"], Path::new("."));
     let out = stdout(&o);
     assert!(out.contains("| bigram_counts | NLL, summed in float32 as the lecture does | 1 | 0 | bit for bit | ✓ |"), "{out}");
     assert!(
-        out.contains("51 of 51 comparisons within tolerance"),
+        out.contains("54 of 54 comparisons within tolerance"),
         "{out}"
     );
 }
@@ -1023,6 +1023,22 @@ fn gpt_presets_at_scale() {
     let v = json_of(&o);
     assert_eq!(v["params"], 10_788_929);
     assert_eq!(v["config"]["dropout"].as_f64(), Some(0.2_f32 as f64));
+    // on a CPU it reports its time a step and the process's peak memory:
+    // at least the weights, their gradients and AdamW's two moments
+    let per_step = v["seconds_per_step"].as_f64().unwrap();
+    assert!(per_step > 0.0, "{v}");
+    assert!(
+        v["peak_memory"].as_u64().unwrap() > 4 * 4 * 10_788_929,
+        "{v}"
+    );
+    let o = charlm(&args[..args.len() - 1], d); // the same run, for people
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("parameters       10788929"), "{out}");
+    assert!(
+        out.contains(" s a step)") && out.contains("memory           peak "),
+        "{out}"
+    );
     // bad values
     for (bad, says) in [
         (vec!["--min-lr", "1e-5"], "add --lr-schedule cosine"),

@@ -62,14 +62,43 @@ pub struct FiguresArgs {
     /// The book's figures folder.
     #[arg(long, value_name = "DIR", default_value = "chapters/figures")]
     out: PathBuf,
+    /// Only this stage's files (repeat the flag); every stage by default.
+    /// Chapter 8's (`gpt`) train its presets in full: several minutes.
+    #[arg(long = "stage", value_name = "ID", value_parser = stage_id)]
+    stages: Vec<&'static str>,
+    /// Where a stage keeps a record of its runs (chapter 8's `runs.json`),
+    /// draw its figures and numbers from that record instead of running
+    /// again (after a change to how they are drawn); other stages as usual.
+    #[arg(long)]
+    redraw: bool,
 }
 
-/// `charlm figures`: every stage's book files.
+/// A stage by its id, for clap.
+fn stage_id(id: &str) -> Result<&'static str, String> {
+    ALL.iter()
+        .map(|s| s.id())
+        .find(|&s| s == id)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = ALL.iter().map(|s| s.id()).collect();
+            format!("unknown stage; choose from {}", ids.join(", "))
+        })
+}
+
+/// `charlm figures`: every stage's book files (or the chosen stages').
 pub fn figures(a: FiguresArgs) -> Result<()> {
     charlm::fsutil::check_folder(&a.out)?;
     let data = DataSets::new();
-    for stage in ALL {
+    let chosen = |id: &str| a.stages.is_empty() || a.stages.contains(&id);
+    for stage in ALL.iter().filter(|s| chosen(s.id())) {
         let dir = a.out.join(stage.id());
+        if a.redraw && stage.redraw_book_files(&dir)? {
+            println!(
+                "redrew the book's files for {} in {} from its record",
+                stage.id(),
+                dir.display()
+            );
+            continue;
+        }
         stage.write_book_files(&data, &dir)?;
         println!(
             "wrote the book's files for {} to {}",

@@ -275,6 +275,7 @@ impl Locator {
 #[derive(Debug, Default)]
 pub struct DataSets {
     names: std::sync::OnceLock<Vec<String>>,
+    names_text: std::sync::OnceLock<String>,
     text: std::sync::OnceLock<String>,
 }
 
@@ -291,6 +292,16 @@ impl DataSets {
         }
         let words = load_names(None)?;
         Ok(self.names.get_or_init(|| words))
+    }
+
+    /// names.txt as plain text, a name a line (chapter 8 trains a GPT on
+    /// it as on any text).
+    pub fn names_text(&self) -> Result<&str, DataError> {
+        if let Some(text) = self.names_text.get() {
+            return Ok(text);
+        }
+        let text = load_text(Dataset::Names, None)?;
+        Ok(self.names_text.get_or_init(|| text))
     }
 
     /// tinyshakespeare.txt, as text.

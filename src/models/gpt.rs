@@ -28,6 +28,7 @@ use super::head::Seq;
 use super::lm::{dev_err, LanguageModel, Linear, LmHead, Logits, ModelError};
 use super::multihead::{attention_floats, linear, Embeddings, MultiHeadAttention};
 use crate::ops::composed::{again, Dropping};
+use crate::ops::rng::MaskRng;
 use crate::ops::Kernels;
 
 /// The tape of training.
@@ -221,7 +222,7 @@ where
 {
     /// The block in training, dropping with probability `p`, the masks
     /// drawn from `rng`.
-    pub fn forward_train<R: Rng>(
+    pub fn forward_train<R: MaskRng>(
         &self,
         x: Seq<C, D, Train<D>>, // (B, T, C)
         p: f32,
@@ -324,6 +325,85 @@ pub type GptCpu<D> = Gpt<128, 4, 32, 512, 4, 64, LayerNorm1D<128, f32, D>, f32, 
 pub type GptLecture<D> = Gpt<384, 6, 64, 1536, 6, 256, LayerNorm1D<384, f32, D>, f32, D, Lecture>;
 // ANCHOR_END: presets
 
+/// The sizes a GPT's type fixes: what chapter 8 counts its parameters from
+/// by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// n_embd (C).
+    pub embd: usize,
+    /// Heads per block (NH).
+    pub heads: usize,
+    /// Channels per head (HS = C / NH).
+    pub head_size: usize,
+    /// The feed-forward layer's inner width (F = 4·C).
+    pub ffwd: usize,
+    /// Blocks (L).
+    pub layers: usize,
+    /// The longest context (the position table's rows).
+    pub block: usize,
+}
+
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        const F: usize,
+        const L: usize,
+        const BLOCK: usize,
+        N,
+        E: Dtype,
+        D: Storage<E>,
+        P,
+    > Gpt<C, NH, HS, F, L, BLOCK, N, E, D, P>
+{
+    /// The sizes this type fixes.
+    pub const SIZES: Sizes = Sizes {
+        embd: C,
+        heads: NH,
+        head_size: HS,
+        ffwd: F,
+        layers: L,
+        block: BLOCK,
+    };
+}
+
+impl Sizes {
+    // ANCHOR: params_by_hand
+    /// The parameters of a GPT of these sizes (with LayerNorm) for a
+    /// vocabulary of `v` characters, counted by hand.
+    pub fn params(&self, v: usize) -> usize {
+        let (c, f) = (self.embd, self.ffwd);
+        let block = 2 * c // ln1: gamma and beta
+            + 3 * c * c // key, query, value: every head's (C, HS) map side by side
+            + c * c + c // proj: weight and bias
+            + 2 * c // ln2
+            + c * f + f // ffwd.0: Linear(C, F)
+            + f * c + c; // ffwd.2: Linear(F, C)
+        v * c // token_embedding_table
+            + self.block * c // position_embedding_table
+            + self.layers * block
+            + 2 * c // ln_f
+            + c * v + v // lm_head: Linear(C, V)
+    }
+    // ANCHOR_END: params_by_hand
+
+    /// [`params`](Self::params) written out with these sizes' numbers.
+    pub fn params_sum(&self, v: usize) -> String {
+        let (c, f, l, t) = (self.embd, self.ffwd, self.layers, self.block);
+        let count = self.params(v).to_string();
+        let mut digits = String::new();
+        for (i, d) in count.chars().enumerate() {
+            if i > 0 && (count.len() - i).is_multiple_of(3) {
+                digits.push(',');
+            }
+            digits.push(d);
+        }
+        format!(
+            "{v}·{c} + {t}·{c} + {l}·(2·{c} + 3·{c}² + ({c}² + {c}) + 2·{c} + ({c}·{f} + {f}) + ({f}·{c} + {c})) + 2·{c} + ({c}·{v} + {v}) = {digits}"
+        )
+    }
+}
+
 /// The rung "blocks": 3 blocks of 4 heads of 8, feed-forward 32 → 128 → 32,
 /// residual connections and projections, no norm; n_embd 32, block 8.
 pub type LectureBlocks<D> = Gpt<32, 4, 8, 128, 3, 8, (), f32, D>;
@@ -424,7 +504,7 @@ where
     // ANCHOR_END: gpt_forward
 
     /// [`forward`](Self::forward) in training, dropping with probability `p`.
-    pub fn forward_train<R: Rng>(
+    pub fn forward_train<R: MaskRng>(
         &self,
         idx: Tensor<(usize, usize), usize, D, Train<D>>, // (B, T)
         p: f32,
@@ -560,7 +640,7 @@ where
     };
     const DROPOUT: bool = true;
 
-    fn train_loss<R: Rng>(
+    fn train_loss<R: MaskRng>(
         &self,
         idx: Tensor<(usize, usize), usize, D, Train<D>>,
         targets: &Tensor<(usize,), usize, D>,

@@ -1,7 +1,6 @@
 //! Chapter 8's presets: the lecture's GPT scaled up, each a model type (its
 //! sizes) and its training settings, run by `charlm gpt --preset NAME`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use dfdx::nn::NumParams;
@@ -10,11 +9,11 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
 use super::gpt_parity::{check_gpt, GptInputs};
-use super::{json, BookNumbers, Progress, Stage, StageError, Tour};
+use super::{json, Progress, Stage, StageError, Tour};
 use crate::bench::{training_step, Workload};
 use crate::data::DataSets;
-use crate::models::gpt::{GptCpu, GptLecture, GptSmall};
-use crate::models::Kind;
+use crate::models::gpt::{GptCpu, GptLecture, GptSmall, Sizes};
+use crate::models::{Kind, LanguageModel, ModelJob};
 use crate::parity::Comparison;
 use crate::train::session::{self, Settings};
 use crate::train::TrainConfig;
@@ -31,6 +30,8 @@ pub struct GptPreset {
     pub about: &'static str,
     /// Its training settings.
     pub config: fn() -> TrainConfig,
+    /// The sizes its model type fixes.
+    pub sizes: Sizes,
 }
 
 /// The three presets: `small` (a minute or so on a laptop), `cpu`
@@ -41,18 +42,21 @@ pub const GPT_PRESETS: [GptPreset; 3] = [
         kind: Kind::GptSmall,
         about: "n_embd 64, 4 heads, 4 layers, block 32, batch 16, 5000 steps at 1e-3",
         config: TrainConfig::gpt_small,
+        sizes: GptSmall::<Cpu>::SIZES,
     },
     GptPreset {
         name: "cpu",
         kind: Kind::GptCpu,
         about: "nanoGPT's laptop run: n_embd 128, 4 heads, 4 layers, block 64, batch 12, 2000 steps, cosine 1e-3 to 1e-4",
         config: TrainConfig::gpt_cpu,
+        sizes: GptCpu::<Cpu>::SIZES,
     },
     GptPreset {
         name: "lecture",
         kind: Kind::GptLecture,
         about: "gpt.py: n_embd 384, 6 heads, 6 layers, block 256, batch 64, dropout 0.2, 5000 steps at 3e-4",
         config: TrainConfig::gpt_lecture,
+        sizes: GptLecture::<Cpu>::SIZES,
     },
 ];
 // ANCHOR_END: gpt_presets
@@ -65,33 +69,54 @@ pub fn gpt_preset(name: &str) -> Option<GptPreset> {
 /// The stage's id: its book files are in `chapters/figures/gpt`.
 pub const ID: &str = "gpt";
 
-/// Chapter 8 in the registry (in progress: its timed workloads, the
-/// presets' parameter counts, and a short `small` run in the tour).
+/// Chapter 8 in the registry: the presets' runs, samples and numbers
+/// ([`gpt_book`](super::gpt_book)), a short `small` run in the tour, the
+/// check against gpt.py, and the presets' training steps as workloads.
 pub struct Gpt;
 
 /// Steps of the tour's short `small` run (the preset's own is 5,000:
 /// `charlm gpt --preset small`).
 pub const TOUR_STEPS: usize = 500;
 
+/// The lecture's validation loss for the `lecture` preset, trained on a GPU
+/// (the video).
+pub const LECTURE_VAL: f32 = 1.48;
+
+/// The validation loss the `small` preset is to reach (PyTorch's gpt.py at
+/// the same settings, on this project's machine: [`TORCH_SMALL_VAL`]).
+pub const SMALL_TARGET: f32 = 1.86;
+
+/// gpt.py at the `small` preset's settings in PyTorch, 5,000 steps, measured
+/// on this project's machine when the preset was chosen.
+pub const TORCH_SMALL_VAL: f32 = 1.8374;
+
+/// The validation loss the `cpu` preset is to reach, in under
+/// [`CPU_MINUTES`] minutes.
+pub const CPU_TARGET: f32 = 1.90;
+
+/// The `cpu` preset's time budget on a two-core machine, in minutes.
+pub const CPU_MINUTES: f32 = 10.0;
+
+/// nanoGPT's README for its laptop configuration (which the `cpu` preset
+/// follows, with the lecture's model): validation loss about 1.88 after
+/// about 3 minutes.
+pub const NANOGPT_CPU: (f32, f32) = (1.88, 3.0);
+
 /// Each preset's parameter count, made from its model type on `vocab`
 /// characters (cheap: the models are initialised, not trained).
 pub fn preset_params(vocab: usize) -> Result<Vec<(&'static str, usize)>, StageError> {
-    let dev = Cpu::default();
-    let mut rng = ChaCha12Rng::seed_from_u64(1337);
-    Ok(vec![
-        (
-            "small",
-            GptSmall::<Cpu>::new(&dev, vocab, &mut rng)?.num_trainable_params(),
-        ),
-        (
-            "cpu",
-            GptCpu::<Cpu>::new(&dev, vocab, &mut rng)?.num_trainable_params(),
-        ),
-        (
-            "lecture",
-            GptLecture::<Cpu>::new(&dev, vocab, &mut rng)?.num_trainable_params(),
-        ),
-    ])
+    struct Count(usize);
+    impl ModelJob<Cpu> for Count {
+        type Output = Result<usize, StageError>;
+        fn run<M: LanguageModel<Cpu>>(self) -> Self::Output {
+            let mut rng = ChaCha12Rng::seed_from_u64(1337);
+            Ok(M::init(&Cpu::default(), self.0, &mut rng)?.num_trainable_params())
+        }
+    }
+    GPT_PRESETS
+        .iter()
+        .map(|p| Ok((p.name, p.kind.with(Count(vocab))?)))
+        .collect()
 }
 
 impl Stage for Gpt {
@@ -125,16 +150,15 @@ impl Stage for Gpt {
         })
     }
 
+    /// Runs every run of the chapter in full (several minutes), then writes
+    /// the record and the files drawn from it ([`gpt_book`](super::gpt_book)).
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
-        let vocab = crate::data::text::Corpus::new(data.text()?)?.vocab.len();
-        let mut numbers = BookNumbers::default();
-        let mut table = String::from("| preset | configuration | parameters |\n|---|---|---:|\n");
-        for ((name, params), preset) in preset_params(vocab)?.into_iter().zip(GPT_PRESETS) {
-            let _ = writeln!(table, "| `{name}` | {} | {params} |", preset.about);
-            numbers.put(&format!("params_{name}"), params.to_string());
-        }
-        numbers.put("presets", table.trim_end().to_string());
-        numbers.write(dir)
+        super::gpt_book::write_book_files(&super::gpt_book::run_book(data)?, dir)
+    }
+
+    fn redraw_book_files(&self, dir: &Path) -> Result<bool, StageError> {
+        super::gpt_book::render(&super::gpt_book::read_record(dir)?, dir)?;
+        Ok(true)
     }
 
     fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {

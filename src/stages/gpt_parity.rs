@@ -69,6 +69,22 @@ impl GptInputs {
     }
 }
 
+/// How far PyTorch's own batch losses move over the 100 steps between 1
+/// and 2 threads: the largest difference, what the later steps are held to
+/// (twice it).
+pub fn torch_spread() -> Result<f32, RefError> {
+    let r: GptRef = ref_file!("gpt.json").json()?;
+    Ok(spread(&r))
+}
+
+fn spread(r: &GptRef) -> f32 {
+    r.step_losses
+        .iter()
+        .zip(&r.step_losses_2_threads)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max)
+}
+
 /// Chapter 8: the logits of the initial model on the first two rows of the
 /// first batch, then the 100 steps.
 pub fn check_gpt<D: Kernels>(
@@ -117,12 +133,7 @@ pub fn check_gpt<D: Kernels>(
         losses[..k].to_vec(),
         1e-4,
     ));
-    let spread = r
-        .step_losses
-        .iter()
-        .zip(&r.step_losses_2_threads)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let spread = spread(&r);
     out.push(compare(
         STAGE,
         format!(

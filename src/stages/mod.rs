@@ -29,6 +29,7 @@ pub mod attention_trick;
 pub mod bigram;
 pub mod counts;
 pub mod gpt;
+pub mod gpt_book;
 pub mod gpt_parity;
 pub mod head;
 pub mod ladder;
@@ -68,6 +69,13 @@ pub trait Stage: Sync {
 
     /// Writes every figure (SVG) and number its chapter quotes into `dir`.
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError>;
+
+    /// Draws the book files in `dir` again from the record of its runs that
+    /// `write_book_files` keeps there, running nothing, where the stage keeps
+    /// one (chapter 8's runs take minutes); `Ok(false)` where it keeps none.
+    fn redraw_book_files(&self, _dir: &Path) -> Result<bool, StageError> {
+        Ok(false)
+    }
 
     /// Its checks against the lecture's PyTorch code (see [`crate::parity`]).
     fn parity(&self, _data: &DataSets) -> Result<Vec<Comparison>, StageError> {

@@ -130,6 +130,15 @@ pub fn available_memory() -> Option<u64> {
     Some(kb.saturating_mul(1024))
 }
 
+/// The process's peak resident memory so far, in bytes: `VmHWM` in
+/// `/proc/self/status` on Linux (`None` elsewhere). Chapter 8 reports it.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
 /// Bytes in words: "12.3 GB", "512 MB".
 pub fn bytes_in_words(bytes: u128) -> String {
     let gb = bytes as f64 / 1e9;
