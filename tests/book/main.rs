@@ -16,6 +16,8 @@ mod ch05_head;
 mod ch06_ch07_ladder;
 mod ch08_gpt;
 mod checkpoints;
+#[cfg(feature = "cuda")]
+mod cuda;
 mod data;
 mod files;
 mod layout;
