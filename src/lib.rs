@@ -30,6 +30,7 @@
 //! | [`train`] | settings, AdamW, the loop, checkpoints, a whole session (chapter 3) |
 //! | [`stages`] | one file per chapter behind one `Stage` trait, and the registry `stages::ALL` |
 //! | [`parity`], [`bench`](mod@bench) | the appendices' machinery |
+//! | [`torch_rng`] | PyTorch's CPU random streams replayed, for the video's numbers (`--rng torch`, chapters 1 and 2) |
 //! | [`plot`], [`fsutil`] | figures; files written atomically |
 #![warn(missing_docs)]
 
@@ -41,6 +42,7 @@ pub mod ops;
 pub mod parity;
 pub mod plot;
 pub mod stages;
+pub mod torch_rng;
 pub mod train;
 
 /// Re-exported so notebooks and examples use the same versions as the crate.

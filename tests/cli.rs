@@ -95,6 +95,35 @@ fn counts_seed_controls_samples() {
     assert_ne!(run("1"), run("2"));
 }
 
+// `--rng torch` replays torch's generator: the lecture's seed samples the
+// names the video printed.
+#[test]
+fn counts_on_torchs_generator_prints_the_videos_names() {
+    let o = charlm(
+        &[
+            "counts",
+            "--rng",
+            "torch",
+            "--seed",
+            "2147483647",
+            "--samples",
+            "5",
+            "--json",
+        ],
+        Path::new("."),
+    );
+    assert!(o.status.success());
+    let v: serde_json::Value =
+        serde_json::from_str(stdout(&o).trim_end().lines().last().unwrap()).unwrap();
+    assert_eq!(v["rng"], "torch");
+    assert_eq!(
+        v["samples"],
+        serde_json::json!(["mor", "axx", "minaymoryles", "kondlaisah", "anchshizarie"])
+    );
+    let o = charlm(&["counts", "--rng", "mt"], Path::new("."));
+    assert!(!o.status.success(), "an unknown generator is refused");
+}
+
 #[test]
 fn human_output_names_the_key_figures() {
     let o = charlm(&["counts"], Path::new("."));

@@ -13,6 +13,7 @@ use charlm::stages::attention_trick::{run_attention, LECTURE_SHAPE};
 use charlm::stages::counts::{run_counts, CountsSettings};
 use charlm::stages::onehot::{run_onehot, OneHotSettings};
 use charlm::stages::LECTURE_SEED;
+use charlm::torch_rng::RngKind;
 use charlm::train::{Event, Watch};
 use charlm::{data, fsutil};
 
@@ -41,6 +42,10 @@ pub struct CountsArgs {
     /// Seed of the random generator (the lecture's is 2147483647).
     #[arg(long, value_name = "S", default_value_t = LECTURE_SEED)]
     seed: u64,
+    /// The random generator: charlm's own, or torch's replayed (with the
+    /// lecture's seed, `torch` samples the names the video printed).
+    #[arg(long, value_enum, default_value_t = RngArg::Chacha)]
+    rng: RngArg,
     /// Also draw the annotated 27×27 count heatmap to PATH (.svg or .png).
     #[arg(long, value_name = "PATH")]
     figure: Option<PathBuf>,
@@ -60,6 +65,7 @@ pub fn counts(a: CountsArgs) -> Result<()> {
         smoothing: a.smoothing,
         samples: a.samples,
         seed: a.seed,
+        rng: a.rng.into(),
     };
     let run = run_counts(&words, &settings)?;
     if let Some(path) = &a.figure {
@@ -77,6 +83,25 @@ pub fn counts(a: CountsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which random generator a chapter draws from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RngArg {
+    /// charlm's own (ChaCha12, the one dfdx uses): portable, fast, and its
+    /// state can be saved in a checkpoint.
+    Chacha,
+    /// torch's CPU generator (MT19937), replayed: the video's numbers.
+    Torch,
+}
+
+impl From<RngArg> for RngKind {
+    fn from(a: RngArg) -> RngKind {
+        match a {
+            RngArg::Chacha => RngKind::ChaCha,
+            RngArg::Torch => RngKind::Torch,
+        }
+    }
 }
 
 /// Which forward pass computes the logits.
@@ -122,6 +147,10 @@ pub struct OnehotArgs {
     /// How many names to sample from the trained net (0 to 1,000,000).
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = count_in(0, limits::NAMES))]
     samples: usize,
+    /// The random generator of W and the samples: charlm's own, or torch's
+    /// replayed (with the lecture's seed, `torch` starts from the video's W).
+    #[arg(long, value_enum, default_value_t = RngArg::Chacha)]
+    rng: RngArg,
     /// Forward pass: the lecture's one-hot matmul, or the row lookup.
     #[arg(long, value_enum, default_value_t = ForwardArg::Onehot)]
     forward: ForwardArg,
@@ -148,6 +177,7 @@ pub fn onehot(a: OnehotArgs) -> Result<()> {
         },
         seed: a.seed,
         samples: a.samples,
+        rng: a.rng.into(),
     };
     let job = OnehotJob {
         words: &words,

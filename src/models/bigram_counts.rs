@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::Rng;
 
+use crate::torch_rng::TorchGenerator;
+
 use crate::data::vocab::{UnknownChar, Vocab, BOUNDARY};
 
 /// Errors of the counting model.
@@ -370,6 +372,24 @@ impl BigramModel {
     pub fn sample_names<R: Rng + ?Sized>(&self, rng: &mut R, n: usize) -> Vec<String> {
         self.sampler.sample_names(rng, n)
     }
+
+    /// The lecture's sampling loop on torch's generator (`--rng torch`), from
+    /// `P` made as the lecture makes it, in float32: `P = (N + k).float()`,
+    /// `P /= P.sum(1, keepdims=True)`. With seed 2147483647 and k = 1 these
+    /// are the video's names.
+    pub fn sample_names_torch(&self, g: &mut TorchGenerator, n: usize) -> Vec<String> {
+        let v = self.counts.size();
+        let k = self.smoothing as f32;
+        let mut p = vec![0f32; v * v]; // (V, V), float32
+        for (i, row) in p.chunks_exact_mut(v.max(1)).enumerate() {
+            row.iter_mut()
+                .zip(self.counts.row(i))
+                .for_each(|(p, &c)| *p = c as f32 + k); // (N + k).float()
+            let sum: f32 = row.iter().sum(); // P.sum(1, keepdims=True)
+            row.iter_mut().for_each(|p| *p /= sum); // P /= ...
+        }
+        sample_names_torch(&p, self.vocab(), g, n)
+    }
 }
 
 /// Draws names from a row-stochastic `(V, V)` matrix: row `i` is the
@@ -422,6 +442,36 @@ impl RowSampler {
         (0..n).map(|_| self.sample(rng, MAX_SAMPLE_LEN)).collect()
     }
 }
+
+// ANCHOR: sample_torch
+/// The lecture's sampling loop, drawn from torch's generator: start at '.',
+/// `ix = torch.multinomial(p[ix], 1, replacement=True, generator=g)` until
+/// '.' comes again. `p` is row-major `(V, V)` float32, as the lecture's
+/// tensors are (chapters 1 and 2, `--rng torch`).
+pub fn sample_names_torch(
+    p: &[f32],
+    vocab: &Vocab,
+    g: &mut TorchGenerator,
+    n: usize,
+) -> Vec<String> {
+    let v = vocab.len();
+    assert_eq!(p.len(), v * v, "p must be (V, V)");
+    (0..n)
+        .map(|_| {
+            let mut out = String::new();
+            let mut ix = 0;
+            for _ in 0..MAX_SAMPLE_LEN {
+                ix = g.multinomial(&p[ix * v..(ix + 1) * v]); // torch.multinomial(p, 1, ...)
+                if ix == 0 {
+                    break;
+                }
+                out.push(vocab.chars()[ix]);
+            }
+            out
+        })
+        .collect()
+}
+// ANCHOR_END: sample_torch
 
 /// The length at which [`BigramModel::sample_names`] cuts a name off.
 pub const MAX_SAMPLE_LEN: usize = 100;

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+
+use crate::torch_rng::{RngKind, TorchGenerator};
 use serde::{Deserialize, Serialize};
 
 use super::{json, sample_block, BookNumbers, Progress, Stage, StageError, Tour, LECTURE_SEED};
@@ -85,6 +87,8 @@ pub struct CountsSettings {
     pub samples: usize,
     /// Seed of the one RNG every sample is drawn from.
     pub seed: u64,
+    /// Which generator: charlm's (ChaCha12) or torch's, replayed.
+    pub rng: RngKind,
 }
 
 impl Default for CountsSettings {
@@ -93,6 +97,7 @@ impl Default for CountsSettings {
             smoothing: 1.0,
             samples: 10,
             seed: LECTURE_SEED,
+            rng: RngKind::ChaCha,
         }
     }
 }
@@ -121,6 +126,8 @@ pub struct CountsReport {
     pub nll_uniform: f64,
     /// The ten most common bigrams and their counts.
     pub most_common: Vec<(String, u32)>,
+    /// The generator the names were drawn from ("chacha" or "torch").
+    pub rng: &'static str,
     /// Names sampled from the model.
     pub samples: Vec<String>,
 }
@@ -141,7 +148,14 @@ pub fn run_counts<S: AsRef<str>>(
     let counts = BigramCounts::from_words(words)?;
     let model = counts.probabilities(settings.smoothing)?;
     let nll = model.nll(words)?;
-    let mut rng = StdRng::seed_from_u64(settings.seed);
+    let samples = match settings.rng {
+        RngKind::ChaCha => {
+            model.sample_names(&mut StdRng::seed_from_u64(settings.seed), settings.samples)
+        }
+        RngKind::Torch => {
+            model.sample_names_torch(&mut TorchGenerator::new(settings.seed), settings.samples)
+        }
+    };
     let report = CountsReport {
         words: words.len(),
         bigrams: counts.total(),
@@ -157,7 +171,8 @@ pub fn run_counts<S: AsRef<str>>(
             .into_iter()
             .map(|(a, b, c)| (format!("{a}{b}"), c))
             .collect(),
-        samples: model.sample_names(&mut rng, settings.samples),
+        rng: settings.rng.name(),
+        samples,
     };
     Ok(CountsRun { model, report })
 }
@@ -188,7 +203,12 @@ impl CountsRun {
             "nll (k = {})      {:.4}   (float32 sum: {:.4}; uniform model: {:.4})",
             r.smoothing, r.nll, r.nll_f32, r.nll_uniform
         );
-        let _ = writeln!(s, "samples          {}", r.samples.join(" "));
+        let _ = writeln!(
+            s,
+            "samples          {}   ({} generator)",
+            r.samples.join(" "),
+            r.rng
+        );
         s
     }
 
@@ -299,6 +319,12 @@ impl CountsRun {
             format!("{:.4}", self.model.nll(&[first])?.nll),
         );
         put("samples", sample_block(&r.samples));
+        // The same loop on torch's generator, replayed: the video's names.
+        let mut g = TorchGenerator::new(LECTURE_SEED);
+        put(
+            "torch_samples",
+            sample_block(&self.model.sample_names_torch(&mut g, 5)),
+        );
         // Samples from the model that knows nothing: every character equally likely.
         let uniform_counts = BigramCounts::with_vocab(n.vocab().clone(), &[] as &[&str])?;
         let uniform = uniform_counts.probabilities(1.0)?;

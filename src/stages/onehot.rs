@@ -15,13 +15,14 @@ use serde::{Deserialize, Serialize};
 use super::{json, sample_block, BookNumbers, Progress, Stage, StageError, Tour, LECTURE_SEED};
 use crate::bench::{Iteration, Workload};
 use crate::data::DataSets;
-use crate::models::bigram_counts::{BigramCounts, BigramModel};
+use crate::models::bigram_counts::{sample_names_torch, BigramCounts, BigramModel};
 use crate::models::bigram_onehot::{
     self as onehot, Batch, BigramNet, Forward, History, OneHotConfig, Pairs, NAMES_VOCAB,
 };
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, LossCurves, ProbMatrix, SideBySide};
+use crate::torch_rng::{RngKind, TorchGenerator};
 use crate::train::Event;
 
 /// The stage's id: its book files are in `chapters/figures/bigram_onehot`.
@@ -107,6 +108,8 @@ pub struct OneHotSettings {
     pub seed: u64,
     /// How many names to sample.
     pub samples: usize,
+    /// Which generator: charlm's (ChaCha12) or torch's, replayed.
+    pub rng: RngKind,
 }
 
 impl Default for OneHotSettings {
@@ -115,6 +118,7 @@ impl Default for OneHotSettings {
             config: OneHotConfig::default(),
             seed: LECTURE_SEED,
             samples: 10,
+            rng: RngKind::ChaCha,
         }
     }
 }
@@ -145,6 +149,8 @@ pub struct OneHotReport {
     pub max_prob_diff: f64,
     /// Average wall-clock seconds per training step.
     pub seconds_per_step: f64,
+    /// The generator W and the names were drawn from ("chacha" or "torch").
+    pub rng: &'static str,
     /// Names sampled from the trained net.
     pub samples: Vec<String>,
 }
@@ -181,8 +187,27 @@ pub fn run_onehot<D: Kernels, S: AsRef<str>>(
     let pairs = Pairs::new(words, counts.vocab())?;
     let batch = Batch::new(dev, &pairs)?;
     let mut rng = StdRng::seed_from_u64(settings.seed);
-    let mut net = BigramNet::new(dev, counts.size(), &mut rng)?;
+    let v = counts.size();
+    let mut net = match settings.rng {
+        RngKind::ChaCha => BigramNet::new(dev, v, &mut rng)?,
+        // W = torch.randn((27, 27), generator=g)
+        RngKind::Torch => {
+            BigramNet::from_weights(dev, v, TorchGenerator::new(settings.seed).randn(v * v))?
+        }
+    };
     let history = onehot::train_with(&mut net, &batch, &settings.config, on_step)?;
+    let samples = match settings.rng {
+        RngKind::ChaCha => net
+            .sampler(counts.vocab())?
+            .sample_names(&mut rng, settings.samples),
+        // the lecture samples from a generator seeded again
+        RngKind::Torch => sample_names_torch(
+            &net.probabilities(),
+            counts.vocab(),
+            &mut TorchGenerator::new(settings.seed),
+            settings.samples,
+        ),
+    };
     let model = counts.probabilities(1.0)?;
     let report = OneHotReport {
         pairs: pairs.len(),
@@ -200,9 +225,8 @@ pub fn run_onehot<D: Kernels, S: AsRef<str>>(
         counts_nll: model.nll(words)?.nll,
         max_prob_diff: max_prob_diff(&net, &model, 1000),
         seconds_per_step: history.seconds_per_step,
-        samples: net
-            .sampler(counts.vocab())?
-            .sample_names(&mut rng, settings.samples),
+        rng: settings.rng.name(),
+        samples,
     };
     Ok(OneHotRun {
         net,
@@ -250,7 +274,12 @@ impl<D: Kernels> OneHotRun<D> {
             "speed            {:.2} ms per step",
             r.seconds_per_step * 1e3
         );
-        let _ = writeln!(s, "samples          {}", r.samples.join(" "));
+        let _ = writeln!(
+            s,
+            "samples          {}   ({} generator)",
+            r.samples.join(" "),
+            r.rng
+        );
         s
     }
 
@@ -340,6 +369,28 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     put(
         "samples",
         sample_block(&net.sampler(vocab)?.sample_names(&mut rng, 10)),
+    );
+
+    // The same runs from the video's W: torch's generator replayed (`--rng torch`).
+    let v = vocab.len();
+    let w = TorchGenerator::new(LECTURE_SEED).randn(v * v); // torch.randn((27, 27), generator=g)
+    let mut video = BigramNet::from_weights(&dev, v, w)?;
+    let h = onehot::train(&mut video, &batch, &cfg)?;
+    put("torch_initial_loss", format!("{:.4}", h.losses[0]));
+    put("torch_loss_100", format!("{:.4}", h.losses[100]));
+    put("torch_loss_200", format!("{:.4}", h.final_loss));
+    let mut video =
+        BigramNet::from_weights(&dev, v, TorchGenerator::new(LECTURE_SEED).randn(v * v))?;
+    onehot::train(&mut video, &batch, &OneHotConfig { steps: 100, ..cfg })?;
+    let mut g = TorchGenerator::new(LECTURE_SEED); // seeded again before sampling, as the lecture does
+    put(
+        "torch_samples",
+        sample_block(&sample_names_torch(
+            &video.probabilities(),
+            vocab,
+            &mut g,
+            5,
+        )),
     );
 
     // Longer runs with several regularisation strengths.

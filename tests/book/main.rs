@@ -24,3 +24,4 @@ mod layout;
 mod ops;
 mod parity;
 mod text_and_vocab;
+mod torch_rng;

@@ -1,0 +1,106 @@
+//! `TorchGenerator` against torch's CPU streams: the values the issue and
+//! the video quote, and values torch 2.x printed for the same seeds
+//! (`torch.rand`, `torch.randn`, `torch.randint`, float64 `torch.rand`).
+
+use charlm::models::bigram_counts::BigramCounts;
+use charlm::stages::onehot::{run_onehot, OneHotSettings};
+use charlm::torch_rng::{RngKind, TorchGenerator};
+use dfdx::prelude::Cpu;
+
+use crate::common::words;
+
+const SEED: u64 = 2_147_483_647;
+
+#[test]
+fn rand_is_torchs_float32_stream() {
+    let mut g = TorchGenerator::new(SEED);
+    // torch.rand(3, generator=torch.Generator().manual_seed(2147483647))
+    assert_eq!(g.rand(3), [0.708_128_87, 0.354_239_1, 0.105_432_33]);
+}
+
+#[test]
+fn randn_is_torchs_including_the_redrawn_tail() {
+    let w = TorchGenerator::new(SEED).randn(27 * 27); // torch.randn((27, 27))
+    let torch_head = [1.567_362, -0.237_292_3, -0.027_384_605, -1.100_779_4];
+    let torch_tail = [1.340_464_2, -0.217_462_99, 0.862_728_6]; // the last 16 are drawn twice
+    for (a, b) in w
+        .iter()
+        .zip(&torch_head)
+        .chain(w[w.len() - 3..].iter().zip(&torch_tail))
+    {
+        assert!((a - b).abs() < 1e-5, "{a} vs torch's {b}");
+    }
+    let moments = (
+        w.iter().sum::<f32>() / 729.0,
+        w.iter().map(|x| x * x).sum::<f32>() / 729.0,
+    );
+    assert!(
+        moments.0.abs() < 0.1 && (moments.1 - 1.0).abs() < 0.15,
+        "{moments:?}"
+    );
+}
+
+#[test]
+fn randint_and_float64_uniforms_are_torchs() {
+    let mut g = TorchGenerator::new(SEED);
+    let ints: Vec<u64> = (0..5).map(|_| g.randint(10)).collect(); // torch.randint(0, 10, (5,))
+    assert_eq!(ints, [1, 4, 9, 2, 3]);
+    // then torch.rand(2, dtype=torch.float64): two draws each
+    assert_eq!(
+        [g.uniform_f64(), g.uniform_f64()],
+        [0.718_983_156_387_222_9, 0.909_809_408_724_361_9]
+    );
+    let mut g = TorchGenerator::new(1337); // chapter 3's batch offsets
+    let ix: Vec<u64> = (0..4).map(|_| g.randint(1_003_854 - 8)).collect();
+    assert_eq!(ix, [76049, 234_249, 934_904, 560_986]);
+}
+
+#[test]
+fn the_counting_model_on_torchs_generator_samples_the_videos_names() {
+    let model = BigramCounts::from_words(words())
+        .unwrap()
+        .probabilities(1.0)
+        .unwrap();
+    let names = model.sample_names_torch(&mut TorchGenerator::new(SEED), 5);
+    assert_eq!(
+        names,
+        ["mor", "axx", "minaymoryles", "kondlaisah", "anchshizarie"]
+    );
+    let other = model.sample_names_torch(&mut TorchGenerator::new(SEED + 1), 5);
+    assert_ne!(names, other);
+}
+
+// Chapter 2 from the video's W: its loss goes 3.7686 -> 2.4900 in the
+// lecture's 100 steps of lr 50, and its samples are nearly chapter 1's.
+#[test]
+fn the_one_hot_net_from_torchs_w_follows_the_videos_losses() {
+    let settings = OneHotSettings {
+        rng: RngKind::Torch,
+        samples: 5,
+        ..OneHotSettings::default()
+    };
+    let run = run_onehot(&Cpu::default(), words(), &settings, |_, _| {}).unwrap();
+    let r = &run.report;
+    assert!((r.initial_loss - 3.7686).abs() < 1e-4, "{}", r.initial_loss);
+    assert!((r.loss - 2.4900).abs() < 1e-4, "{}", r.loss);
+    assert_eq!(r.rng, "torch");
+    // chapter 2's claim: the first three names are chapter 1's, the last two
+    // differ by one letter
+    let counts = ["mor", "axx", "minaymoryles", "kondlaisah", "anchshizarie"];
+    assert_eq!(&r.samples[..3], &counts[..3]);
+    for (a, b) in r.samples[3..].iter().zip(&counts[3..]) {
+        let differ = a.chars().zip(b.chars()).filter(|(x, y)| x != y).count();
+        assert!(a.len() == b.len() && differ == 1, "{a} vs {b}");
+    }
+    let chacha = run_onehot(
+        &Cpu::default(),
+        words(),
+        &OneHotSettings::default(),
+        |_, _| {},
+    )
+    .unwrap();
+    assert!(
+        (chacha.report.initial_loss - r.initial_loss).abs() > 1e-3,
+        "another W"
+    );
+}
