@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{json, shown, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{Iteration, Workload};
-use crate::data::text::{batch_at, block_examples, Corpus, Split, TextError};
+use crate::data::text::{batch_at, block_examples, Corpus, Split, TextError, TokenBatch};
 use crate::data::DataSets;
 use crate::models::bigram::BigramLanguageModel;
 use crate::models::lm::{batch_tensors, check_vocab};
@@ -21,6 +21,7 @@ use crate::models::LanguageModel;
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, TrainCurves};
+use crate::torch_rng::TorchGenerator;
 use crate::train::session::{self, Session, Settings};
 use crate::train::{TrainConfig, Watch};
 
@@ -158,6 +159,13 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
         format!("{:.4}", (c.vocab.len() as f32).ln()),
     );
     put("initial_loss", format!("{:.4}", r.initial_loss));
+    let (xb, loss) = video_start(c)?;
+    put("torch_xb0", format!("{:?}", &xb.x[..xb.block_size]));
+    put(
+        "torch_xb0_text",
+        format!("{:?}", c.vocab.decode(&xb.x[..xb.block_size])),
+    );
+    put("torch_initial_loss", format!("{loss:.4}"));
     let mut table = String::from("| step | train loss | val loss |\n|---:|---:|---:|\n");
     for e in &run.train.history.evals {
         let _ = writeln!(table, "| {} | {:.4} | {:.4} |", e.step, e.train, e.val);
@@ -287,3 +295,27 @@ pub fn check_embedding<D: Kernels>(
     ));
     Ok(out)
 }
+
+// ANCHOR: video_start
+/// The video's first batch and its loss, on torch's generator replayed
+/// (chapter 1's `TorchGenerator`), in the lecture notebook's order:
+/// `torch.manual_seed(1337)`, a 4×8 training batch (`torch.randint` offsets),
+/// `torch.manual_seed(1337)` again, then the model, whose `nn.Embedding`
+/// table is `randn(65, 65)`.
+pub fn video_start(corpus: &Corpus) -> Result<(TokenBatch, f32), StageError> {
+    let (b, t) = (4, 8);
+    let train = corpus.split(Split::Train);
+    let mut g = TorchGenerator::new(1337);
+    let offsets: Vec<usize> = (0..b)
+        .map(|_| g.randint((train.len() - t) as u64) as usize) // torch.randint(len(data) - block_size, (4,))
+        .collect();
+    let batch = batch_at(train, Split::Train, &offsets, t)?; // xb, yb: (4, 8)
+    let v = corpus.vocab.len();
+    let table = TorchGenerator::new(1337).randn(v * v); // nn.Embedding(65, 65)'s N(0, 1)
+    let dev = Cpu::default();
+    let model = BigramLanguageModel::from_table(&dev, v, table)?;
+    let (x, y) = batch_tensors(&dev, &batch)?; // (4, 8), (32,)
+    let loss = model.loss(x, &y)?.as_vec()[0]; // ()
+    Ok((batch, loss))
+}
+// ANCHOR_END: video_start

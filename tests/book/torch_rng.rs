@@ -104,3 +104,14 @@ fn the_one_hot_net_from_torchs_w_follows_the_videos_losses() {
         "another W"
     );
 }
+
+// Chapter 3 in the lecture notebook's order: seed 1337, a 4×8 batch, seed
+// 1337 again, the model: the video's first row and loss.
+#[test]
+fn the_bigram_lm_from_torchs_generator_starts_where_the_video_does() {
+    use charlm::stages::bigram::video_start;
+    let (xb, loss) = video_start(crate::common::corpus()).unwrap();
+    assert_eq!(&xb.x[..8], [24, 43, 58, 5, 57, 1, 46, 43]);
+    assert_eq!(crate::common::corpus().vocab.decode(&xb.x[..8]), "Let's he");
+    assert!((loss - 4.8786).abs() < 1e-4, "{loss}");
+}
