@@ -31,6 +31,10 @@ pub const ID: &str = "bigram_embedding";
 /// The vocabulary size of tiny Shakespeare.
 pub const SHAKESPEARE_VOCAB: usize = 65;
 
+/// The validation loss the lecture's `bigram.py` prints at the end of its
+/// 3,000 steps (ng-video-lecture's output, quoted by chapter 3).
+pub const BIGRAM_PY_VAL: f32 = 2.49;
+
 /// A finished session of the bigram language model.
 pub type BigramRun<D> = Session<D, BigramLanguageModel<f32, D>>;
 
@@ -174,6 +178,7 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("train_loss", format!("{:.4}", r.train_loss));
     put("val_loss", format!("{:.4}", r.val_loss));
     put("steps", r.steps.to_string());
+    put("lecture_val", format!("{BIGRAM_PY_VAL:.2}"));
     let untrained: String = r
         .untrained_sample
         .iter()

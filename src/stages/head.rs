@@ -22,13 +22,19 @@ use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, ProbMatrix, TrainCurves};
 use crate::train::session::{self, Session, Settings};
-use crate::train::Watch;
+use crate::train::{TrainConfig, Watch};
 
 /// The stage's id: its book files are in `chapters/figures/self_attention_head`.
 pub const ID: &str = "self_attention_head";
 
 /// The head size of the `head-step` workload.
 pub const WORKLOAD_HEAD_SIZE: usize = 64;
+
+/// Steps and learning rate of the longer run chapter 5 quotes: the
+/// lecture's settings for this model (1e-3, 5,000 steps), not chapter 3's.
+pub const LONG_STEPS: usize = 5000;
+/// See [`LONG_STEPS`].
+pub const LONG_LR: f32 = 1e-3;
 
 /// A finished session of the one-head model.
 pub type HeadRun<D> = Session<D, LectureHead<D>>;
@@ -145,6 +151,25 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("head_val", format!("{:.4}", head.report.val_loss));
     put("bigram_val", format!("{:.4}", bigram.report.val_loss));
     put("head_initial", format!("{:.4}", head.report.initial_loss));
+    // The lecture's number for this model, and the model trained as the
+    // lecture trains it: longer, at a smaller learning rate.
+    let lecture = crate::stages::ladder::RUNGS[0].lecture_val;
+    put(
+        "lecture_val",
+        lecture.map_or("-".into(), |v| format!("{v:.1}")),
+    );
+    let long = Settings {
+        config: TrainConfig {
+            max_iters: LONG_STEPS,
+            learning_rate: LONG_LR,
+            ..TrainConfig::default()
+        },
+        ..Settings::default()
+    };
+    let long_run: HeadRun<Cpu> = session::run(&dev, text, &long, None, &mut ())?;
+    put("long_steps", LONG_STEPS.to_string());
+    put("long_lr", format!("{LONG_LR:e}"));
+    put("long_val", format!("{:.4}", long_run.report.val_loss));
     put(
         "sample",
         format!("```text\n{}\n```", head.report.sample.trim()),

@@ -198,6 +198,7 @@ pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError>
             format!("{:.4}", q.train_loss),
         );
         put(&format!("params_{}", r.preset), q.params.to_string());
+        put(&format!("lecture_val_{}", r.preset), lecture.clone());
     }
     put("table", table.trim_end().to_string());
     let spread = runs
