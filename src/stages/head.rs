@@ -174,9 +174,39 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
         "sample",
         format!("```text\n{}\n```", head.report.sample.trim()),
     );
+    // The weights figure in words: where each row (after the first, which
+    // can only listen to itself) puts its largest weight.
+    let (_, wei) = trained_weights(&head)?;
+    let (mut itself, mut previous, mut further) = (0, 0, 0);
+    for i in 1..8 {
+        let row = &wei[i * 8..i * 8 + i + 1];
+        let j = (0..=i).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+        match i - j {
+            0 => itself += 1,
+            1 => previous += 1,
+            _ => further += 1,
+        }
+    }
+    put("rows_itself", itself.to_string());
+    put("rows_previous", previous.to_string());
+    put("rows_further", further.to_string());
+    let top = wei.iter().skip(8).cloned().fold(0.0, f64::max);
+    put("top_weight", format!("{top:.2}"));
     let (sequence, _) = save_figures(&head, &bigram, dir, &["svg"])?;
     put("sequence", format!("\"{}\"", sequence.replace('\n', "\\n")));
     numbers.write(dir)
+}
+
+/// The sequence chapter 5 shows (8 tokens of the validation text) and the
+/// trained head's attention weights on it, row-major (8, 8).
+fn trained_weights<D: Kernels>(head: &HeadRun<D>) -> Result<(Vec<usize>, Vec<f64>), StageError> {
+    let seq: Vec<usize> = head.corpus.val[1000..1008].to_vec();
+    let dev = head.model.device().clone();
+    let x = dev
+        .try_tensor_from_vec(seq.clone(), (1, 8))
+        .map_err(dev_err)?; // (1, 8)
+    let (_, wei) = head.model.forward_with_weights(x)?; // (1, 8, 8)
+    Ok((seq, wei.as_vec().iter().map(|&w| w as f64).collect()))
 }
 
 /// The head chapter's figures: the loss curves of the bigram and the
@@ -189,13 +219,7 @@ pub fn save_figures<D: Kernels>(
     extensions: &[&str],
 ) -> Result<(String, Vec<PathBuf>), StageError> {
     let c = &head.corpus;
-    let seq: Vec<usize> = c.val[1000..1008].to_vec();
-    let dev = head.model.device().clone();
-    let x = dev
-        .try_tensor_from_vec(seq.clone(), (1, 8))
-        .map_err(dev_err)?; // (1, 8)
-    let (_, wei) = head.model.forward_with_weights(x)?; // (1, 8, 8)
-    let wei: Vec<f64> = wei.as_vec().iter().map(|&w| w as f64).collect();
+    let (seq, wei) = trained_weights(head)?;
     let text = c.vocab.decode(&seq);
     let chars: Vec<char> = text.chars().map(label).collect();
     let mut written = Vec::new();
