@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use dfdx::prelude::*;
 use rand::distributions::{Distribution, WeightedIndex};
 use rand::Rng;
 
@@ -442,6 +443,32 @@ impl RowSampler {
         (0..n).map(|_| self.sample(rng, MAX_SAMPLE_LEN)).collect()
     }
 }
+
+// ANCHOR: normalise_rows
+/// `P = N / N.sum(1, keepdim=True)` as a dfdx tensor op: the sum names the
+/// axis it removes and the broadcast names the axis it puts back, so "each
+/// row by its own sum" is spelled out rather than inferred from the shapes.
+pub fn normalise_rows<D: Device<f32>>(
+    n: Tensor<(usize, usize), f32, D>, // (V, V)
+) -> Tensor<(usize, usize), f32, D> {
+    let sums = n.clone().sum::<(usize,), Axis<1>>(); // (V,): row i's sum
+    let sums = sums.broadcast_like::<_, Axis<1>>(n.shape()); // (V, V): along each row
+    n / sums // (V, V): every row sums to 1
+}
+// ANCHOR_END: normalise_rows
+
+// ANCHOR: normalise_mistake
+/// The lecture's broadcasting bug, `N / N.sum(1)` without `keepdim`: the
+/// (V,) sums line up with the last dimension, so cell (i, j) is divided by
+/// row j's sum. In dfdx the wrong axis has to be written out.
+pub fn normalise_mistake<D: Device<f32>>(
+    n: Tensor<(usize, usize), f32, D>, // (V, V)
+) -> Tensor<(usize, usize), f32, D> {
+    let sums = n.clone().sum::<(usize,), Axis<1>>(); // (V,): row i's sum
+    let sums = sums.broadcast_like::<_, Axis<0>>(n.shape()); // (V, V): down each column
+    n / sums // (V, V): cell (i, j) / (row j's sum)
+}
+// ANCHOR_END: normalise_mistake
 
 // ANCHOR: sample_torch
 /// The lecture's sampling loop, drawn from torch's generator: start at '.',

@@ -10,13 +10,16 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::torch_rng::{RngKind, TorchGenerator};
+use dfdx::prelude::{Axis, Cpu, SumTo, Tensor, TensorFromVec};
 use serde::{Deserialize, Serialize};
 
 use super::{json, sample_block, BookNumbers, Progress, Stage, StageError, Tour, LECTURE_SEED};
 use crate::bench::{Iteration, Workload};
 use crate::data::vocab::Vocab;
 use crate::data::DataSets;
-use crate::models::bigram_counts::{bigrams, BigramCounts, BigramModel};
+use crate::models::bigram_counts::{
+    bigrams, normalise_mistake, normalise_rows, BigramCounts, BigramModel,
+};
 use crate::parity::{compare, ref_file, Comparison};
 use crate::plot::{CountHeatmap, Figure, RowBars};
 
@@ -319,6 +322,42 @@ impl CountsRun {
             format!("{:.4}", self.model.nll(&[first])?.nll),
         );
         put("samples", sample_block(&r.samples));
+        // The broadcasting pitfall: rows of the wrong normalisation.
+        let dev = Cpu::default();
+        let v = n.size();
+        let nk: Vec<f32> = n.as_slice().iter().map(|&c| c as f32 + 1.0).collect();
+        let row_sums = |p: Tensor<(usize, usize), f32, Cpu>| -> Vec<f32> {
+            p.sum::<(usize,), Axis<1>>().as_vec()
+        };
+        let right = row_sums(normalise_rows(dev.tensor_from_vec(nk.clone(), (v, v))));
+        let wrong = row_sums(normalise_mistake(dev.tensor_from_vec(nk, (v, v))));
+        let worst = |sums: &[f32]| sums.iter().map(|s| (s - 1.0).abs()).fold(0f32, f32::max);
+        put("rows_right_worst", format!("{:.1e}", worst(&right)));
+        put("rows_wrong_first", format!("{:.4}", wrong[0]));
+        let (lo, hi) = wrong
+            .iter()
+            .fold((f32::INFINITY, 0f32), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        put("rows_wrong_range", format!("{lo:.4} to {hi:.2}"));
+        // torch.multinomial on a toy distribution, as the lecture shows it:
+        // p = torch.rand(3, generator=g); p = p / p.sum(); 20 draws.
+        let mut g = TorchGenerator::new(LECTURE_SEED);
+        let p: Vec<f32> = g.rand(3);
+        let total: f32 = p.iter().sum();
+        let p: Vec<f32> = p.iter().map(|x| x / total).collect();
+        put(
+            "toy_p",
+            format!(
+                "[{}]",
+                p.iter()
+                    .map(|x| format!("{x:.4}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+        let draws: Vec<usize> = (0..20).map(|_| g.multinomial(&p)).collect();
+        put("toy_draws", format!("{draws:?}"));
+        let zeros = draws.iter().filter(|&&d| d == 0).count();
+        put("toy_zeros", zeros.to_string());
         // The same loop on torch's generator, replayed: the video's names.
         let mut g = TorchGenerator::new(LECTURE_SEED);
         put(

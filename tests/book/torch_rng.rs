@@ -115,3 +115,27 @@ fn the_bigram_lm_from_torchs_generator_starts_where_the_video_does() {
     assert_eq!(crate::common::corpus().vocab.decode(&xb.x[..8]), "Let's he");
     assert!((loss - 4.8786).abs() < 1e-4, "{loss}");
 }
+
+// Chapter 1's broadcasting pitfall: the right normalisation's rows sum to 1,
+// the lecture's bug (the sums along the wrong axis) does not.
+#[test]
+fn normalising_along_the_wrong_axis_breaks_the_rows() {
+    use charlm::models::bigram_counts::{normalise_mistake, normalise_rows};
+    use dfdx::prelude::*;
+    let dev = Cpu::default();
+    let n = BigramCounts::from_words(words()).unwrap();
+    let v = n.size();
+    let nk: Vec<f32> = n.as_slice().iter().map(|&c| c as f32 + 1.0).collect();
+    let sums = |p: Tensor<(usize, usize), f32, Cpu>| p.sum::<(usize,), Axis<1>>().as_vec();
+    let right = sums(normalise_rows(dev.tensor_from_vec(nk.clone(), (v, v))));
+    assert!(right.iter().all(|s| (s - 1.0).abs() < 1e-5), "{right:?}");
+    let wrong = sums(normalise_mistake(dev.tensor_from_vec(nk.clone(), (v, v))));
+    assert!(
+        wrong.iter().filter(|s| (*s - 1.0).abs() > 0.1).count() > v / 2,
+        "{wrong:?}"
+    );
+    // cell (i, j) of the mistake is N[i][j] / (row j's sum)
+    let row_sum = |j: usize| nk[j * v..(j + 1) * v].iter().sum::<f32>();
+    let p = normalise_mistake(dev.tensor_from_vec(nk.clone(), (v, v))).as_vec();
+    assert!((p[v + 2] - nk[v + 2] / row_sum(2)).abs() < 1e-6);
+}
