@@ -21,7 +21,8 @@
 //! - `randn` of 16 or more values draws every float32 uniform first, then
 //!   turns each block of 16 into normals by Box-Muller (u1 = 1 − d[j],
 //!   u2 = d[j + 8] for j < 8); when the count is not a multiple of 16 the
-//!   last 16 values are drawn again and transformed again;
+//!   last 16 values are drawn again and transformed again; fewer than 16
+//!   are drawn one at a time, a double-precision pair per two;
 //! - `multinomial(p, 1, replacement=True)` (as the 2022 lecture ran it)
 //!   draws one float64 uniform and finds it in the normalised float32
 //!   cumulative sum of p by binary search.
@@ -59,6 +60,9 @@ const M: usize = 397;
 pub struct TorchGenerator {
     state: [u32; N],
     next: usize,
+    /// The second normal of the last Box-Muller pair drawn one at a time
+    /// (torch's `next_double_normal_sample`).
+    spare_normal: Option<f64>,
 }
 
 impl TorchGenerator {
@@ -73,7 +77,11 @@ impl TorchGenerator {
                 .wrapping_mul(prev ^ (prev >> 30))
                 .wrapping_add(j as u32);
         }
-        Self { state, next: N }
+        Self {
+            state,
+            next: N,
+            spare_normal: None,
+        }
     }
 
     /// The next 32-bit draw (MT19937's tempered output).
@@ -127,13 +135,15 @@ impl TorchGenerator {
         self.next_u32() as u64 % high
     }
 
-    /// `torch.randn(n)` for n ≥ 16 (every tensor the lectures draw):
-    /// uniforms first, then Box-Muller in blocks of 16.
+    /// `torch.randn(n)`. From 16 values on (every tensor the lectures draw),
+    /// torch draws all the float32 uniforms first and turns each block of 16
+    /// into normals; below 16 it draws one normal at a time in double
+    /// precision, Box-Muller from two float64 uniforms, keeping the pair's
+    /// second value for the next draw.
     pub fn randn(&mut self, n: usize) -> Vec<f32> {
-        assert!(
-            n >= 16,
-            "randn: torch draws fewer than 16 normals another way, not replayed here"
-        );
+        if n < 16 {
+            return (0..n).map(|_| self.normal_f64() as f32).collect();
+        }
         let mut d = self.rand(n);
         for block in d.chunks_exact_mut(16) {
             box_muller_16(block);
@@ -146,6 +156,21 @@ impl TorchGenerator {
             box_muller_16(tail);
         }
         d
+    }
+
+    /// One N(0, 1) draw in double precision, as torch's
+    /// `normal_distribution<double>`: `r·cos θ` now, `r·sin θ` kept for the
+    /// next call, with `r = √(−2 ln(1 − u2))` and `θ = 2π·u1`.
+    pub fn normal_f64(&mut self) -> f64 {
+        if let Some(v) = self.spare_normal.take() {
+            return v;
+        }
+        let u1 = self.uniform_f64();
+        let u2 = self.uniform_f64();
+        let r = (-2.0 * (-u2).ln_1p()).sqrt();
+        let theta = 2.0 * std::f64::consts::PI * u1;
+        self.spare_normal = Some(r * theta.sin());
+        r * theta.cos()
     }
 
     /// `torch.multinomial(p, 1, replacement=True)` as torch ran it in 2022:

@@ -27,6 +27,18 @@ pub mod multihead;
 use crate::ops::Kernels;
 pub use lm::{LanguageModel, ModelError};
 
+/// A shape as PyTorch prints a size, `(4, 8, 65)`, whether its dimensions
+/// are typed (`Const<65>`, which `{:?}` shows as `Const`) or run-time
+/// `usize`s. Introduced in notebook 05, for printing shapes.
+pub fn dims<S: dfdx::shapes::Shape>(shape: &S) -> String {
+    let d: Vec<String> = shape
+        .concrete()
+        .into_iter()
+        .map(|n| n.to_string())
+        .collect();
+    format!("({})", d.join(", "))
+}
+
 // ANCHOR: kinds
 /// The language models, by the name their checkpoints record: the registry
 /// that `charlm train`, `--resume` and `charlm generate` look a model up in.
