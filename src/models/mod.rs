@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | [`bigram_counts`] | 1 | the bigram model from counts |
 //! | [`bigram_onehot`] | 2 | the same bigram as a one-hot neural net, trained with dfdx |
+//! | [`trigram`] | 2 | the exercises: a trigram model by counting; train, dev and test splits |
 //! | [`lm`] | 3 | what every language model shares: the trait, the loss, generation, layers |
 //! | [`bigram`] | 3 | the bigram language model on tiny Shakespeare |
 //! | [`attention_trick`] | 4 | the causal average three ways: loops, tril matmul, softmax |
@@ -23,6 +24,7 @@ pub mod gpt;
 pub mod head;
 pub mod lm;
 pub mod multihead;
+pub mod trigram;
 
 use crate::ops::Kernels;
 pub use lm::{LanguageModel, ModelError};

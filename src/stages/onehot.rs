@@ -19,6 +19,9 @@ use crate::models::bigram_counts::{sample_names_torch, BigramCounts, BigramModel
 use crate::models::bigram_onehot::{
     self as onehot, Batch, BigramNet, Forward, History, OneHotConfig, Pairs, NAMES_VOCAB,
 };
+use crate::models::trigram::{
+    split_words, TrigramError, TrigramExamples, TrigramModel, TrigramNet,
+};
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, LossCurves, ProbMatrix, SideBySide};
@@ -27,6 +30,13 @@ use crate::train::Event;
 
 /// The stage's id: its book files are in `chapters/figures/bigram_onehot`.
 pub const ID: &str = "bigram_onehot";
+
+/// Seed of the shuffle that splits names.txt 80/10/10 for the exercises.
+pub const EXERCISE_SEED: u64 = 42;
+
+/// Gradient-descent steps of the trigram net in exercise E01 (lr 50, reg
+/// 0.01: the lecture's settings for the bigram net).
+pub const EXERCISE_STEPS: usize = 300;
 
 /// Chapter 2 in the registry.
 pub struct OneHot;
@@ -392,6 +402,68 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
             5,
         )),
     );
+
+    // The exercises of makemore part 1 (the end of the chapter).
+    let tri = TrigramModel::fit(vocab, words, 1.0)?;
+    put("e01_trigram_nll", format!("{:.4}", tri.nll(words)?));
+    let examples = TrigramExamples::new(&dev, vocab, words).map_err(|e| match e {
+        TrigramError::Data(e) => StageError::Bigram(e),
+        TrigramError::Model(e) => StageError::Model(e),
+    })?;
+    let mut net = TrigramNet::new(&dev, vocab.len(), &mut StdRng::seed_from_u64(LECTURE_SEED))?;
+    put("e01_net_initial", format!("{:.4}", net.nll(&examples)));
+    for _ in 0..EXERCISE_STEPS {
+        net.step(&examples, 50.0, 0.01)?;
+    }
+    put("e01_net_steps", EXERCISE_STEPS.to_string());
+    put("e01_net_nll", format!("{:.4}", net.nll(&examples)));
+    let [train, dev_words, test] = split_words(words, EXERCISE_SEED);
+    put(
+        "e02_sizes",
+        format!("{}, {} and {}", train.len(), dev_words.len(), test.len()),
+    );
+    let bi = BigramCounts::with_vocab(vocab.clone(), &train)?.probabilities(1.0)?;
+    let tri = TrigramModel::fit(vocab, &train, 1.0)?;
+    let mut e02 = String::from("| model (k = 1) | train | dev | test |\n|---|---:|---:|---:|\n");
+    let _ = writeln!(
+        e02,
+        "| bigram | {:.4} | {:.4} | {:.4} |",
+        bi.nll(&train)?.nll,
+        bi.nll(&dev_words)?.nll,
+        bi.nll(&test)?.nll
+    );
+    let _ = writeln!(
+        e02,
+        "| trigram | {:.4} | {:.4} | {:.4} |",
+        tri.nll(&train)?,
+        tri.nll(&dev_words)?,
+        tri.nll(&test)?
+    );
+    put("e02_table", e02.trim_end().to_string());
+    let mut e03 = String::from("| k | trigram train | trigram dev |\n|---:|---:|---:|\n");
+    let mut best = (f64::INFINITY, 0.0);
+    for k in [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0] {
+        let m = TrigramModel::fit(vocab, &train, k)?;
+        let d = m.nll(&dev_words)?;
+        let _ = writeln!(e03, "| {k} | {:.4} | {d:.4} |", m.nll(&train)?);
+        if d < best.0 {
+            best = (d, k);
+        }
+    }
+    put("e03_table", e03.trim_end().to_string());
+    put("e03_best_k", best.1.to_string());
+    let tuned = TrigramModel::fit(vocab, &train, best.1)?;
+    put("e03_test", format!("{:.4}", tuned.nll(&test)?));
+
+    // E05: the lecture's explicit softmax overflows where log_softmax does not.
+    let big = dev.tensor([[100f32, 0.0, -5.0]]); // (1, 3): one large logit
+    let exps = big.clone().exp(); // (1, 3): e^100 is beyond float32: inf
+    let sums = exps.clone().sum::<Rank1<1>, Axis<1>>(); // (1,)
+    let probs = exps / sums.broadcast::<Rank2<1, 3>, Axis<1>>(); // (1, 3): inf / inf
+    put("e05_explicit", format!("{}", -probs.as_vec()[0].ln()));
+    let stable = big.log_softmax::<Axis<1>>().as_vec()[0]; // ln p, computed as l - max - ln Σ e^(l - max)
+    put("e05_fused", format!("{:.4}", 0.0 - stable));
+    put("e05_exp_limit", format!("{:.1}", f32::MAX.ln())); // the largest x with e^x finite
 
     // Longer runs with several regularisation strengths.
     let p = counts.probabilities(1.0)?;

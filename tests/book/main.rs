@@ -19,6 +19,7 @@ mod checkpoints;
 #[cfg(feature = "cuda")]
 mod cuda;
 mod data;
+mod exercises;
 mod files;
 mod layout;
 mod ops;

@@ -1,0 +1,204 @@
+//! The exercises of makemore part 1 (chapter 2's end): a trigram model by
+//! counting, and the data split into train, dev and test to compare models
+//! and tune the smoothing honestly.
+//!
+//! Introduced in chapter 2 ("Exercises"). A trigram model predicts the next
+//! character from the two before it: `P[a][b]` is a distribution over the
+//! character after "ab". Names are padded with two start tokens, so "emma"
+//! gives the examples `..→e`, `.e→m`, `em→m`, `mm→a`, `ma→.`.
+
+use dfdx::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha12Rng;
+use rand_distr::StandardNormal;
+
+use super::bigram_counts::{encode_word, BigramError};
+use super::lm::{dev_err, ModelError};
+use crate::data::vocab::Vocab;
+use crate::ops::Kernels;
+
+// ANCHOR: trigram
+/// `P = (N + k) / (N + k).sum(-1)` over (V, V, V) trigram counts: row `(a, b)`
+/// is the distribution of the character after `a` then `b`.
+#[derive(Debug, Clone)]
+pub struct TrigramModel {
+    vocab: Vocab,
+    /// Row-major (V·V, V) log-probabilities.
+    log_probs: Vec<f64>,
+}
+
+impl TrigramModel {
+    /// Counts the trigrams of `words` (each padded as `..word.`) and
+    /// normalises each (a, b) row after adding `k` to every count.
+    pub fn fit<S: AsRef<str>>(vocab: &Vocab, words: &[S], k: f64) -> Result<Self, BigramError> {
+        if !(k.is_finite() && k >= 0.0) {
+            return Err(BigramError::BadSmoothing(k));
+        }
+        let v = vocab.len();
+        let mut counts = vec![0u32; v * v * v]; // (V, V, V)
+        let mut ids = Vec::new();
+        for w in words {
+            encode_word(vocab, w.as_ref(), &mut ids)?; // [0, ix.., 0]
+            ids.insert(0, 0); // [0, 0, ix.., 0]: two start tokens
+            for t in ids.windows(3) {
+                counts[(t[0] * v + t[1]) * v + t[2]] += 1; // N[a, b, c] += 1
+            }
+        }
+        let mut log_probs = vec![0f64; v * v * v];
+        for (row, out) in counts.chunks_exact(v).zip(log_probs.chunks_exact_mut(v)) {
+            let sum: f64 = row.iter().map(|&c| c as f64 + k).sum(); // Σ_c (N[a, b, c] + k)
+            for (lp, &c) in out.iter_mut().zip(row) {
+                *lp = if sum > 0.0 {
+                    ((c as f64 + k) / sum).ln() // ln P[a, b, c]: -inf for an unseen trigram when k = 0
+                } else {
+                    f64::NEG_INFINITY // a context never seen, with k = 0
+                };
+            }
+        }
+        Ok(Self {
+            vocab: vocab.clone(),
+            log_probs,
+        })
+    }
+
+    /// The average negative log-likelihood of `words`' trigrams.
+    pub fn nll<S: AsRef<str>>(&self, words: &[S]) -> Result<f64, BigramError> {
+        let v = self.vocab.len();
+        let (mut sum, mut n) = (0f64, 0usize);
+        let mut ids = Vec::new();
+        for w in words {
+            encode_word(&self.vocab, w.as_ref(), &mut ids)?;
+            ids.insert(0, 0);
+            for t in ids.windows(3) {
+                sum -= self.log_probs[(t[0] * v + t[1]) * v + t[2]]; // -ln P[a, b, c]
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return Err(BigramError::NoBigrams);
+        }
+        Ok(sum / n as f64)
+    }
+}
+// ANCHOR_END: trigram
+
+// ANCHOR: split
+/// The words shuffled by a generator seeded with `seed`, then cut 80/10/10
+/// into train, dev and test: fit on train, choose on dev, report on test.
+pub fn split_words<S: AsRef<str>>(words: &[S], seed: u64) -> [Vec<String>; 3] {
+    let mut all: Vec<String> = words.iter().map(|w| w.as_ref().to_string()).collect();
+    all.shuffle(&mut ChaCha12Rng::seed_from_u64(seed));
+    let (n1, n2) = (all.len() * 8 / 10, all.len() * 9 / 10);
+    let test = all.split_off(n2);
+    let dev = all.split_off(n1);
+    [all, dev, test]
+}
+// ANCHOR_END: split
+
+/// The trigram examples of `words`, gathered by context: every (a, b) pair
+/// of the vocabulary as indices into W's rows (`a` and `V + b`), and how
+/// often each (a, b, c) occurs, divided by the number of examples, (V·V, V).
+/// The NLL's mean over the examples is the sum over this table of
+/// `frequency · -ln p` (chapter 2's lookup, for two characters).
+#[derive(Debug, Clone)]
+pub struct TrigramExamples<D: Device<f32>> {
+    first: Tensor<(usize,), usize, D>,
+    second: Tensor<(usize,), usize, D>,
+    freq: Tensor<(usize, usize), f32, D>,
+}
+
+impl<D: Device<f32>> TrigramExamples<D> {
+    /// Every trigram of `words` (padded `..word.`), counted.
+    pub fn new<S: AsRef<str>>(dev: &D, vocab: &Vocab, words: &[S]) -> Result<Self, TrigramError> {
+        let v = vocab.len();
+        let mut counts = vec![0f64; v * v * v]; // (V·V, V)
+        let mut ids = Vec::new();
+        for w in words {
+            encode_word(vocab, w.as_ref(), &mut ids)?;
+            ids.insert(0, 0);
+            for t in ids.windows(3) {
+                counts[(t[0] * v + t[1]) * v + t[2]] += 1.0;
+            }
+        }
+        let n: f64 = counts.iter().sum();
+        if n == 0.0 {
+            return Err(BigramError::NoBigrams.into());
+        }
+        let freq: Vec<f32> = counts.iter().map(|&c| (c / n) as f32).collect();
+        let first: Vec<usize> = (0..v * v).map(|ab| ab / v).collect(); // a
+        let second: Vec<usize> = (0..v * v).map(|ab| v + ab % v).collect(); // V + b
+        let dev_err = |e| TrigramError::Model(dev_err(e));
+        Ok(Self {
+            first: dev.try_tensor_from_vec(first, (v * v,)).map_err(dev_err)?,
+            second: dev.try_tensor_from_vec(second, (v * v,)).map_err(dev_err)?,
+            freq: dev.try_tensor_from_vec(freq, (v * v, v)).map_err(dev_err)?,
+        })
+    }
+}
+
+/// Errors of the trigram exercises.
+#[derive(Debug, thiserror::Error)]
+pub enum TrigramError {
+    /// A word the vocabulary cannot encode, or no words.
+    #[error(transparent)]
+    Data(#[from] BigramError),
+    /// The device failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+// ANCHOR: trigram_net
+/// The trigram model as a neural net (exercise E01): both characters one-hot
+/// encoded side by side, (N, 2V), times W, (2V, V). A one-hot vector times W
+/// picks a row, so the logits are `W[a] + W[V + b]`: two lookups, added.
+#[derive(Debug, Clone)]
+pub struct TrigramNet<D: Kernels> {
+    /// (2V, V): the first character's rows, then the second's.
+    pub w: Tensor<(usize, usize), f32, D>,
+}
+
+impl<D: Kernels> TrigramNet<D> {
+    /// W drawn from a standard normal.
+    pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
+        let w: Vec<f32> = (0..2 * vocab * vocab)
+            .map(|_| rng.sample(StandardNormal))
+            .collect();
+        let w = dev
+            .try_tensor_from_vec(w, (2 * vocab, vocab))
+            .map_err(dev_err)?;
+        Ok(Self { w })
+    }
+
+    /// The mean NLL over the examples, recording on `w`'s tape.
+    fn nll_of<T: Tape<f32, D> + Merge<T>>(
+        w: Tensor<(usize, usize), f32, D, T>,
+        ex: &TrigramExamples<D>,
+    ) -> Tensor<Rank0, f32, D, T> {
+        let w2 = w.retaped::<T>(); // W is read twice
+        let logits = w.gather(ex.first.clone()) + w2.gather(ex.second.clone()); // (V·V, V): W[a] + W[V + b]
+        (logits.log_softmax::<Axis<1>>() * ex.freq.clone())
+            .sum()
+            .negate() // (): mean of -ln p[c]
+    }
+
+    /// One step of full-batch gradient descent on the mean NLL plus
+    /// `reg · mean(W²)`; returns the loss before the step.
+    pub fn step(&mut self, ex: &TrigramExamples<D>, lr: f32, reg: f32) -> Result<f32, ModelError> {
+        let w = self.w.trace(Gradients::leaky()); // record the ops on W
+        let penalty = w.retaped::<OwnedTape<f32, D>>().square().mean() * reg; // (): reg · mean(W²)
+        let loss = Self::nll_of(w, ex) + penalty; // ()
+        let value = loss.as_vec()[0];
+        let grads = loss.backward(); // ∂loss/∂W, (2V, V)
+        self.w
+            .try_axpy(1.0, &grads.get(&self.w), -lr)
+            .map_err(dev_err)?; // W -= lr · grad
+        Ok(value)
+    }
+
+    /// The mean NLL of the examples (no regulariser).
+    pub fn nll(&self, ex: &TrigramExamples<D>) -> f32 {
+        Self::nll_of(self.w.clone(), ex).as_vec()[0]
+    }
+}
+// ANCHOR_END: trigram_net
