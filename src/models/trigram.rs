@@ -19,34 +19,58 @@ use crate::data::vocab::Vocab;
 use crate::ops::Kernels;
 
 // ANCHOR: trigram
-/// `P = (N + k) / (N + k).sum(-1)` over (V, V, V) trigram counts: row `(a, b)`
-/// is the distribution of the character after `a` then `b`.
-#[derive(Debug, Clone)]
-pub struct TrigramModel {
-    vocab: Vocab,
-    /// Row-major (V·V, V) log-probabilities.
-    log_probs: Vec<f64>,
+/// Calls `f` with the flat (V, V, V) index of every trigram of `words`, each
+/// padded as `..word.`.
+fn each_trigram<S: AsRef<str>>(
+    vocab: &Vocab,
+    words: &[S],
+    mut f: impl FnMut(usize),
+) -> Result<(), BigramError> {
+    let v = vocab.len();
+    let mut ids = Vec::new();
+    for w in words {
+        encode_word(vocab, w.as_ref(), &mut ids)?; // [0, ix.., 0]
+        ids.insert(0, 0); // [0, 0, ix.., 0]: two start tokens
+        for t in ids.windows(3) {
+            f((t[0] * v + t[1]) * v + t[2]); // [a, b, c]
+        }
+    }
+    Ok(())
 }
 
-impl TrigramModel {
-    /// Counts the trigrams of `words` (each padded as `..word.`) and
-    /// normalises each (a, b) row after adding `k` to every count.
-    pub fn fit<S: AsRef<str>>(vocab: &Vocab, words: &[S], k: f64) -> Result<Self, BigramError> {
+/// The (V, V, V) trigram counts `N[a, b, c]` of a word list.
+#[derive(Debug, Clone)]
+pub struct TrigramCounts {
+    vocab: Vocab,
+    /// Row-major (V·V, V) counts.
+    counts: Vec<u32>,
+}
+
+impl TrigramCounts {
+    /// Counts the trigrams of `words` over `vocab`.
+    pub fn from_words<S: AsRef<str>>(vocab: &Vocab, words: &[S]) -> Result<Self, BigramError> {
+        let v = vocab.len();
+        let mut counts = vec![0u32; v * v * v]; // (V, V, V)
+        each_trigram(vocab, words, |i| counts[i] += 1)?; // N[a, b, c] += 1
+        Ok(Self {
+            vocab: vocab.clone(),
+            counts,
+        })
+    }
+
+    /// `P = (N + k) / (N + k).sum(-1)`: each (a, b) row normalised after
+    /// adding `k` to every count.
+    pub fn probabilities(&self, k: f64) -> Result<TrigramModel, BigramError> {
         if !(k.is_finite() && k >= 0.0) {
             return Err(BigramError::BadSmoothing(k));
         }
-        let v = vocab.len();
-        let mut counts = vec![0u32; v * v * v]; // (V, V, V)
-        let mut ids = Vec::new();
-        for w in words {
-            encode_word(vocab, w.as_ref(), &mut ids)?; // [0, ix.., 0]
-            ids.insert(0, 0); // [0, 0, ix.., 0]: two start tokens
-            for t in ids.windows(3) {
-                counts[(t[0] * v + t[1]) * v + t[2]] += 1; // N[a, b, c] += 1
-            }
-        }
+        let v = self.vocab.len();
         let mut log_probs = vec![0f64; v * v * v];
-        for (row, out) in counts.chunks_exact(v).zip(log_probs.chunks_exact_mut(v)) {
+        for (row, out) in self
+            .counts
+            .chunks_exact(v)
+            .zip(log_probs.chunks_exact_mut(v))
+        {
             let sum: f64 = row.iter().map(|&c| c as f64 + k).sum(); // Σ_c (N[a, b, c] + k)
             for (lp, &c) in out.iter_mut().zip(row) {
                 *lp = if sum > 0.0 {
@@ -56,25 +80,30 @@ impl TrigramModel {
                 };
             }
         }
-        Ok(Self {
-            vocab: vocab.clone(),
+        Ok(TrigramModel {
+            vocab: self.vocab.clone(),
             log_probs,
         })
     }
+}
 
+/// A trigram model: row `(a, b)` is the distribution of the character after
+/// `a` then `b`.
+#[derive(Debug, Clone)]
+pub struct TrigramModel {
+    vocab: Vocab,
+    /// Row-major (V·V, V) log-probabilities.
+    log_probs: Vec<f64>,
+}
+
+impl TrigramModel {
     /// The average negative log-likelihood of `words`' trigrams.
     pub fn nll<S: AsRef<str>>(&self, words: &[S]) -> Result<f64, BigramError> {
-        let v = self.vocab.len();
         let (mut sum, mut n) = (0f64, 0usize);
-        let mut ids = Vec::new();
-        for w in words {
-            encode_word(&self.vocab, w.as_ref(), &mut ids)?;
-            ids.insert(0, 0);
-            for t in ids.windows(3) {
-                sum -= self.log_probs[(t[0] * v + t[1]) * v + t[2]]; // -ln P[a, b, c]
-                n += 1;
-            }
-        }
+        each_trigram(&self.vocab, words, |i| {
+            sum -= self.log_probs[i]; // -ln P[a, b, c]
+            n += 1;
+        })?;
         if n == 0 {
             return Err(BigramError::NoBigrams);
         }
@@ -109,23 +138,18 @@ pub struct TrigramExamples<D: Device<f32>> {
 }
 
 impl<D: Device<f32>> TrigramExamples<D> {
-    /// Every trigram of `words` (padded `..word.`), counted.
-    pub fn new<S: AsRef<str>>(dev: &D, vocab: &Vocab, words: &[S]) -> Result<Self, TrigramError> {
-        let v = vocab.len();
-        let mut counts = vec![0f64; v * v * v]; // (V·V, V)
-        let mut ids = Vec::new();
-        for w in words {
-            encode_word(vocab, w.as_ref(), &mut ids)?;
-            ids.insert(0, 0);
-            for t in ids.windows(3) {
-                counts[(t[0] * v + t[1]) * v + t[2]] += 1.0;
-            }
-        }
-        let n: f64 = counts.iter().sum();
+    /// The examples `counts` counted, on `dev` (an error if there are none).
+    pub fn new(dev: &D, counts: &TrigramCounts) -> Result<Self, TrigramError> {
+        let v = counts.vocab.len();
+        let n: f64 = counts.counts.iter().map(|&c| c as f64).sum();
         if n == 0.0 {
             return Err(BigramError::NoBigrams.into());
         }
-        let freq: Vec<f32> = counts.iter().map(|&c| (c / n) as f32).collect();
+        let freq: Vec<f32> = counts
+            .counts
+            .iter()
+            .map(|&c| (c as f64 / n) as f32)
+            .collect();
         let first: Vec<usize> = (0..v * v).map(|ab| ab / v).collect(); // a
         let second: Vec<usize> = (0..v * v).map(|ab| v + ab % v).collect(); // V + b
         let dev_err = |e| TrigramError::Model(dev_err(e));
@@ -137,10 +161,10 @@ impl<D: Device<f32>> TrigramExamples<D> {
     }
 }
 
-/// Errors of the trigram exercises.
+/// Errors of the trigram net's examples.
 #[derive(Debug, thiserror::Error)]
 pub enum TrigramError {
-    /// A word the vocabulary cannot encode, or no words.
+    /// No trigrams to learn from.
     #[error(transparent)]
     Data(#[from] BigramError),
     /// The device failed.

@@ -157,6 +157,16 @@ pub enum StageError {
     Io(#[from] fsutil::FsError),
 }
 
+impl From<crate::models::trigram::TrigramError> for StageError {
+    fn from(e: crate::models::trigram::TrigramError) -> Self {
+        use crate::models::trigram::TrigramError;
+        match e {
+            TrigramError::Data(e) => e.into(),
+            TrigramError::Model(e) => e.into(),
+        }
+    }
+}
+
 pub(crate) fn dev_err<E: std::fmt::Debug>(e: E) -> StageError {
     StageError::Device(format!("{e:?}"))
 }

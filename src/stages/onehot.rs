@@ -19,9 +19,7 @@ use crate::models::bigram_counts::{sample_names_torch, BigramCounts, BigramModel
 use crate::models::bigram_onehot::{
     self as onehot, Batch, BigramNet, Forward, History, OneHotConfig, Pairs, NAMES_VOCAB,
 };
-use crate::models::trigram::{
-    split_words, TrigramError, TrigramExamples, TrigramModel, TrigramNet,
-};
+use crate::models::trigram::{split_words, TrigramCounts, TrigramExamples, TrigramNet};
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, LossCurves, ProbMatrix, SideBySide};
@@ -381,35 +379,29 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
         sample_block(&net.sampler(vocab)?.sample_names(&mut rng, 10)),
     );
 
-    // The same runs from the video's W: torch's generator replayed (`--rng torch`).
+    // The same run from the video's W: torch's generator replayed (`--rng
+    // torch`), sampled after 100 steps (gradient descent keeps no state, so
+    // two runs of 100 steps are one run of 200).
     let v = vocab.len();
     let w = TorchGenerator::new(LECTURE_SEED).randn(v * v); // torch.randn((27, 27), generator=g)
     let mut video = BigramNet::from_weights(&dev, v, w)?;
-    let h = onehot::train(&mut video, &batch, &cfg)?;
-    put("torch_initial_loss", format!("{:.4}", h.losses[0]));
-    put("torch_loss_100", format!("{:.4}", h.losses[100]));
-    put("torch_loss_200", format!("{:.4}", h.final_loss));
-    let mut video =
-        BigramNet::from_weights(&dev, v, TorchGenerator::new(LECTURE_SEED).randn(v * v))?;
-    onehot::train(&mut video, &batch, &OneHotConfig { steps: 100, ..cfg })?;
+    let half = OneHotConfig { steps: 100, ..cfg };
+    let first = onehot::train(&mut video, &batch, &half)?;
     let mut g = TorchGenerator::new(LECTURE_SEED); // seeded again before sampling, as the lecture does
-    put(
-        "torch_samples",
-        sample_block(&sample_names_torch(
-            &video.probabilities(),
-            vocab,
-            &mut g,
-            5,
-        )),
-    );
+    let samples = sample_names_torch(&video.probabilities(), vocab, &mut g, 5);
+    let second = onehot::train(&mut video, &batch, &half)?;
+    put("torch_initial_loss", format!("{:.4}", first.losses[0]));
+    put("torch_loss_100", format!("{:.4}", second.losses[0]));
+    put("torch_loss_200", format!("{:.4}", second.final_loss));
+    put("torch_samples", sample_block(&samples));
 
     // The exercises of makemore part 1 (the end of the chapter).
-    let tri = TrigramModel::fit(vocab, words, 1.0)?;
-    put("e01_trigram_nll", format!("{:.4}", tri.nll(words)?));
-    let examples = TrigramExamples::new(&dev, vocab, words).map_err(|e| match e {
-        TrigramError::Data(e) => StageError::Bigram(e),
-        TrigramError::Model(e) => StageError::Model(e),
-    })?;
+    let all = TrigramCounts::from_words(vocab, words)?;
+    put(
+        "e01_trigram_nll",
+        format!("{:.4}", all.probabilities(1.0)?.nll(words)?),
+    );
+    let examples = TrigramExamples::new(&dev, &all)?;
     let mut net = TrigramNet::new(&dev, vocab.len(), &mut StdRng::seed_from_u64(LECTURE_SEED))?;
     put("e01_net_initial", format!("{:.4}", net.nll(&examples)));
     for _ in 0..EXERCISE_STEPS {
@@ -423,7 +415,8 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
         format!("{}, {} and {}", train.len(), dev_words.len(), test.len()),
     );
     let bi = BigramCounts::with_vocab(vocab.clone(), &train)?.probabilities(1.0)?;
-    let tri = TrigramModel::fit(vocab, &train, 1.0)?;
+    let counted = TrigramCounts::from_words(vocab, &train)?;
+    let tri = counted.probabilities(1.0)?;
     let mut e02 = String::from("| model (k = 1) | train | dev | test |\n|---|---:|---:|---:|\n");
     let _ = writeln!(
         e02,
@@ -443,7 +436,7 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     let mut e03 = String::from("| k | trigram train | trigram dev |\n|---:|---:|---:|\n");
     let mut best = (f64::INFINITY, 0.0);
     for k in [0.001, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0] {
-        let m = TrigramModel::fit(vocab, &train, k)?;
+        let m = counted.probabilities(k)?;
         let d = m.nll(&dev_words)?;
         let _ = writeln!(e03, "| {k} | {:.4} | {d:.4} |", m.nll(&train)?);
         if d < best.0 {
@@ -452,7 +445,7 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     }
     put("e03_table", e03.trim_end().to_string());
     put("e03_best_k", best.1.to_string());
-    let tuned = TrigramModel::fit(vocab, &train, best.1)?;
+    let tuned = counted.probabilities(best.1)?;
     put("e03_test", format!("{:.4}", tuned.nll(&test)?));
 
     // E05: the lecture's explicit softmax overflows where log_softmax does not.

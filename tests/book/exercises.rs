@@ -3,7 +3,7 @@
 //! train/dev/test split.
 
 use charlm::models::bigram_counts::BigramCounts;
-use charlm::models::trigram::{split_words, TrigramExamples, TrigramModel, TrigramNet};
+use charlm::models::trigram::{split_words, TrigramCounts, TrigramExamples, TrigramNet};
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
@@ -15,13 +15,13 @@ fn the_trigram_counting_model_beats_the_bigram() {
     let counts = BigramCounts::from_words(words()).unwrap();
     let vocab = counts.vocab();
     let bigram = counts.probabilities(1.0).unwrap().nll(words()).unwrap().nll;
-    let trigram = TrigramModel::fit(vocab, words(), 1.0).unwrap();
-    let nll = trigram.nll(words()).unwrap();
+    let trigrams = TrigramCounts::from_words(vocab, words()).unwrap();
+    let nll = trigrams.probabilities(1.0).unwrap().nll(words()).unwrap();
     assert!(nll < bigram - 0.2, "trigram {nll} vs bigram {bigram}");
     // unsmoothed, a trigram never seen in training has probability 0
-    let raw = TrigramModel::fit(vocab, words(), 0.0).unwrap();
+    let raw = trigrams.probabilities(0.0).unwrap();
     assert!(raw.nll(&["zzzq"]).unwrap().is_infinite());
-    assert!(TrigramModel::fit(vocab, words(), -1.0).is_err());
+    assert!(trigrams.probabilities(-1.0).is_err());
 }
 
 #[test]
@@ -51,7 +51,7 @@ fn the_trigram_net_learns_and_its_lookup_loss_is_the_mean_over_examples() {
     let v = vocab.len();
     let few = &words()[..50];
     let mut net = TrigramNet::new(&dev, v, &mut ChaCha12Rng::seed_from_u64(1)).unwrap();
-    let ex = TrigramExamples::new(&dev, vocab, few).unwrap();
+    let ex = TrigramExamples::new(&dev, &TrigramCounts::from_words(vocab, few).unwrap()).unwrap();
     let w = net.w.as_vec();
     let mut direct = 0f64;
     let mut n = 0;
@@ -78,17 +78,15 @@ fn the_trigram_net_learns_and_its_lookup_loss_is_the_mean_over_examples() {
         net.nll(&ex)
     );
 
-    let all = TrigramExamples::new(&dev, vocab, words()).unwrap();
+    let counted = TrigramCounts::from_words(vocab, words()).unwrap();
+    let all = TrigramExamples::new(&dev, &counted).unwrap();
     let before = net.nll(&all);
     for _ in 0..100 {
         net.step(&all, 50.0, 0.01).unwrap();
     }
     let after = net.nll(&all);
     let bigram = counts.probabilities(1.0).unwrap().nll(words()).unwrap().nll as f32;
-    let counted = TrigramModel::fit(vocab, words(), 1.0)
-        .unwrap()
-        .nll(words())
-        .unwrap() as f32;
+    let counted = counted.probabilities(1.0).unwrap().nll(words()).unwrap() as f32;
     assert!(
         after < before - 1.0 && after < bigram && after > counted,
         "{before} -> {after}"
