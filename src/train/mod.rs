@@ -124,17 +124,20 @@ pub enum TrainError {
 /// The memory the operating system can give a process now, in bytes
 /// (`MemAvailable` on Linux; `None` where it cannot tell).
 pub fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb.saturating_mul(1024))
+    proc_kb("/proc/meminfo", "MemAvailable:")
 }
 
 /// The process's peak resident memory so far, in bytes: `VmHWM` in
 /// `/proc/self/status` on Linux (`None` elsewhere). Chapter 8 reports it.
 pub fn peak_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    proc_kb("/proc/self/status", "VmHWM:")
+}
+
+/// The line of a `/proc` file that starts with `key`, its value in kB, as
+/// bytes.
+fn proc_kb(path: &str, key: &str) -> Option<u64> {
+    let info = std::fs::read_to_string(path).ok()?;
+    let line = info.lines().find(|l| l.starts_with(key))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb.saturating_mul(1024))
 }
