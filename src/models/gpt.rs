@@ -387,6 +387,15 @@ impl Sizes {
     }
     // ANCHOR_END: params_by_hand
 
+    /// Random numbers dropout draws in one training step of `batch`
+    /// sequences of the full block: in every block, one per attention weight
+    /// (B·NH·T·T) and one per output of the projection and of the
+    /// feed-forward layer (B·T·C each), as gpt.py's three `nn.Dropout`s.
+    pub fn dropout_draws(&self, batch: usize) -> usize {
+        let (c, nh, l, t) = (self.embd, self.heads, self.layers, self.block);
+        l * (batch * nh * t * t + 2 * batch * t * c)
+    }
+
     /// [`params`](Self::params) written out with these sizes' numbers.
     pub fn params_sum(&self, v: usize) -> String {
         let (c, f, l, t) = (self.embd, self.ffwd, self.layers, self.block);

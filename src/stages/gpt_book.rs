@@ -357,6 +357,13 @@ pub fn render(book: &GptBook, dir: &Path) -> Result<(), StageError> {
     let lecture = gpt_preset("lecture").map_or_else(TrainConfig::gpt_lecture, |p| (p.config)());
     put("lecture_dropout", format!("{}", lecture.dropout));
     put("lecture_steps", format!("{}", lecture.max_iters));
+    if let Some(p) = gpt_preset("lecture") {
+        let draws = p.sizes.dropout_draws(lecture.batch_size) as f64;
+        put(
+            "lecture_dropout_draws",
+            format!("{:.0} million", draws / 1e6),
+        );
+    }
     put(
         "torch_spread",
         format!("{:.1e}", super::gpt_parity::torch_spread()?),

@@ -10,9 +10,9 @@
 //! - backward: `∂x += ∂out @ W`, `∂W += ∂outᵀ @ x` (both added straight into
 //!   the gradients, no temporary), `∂b += Σ_rows ∂out`.
 //!
-//! The products are the `gemm` crate's, which dfdx itself uses; it splits
-//! the output, never the sum over k, so the result does not depend on the
-//! number of threads.
+//! The products are the `gemm` crate's (dfdx multiplies with it too, at an
+//! older release: see Cargo.toml); it splits the output, never the sum over
+//! k, so the result does not depend on the number of threads.
 
 use dfdx::prelude::*;
 
