@@ -126,13 +126,13 @@ impl TorchGenerator {
         (0..n).map(|_| self.uniform_f32()).collect()
     }
 
-    /// `torch.randint(high, (1,))`: one draw modulo `high` (> 0; below 2³²).
-    pub fn randint(&mut self, high: u64) -> u64 {
-        assert!(
-            high > 0 && high <= u32::MAX as u64,
-            "randint: high out of range"
-        );
-        self.next_u32() as u64 % high
+    /// `torch.randint(high, (1,))`: one draw modulo `high`, which must be
+    /// between 1 and 2³² − 1 (torch draws one 32-bit number for it).
+    pub fn randint(&mut self, high: u64) -> Result<u64, RandintError> {
+        if high == 0 || high > u32::MAX as u64 {
+            return Err(RandintError(high));
+        }
+        Ok(self.next_u32() as u64 % high)
     }
 
     /// `torch.randn(n)`. From 16 values on (every tensor the lectures draw),
@@ -214,3 +214,9 @@ fn box_muller_16(d: &mut [f32]) {
         d[j + 8] = radius * theta.sin();
     }
 }
+
+/// [`TorchGenerator::randint`] asked for an empty range, or one wider than
+/// the 32-bit number it draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("randint: the range must hold 1 to 4294967295 values, not {0}")]
+pub struct RandintError(pub u64);

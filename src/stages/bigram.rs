@@ -309,11 +309,13 @@ pub fn check_embedding<D: Kernels>(
 /// table is `randn(65, 65)`.
 pub fn video_start(corpus: &Corpus) -> Result<(TokenBatch, f32), StageError> {
     let (b, t) = (4, 8);
+    corpus.check_batches(b, t)?; // more tokens than the block, or a clear error
     let train = corpus.split(Split::Train);
     let mut g = TorchGenerator::new(1337);
-    let offsets: Vec<usize> = (0..b)
-        .map(|_| g.randint((train.len() - t) as u64) as usize) // torch.randint(len(data) - block_size, (4,))
-        .collect();
+    let offsets = (0..b)
+        .map(|_| g.randint((train.len() - t) as u64).map(|i| i as usize)) // torch.randint(len(data) - block_size, (4,))
+        .collect::<Result<Vec<usize>, _>>()
+        .map_err(|e| StageError::Device(e.to_string()))?;
     let batch = batch_at(train, Split::Train, &offsets, t)?; // xb, yb: (4, 8)
     let v = corpus.vocab.len();
     let table = TorchGenerator::new(1337).randn(v * v); // nn.Embedding(65, 65)'s N(0, 1)

@@ -55,7 +55,7 @@ fn randn_is_torchs_including_the_redrawn_tail() {
 #[test]
 fn randint_and_float64_uniforms_are_torchs() {
     let mut g = TorchGenerator::new(SEED);
-    let ints: Vec<u64> = (0..5).map(|_| g.randint(10)).collect(); // torch.randint(0, 10, (5,))
+    let ints: Vec<u64> = (0..5).map(|_| g.randint(10).unwrap()).collect(); // torch.randint(0, 10, (5,))
     assert_eq!(ints, [1, 4, 9, 2, 3]);
     // then torch.rand(2, dtype=torch.float64): two draws each
     assert_eq!(
@@ -63,8 +63,16 @@ fn randint_and_float64_uniforms_are_torchs() {
         [0.718_983_156_387_222_9, 0.909_809_408_724_361_9]
     );
     let mut g = TorchGenerator::new(1337); // chapter 3's batch offsets
-    let ix: Vec<u64> = (0..4).map(|_| g.randint(1_003_854 - 8)).collect();
+    let ix: Vec<u64> = (0..4).map(|_| g.randint(1_003_854 - 8).unwrap()).collect();
     assert_eq!(ix, [76049, 234_249, 934_904, 560_986]);
+    // an empty range, or one wider than the 32-bit draw, is an error, not a panic
+    let mut g = TorchGenerator::new(1);
+    assert!(g.randint(0).is_err());
+    assert!(g.randint(1 << 32).is_err());
+    assert_eq!(g.randint(1), Ok(0));
+    // chapter 3's first batch needs more tokens than its block of 8
+    let tiny = charlm::data::text::Corpus::new("abcdefgh").unwrap();
+    assert!(charlm::stages::bigram::video_start(&tiny).is_err());
 }
 
 #[test]
