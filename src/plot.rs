@@ -127,39 +127,73 @@ impl Figure for CountHeatmap<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
-        ensure_fonts();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let n = self.0;
-        let chars = n.vocab().chars();
-        let max = n.max().max(1) as f64;
-        let font = ("monospace", CELL as f64 * 0.3).into_font();
-        let center = Pos::new(HPos::Center, VPos::Center);
-        // Gray text as in the lecture, white on the darkest cells to stay legible.
-        let on_light = font.clone().color(&RGBColor(100, 100, 100)).pos(center);
-        let on_dark = font.color(&WHITE).pos(center);
-        for i in 0..n.size() {
-            for j in 0..n.size() {
-                let (x, y) = (
-                    (MARGIN + j as u32 * CELL) as i32,
-                    (MARGIN + i as u32 * CELL) as i32,
-                );
-                let c = CELL as i32;
-                let t = n.get(i, j) as f64 / max;
-                root.draw(&Rectangle::new([(x, y), (x + c, y + c)], blues(t).filled()))
-                    .map_err(draw_err)?;
-                let centered = if t > 0.5 { &on_dark } else { &on_light };
-                let label = format!("{}{}", chars[i], chars[j]);
-                root.draw(&Text::new(label, (x + c / 2, y + c / 3), centered))
-                    .map_err(draw_err)?;
-                let count = n.get(i, j).to_string();
-                root.draw(&Text::new(count, (x + c / 2, y + 3 * c / 4), centered))
-                    .map_err(draw_err)?;
-            }
-        }
-        Ok(())
+        draw_counts(root, self.0, self.0.size(), CELL)
     }
 }
+
+/// The top-left k × k cells of `n`'s heatmap, each `cell` pixels wide.
+fn draw_counts<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    n: &BigramCounts,
+    k: usize,
+    cell: u32,
+) -> Result<(), PlotError> {
+    ensure_fonts();
+    root.fill(&WHITE).map_err(draw_err)?;
+    let chars = n.vocab().chars();
+    let max = n.max().max(1) as f64; // the shade of the whole table, even for a corner
+    let font = ("monospace", cell as f64 * 0.3).into_font();
+    let center = Pos::new(HPos::Center, VPos::Center);
+    // Gray text as in the lecture, white on the darkest cells to stay legible.
+    let on_light = font.clone().color(&RGBColor(100, 100, 100)).pos(center);
+    let on_dark = font.color(&WHITE).pos(center);
+    for i in 0..k {
+        for j in 0..k {
+            let (x, y) = (
+                (MARGIN + j as u32 * cell) as i32,
+                (MARGIN + i as u32 * cell) as i32,
+            );
+            let c = cell as i32;
+            let t = n.get(i, j) as f64 / max;
+            root.draw(&Rectangle::new([(x, y), (x + c, y + c)], blues(t).filled()))
+                .map_err(draw_err)?;
+            let centered = if t > 0.5 { &on_dark } else { &on_light };
+            let label = format!("{}{}", chars[i], chars[j]);
+            root.draw(&Text::new(label, (x + c / 2, y + c / 3), centered))
+                .map_err(draw_err)?;
+            let count = n.get(i, j).to_string();
+            root.draw(&Text::new(count, (x + c / 2, y + 3 * c / 4), centered))
+                .map_err(draw_err)?;
+        }
+    }
+    Ok(())
+}
 // ANCHOR_END: heatmap
+
+/// The heatmap's top-left corner, `k` characters a side, at a size the
+/// book's page shows without shrinking it: the rows and columns of `.` and
+/// the first letters.
+pub struct CountHeatmapCorner<'a> {
+    /// The table.
+    pub counts: &'a BigramCounts,
+    /// Rows and columns shown (at most the vocabulary).
+    pub k: usize,
+}
+
+impl Figure for CountHeatmapCorner<'_> {
+    fn size(&self) -> (u32, u32) {
+        let side = self.k.min(self.counts.size()) as u32 * ZOOMED_CELL + 2 * MARGIN;
+        (side, side)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
+        let k = self.k.min(self.counts.size());
+        draw_counts(root, self.counts, k, ZOOMED_CELL)
+    }
+}
+
+/// Side of one cell of [`CountHeatmapCorner`], in pixels.
+const ZOOMED_CELL: u32 = 72;
 
 /// Side of one heatmap cell, in pixels.
 const CELL: u32 = 44;
@@ -385,51 +419,96 @@ pub struct ProbMatrix<'a> {
 
 impl Figure for ProbMatrix<'_> {
     fn size(&self) -> (u32, u32) {
-        (560, 600)
+        (640, 600)
     }
 
+    /// The title on a line of its own, the characters along both edges in
+    /// a font no larger than the title's, each cell shaded (with its value
+    /// written in, up to 12 characters a side), and a colour bar on the
+    /// right from 0 to the largest value.
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), PlotError> {
         ensure_fonts();
         root.fill(&WHITE).map_err(draw_err)?;
         let v = self.chars.len();
         let (w, h) = root.dim_in_pixel();
-        let top = 44i32;
-        let left = 24i32;
-        let cell = ((w as i32 - left - 8).min(h as i32 - top - 8) / v.max(1) as i32).max(1);
-        let title = ("sans-serif", 18)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        root.draw(&Text::new(self.title.clone(), (w as i32 / 2, 18), title))
-            .map_err(draw_err)?;
-        let label = ("monospace", (cell as f64 * 0.6).max(8.0))
+        let bar = 90i32; // the colour bar and its labels
+        let max = self.values.iter().cloned().fold(0.0, f64::max).max(1e-12);
+        let (left, top) = (28i32, 64i32); // room for the row labels; the title, then the column labels
+        let cell = ((w as i32 - left - bar - 8).min(h as i32 - top - 8) / v.max(1) as i32).max(1);
+        let center = Pos::new(HPos::Center, VPos::Center);
+        let title = ("sans-serif", 18).into_font().color(&BLACK).pos(center);
+        root.draw(&Text::new(
+            self.title.clone(),
+            ((w as i32 - bar) / 2, 16),
+            title,
+        ))
+        .map_err(draw_err)?;
+        let size = (cell as f64 * 0.6).clamp(8.0, 16.0);
+        let label = ("monospace", size)
             .into_font()
             .color(&RGBColor(80, 80, 80))
-            .pos(Pos::new(HPos::Center, VPos::Center));
-        let max = self.values.iter().cloned().fold(0.0, f64::max).max(1e-12);
+            .pos(center);
+        let shown = |c: char| match c {
+            '\n' => "\\n".to_string(),
+            ' ' => "␣".to_string(),
+            c => c.to_string(),
+        };
+        let value_font = ("sans-serif", (cell as f64 * 0.28).clamp(8.0, 14.0)).into_font();
         for i in 0..v {
             let y = top + i as i32 * cell;
             root.draw(&Text::new(
-                self.chars[i].to_string(),
+                shown(self.chars[i]),
                 (left / 2, y + cell / 2),
                 label.clone(),
             ))
             .map_err(draw_err)?;
+            let x = left + i as i32 * cell + cell / 2;
             root.draw(&Text::new(
-                self.chars[i].to_string(),
-                (left + i as i32 * cell + cell / 2, top - 10),
+                shown(self.chars[i]),
+                (x, top - 12),
                 label.clone(),
             ))
             .map_err(draw_err)?;
             for j in 0..v {
                 let x = left + j as i32 * cell;
-                let shade = blues(self.values[i * v + j] / max);
+                let t = self.values[i * v + j] / max;
                 root.draw(&Rectangle::new(
                     [(x, y), (x + cell, y + cell)],
-                    shade.filled(),
+                    blues(t).filled(),
                 ))
                 .map_err(draw_err)?;
+                if v <= 12 {
+                    let ink = if t > 0.5 { WHITE } else { RGBColor(60, 60, 60) };
+                    let font = value_font.clone().color(&ink).pos(center);
+                    let text = format!("{:.2}", self.values[i * v + j]);
+                    root.draw(&Text::new(text, (x + cell / 2, y + cell / 2), font))
+                        .map_err(draw_err)?;
+                }
             }
+        }
+        // the colour bar: max at the top, 0 at the bottom
+        let (bx, height) = (left + v as i32 * cell + 24, v as i32 * cell);
+        let steps = height.max(1);
+        for k in 0..steps {
+            let t = 1.0 - k as f64 / steps as f64;
+            root.draw(&Rectangle::new(
+                [(bx, top + k), (bx + 16, top + k + 1)],
+                blues(t).filled(),
+            ))
+            .map_err(draw_err)?;
+        }
+        root.draw(&Rectangle::new(
+            [(bx, top), (bx + 16, top + height)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(draw_err)?;
+        let tick = ("sans-serif", 13)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Left, VPos::Center));
+        for (text, y) in [(format!("{max:.2}"), top), ("0".to_string(), top + height)] {
+            root.draw(&Text::new(text, (bx + 22, y), tick.clone()))
+                .map_err(draw_err)?;
         }
         Ok(())
     }

@@ -21,10 +21,13 @@ use crate::models::bigram_counts::{
     bigrams, normalise_mistake, normalise_rows, BigramCounts, BigramModel,
 };
 use crate::parity::{compare, ref_file, Comparison};
-use crate::plot::{CountHeatmap, Figure, RowBars};
+use crate::plot::{CountHeatmap, CountHeatmapCorner, Figure, RowBars};
 
 /// The stage's id: its book files are in `chapters/figures/bigram_counts`.
 pub const ID: &str = "bigram_counts";
+
+/// Characters a side of the heatmap's zoomed corner (`.` and a to i).
+pub const HEATMAP_CORNER: usize = 10;
 
 /// Chapter 1 in the registry.
 pub struct Counts;
@@ -215,7 +218,8 @@ impl CountsRun {
         s
     }
 
-    /// The figures of this stage, by file stem.
+    /// The figures of this stage, by file stem: the heatmap, its corner of
+    /// [`HEATMAP_CORNER`] characters a side, the first row's bars.
     pub fn save_figures(
         &self,
         dir: &Path,
@@ -225,13 +229,19 @@ impl CountsRun {
         for ext in extensions {
             let heatmap = dir.join(format!("heatmap.{ext}"));
             CountHeatmap(self.model.counts()).save(&heatmap)?;
+            let corner = dir.join(format!("heatmap-corner.{ext}"));
+            CountHeatmapCorner {
+                counts: self.model.counts(),
+                k: HEATMAP_CORNER,
+            }
+            .save(&corner)?;
             let first_row = dir.join(format!("first-row.{ext}"));
             RowBars {
                 model: &self.model,
                 row: 0,
             }
             .save(&first_row)?;
-            written.extend([heatmap, first_row]);
+            written.extend([heatmap, corner, first_row]);
         }
         Ok(written)
     }

@@ -213,7 +213,10 @@ fn run_reports_the_lecture_numbers() {
 #[test]
 fn book_figures_and_numbers_are_current() {
     let n = common::assert_book_files_current(&Counts);
-    assert_eq!(n, 3, "heatmap.svg, first-row.svg, numbers.md");
+    assert_eq!(
+        n, 4,
+        "heatmap.svg, heatmap-corner.svg, first-row.svg, numbers.md"
+    );
 }
 
 #[test]
