@@ -159,6 +159,13 @@ fn tour_writes_every_figure() {
     assert!(
         v["gpt"]["val_loss"].as_f64().unwrap() < v["gpt"]["initial_loss"].as_f64().unwrap() - 1.0
     );
+    // chapter 8's exercises: the heads agree, a short run on sums trains
+    let ex = &v["gpt_exercises"];
+    assert!(ex["ex1_out_diff"].as_f64().unwrap() < 1e-5);
+    assert!(ex["ex1_grad_diff"].as_f64().unwrap() < 1e-4);
+    assert_eq!(ex["ex2_steps"], 300);
+    let evals = ex["ex2_evals"].as_array().unwrap();
+    assert!(evals[1]["val"].as_f64().unwrap() < evals[0]["val"].as_f64().unwrap() - 0.5);
     for f in ["heads.png", "loss-ch6.svg", "loss-ch7.png"] {
         let p = dir.path().join("ladder").join(f);
         assert!(
@@ -170,6 +177,8 @@ fn tour_writes_every_figure() {
     for f in [
         "heatmap.svg",
         "heatmap.png",
+        "heatmap-corner.svg",
+        "heatmap-corner.png",
         "first-row.svg",
         "first-row.png",
     ] {

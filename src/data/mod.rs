@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fsutil;
 
+pub mod addition;
 pub mod names;
 pub mod text;
 pub mod vocab;

@@ -23,7 +23,7 @@ use super::head::{Seq, Weights};
 use super::lm::{
     dev_err, normal, uniform, Embedding, LanguageModel, Linear, LmHead, Logits, ModelError,
 };
-use crate::ops::Kernels;
+use crate::ops::{composed, Kernels};
 
 // ANCHOR: multihead
 /// Causal self-attention with NH heads of HS channels each, C = NH·HS:
@@ -129,6 +129,54 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         D::qkv_heads::<C, NH, HS, T>(x, &self.query, &self.key, &self.value) // (B·NH, T, HS) each
     }
     // ANCHOR_END: multihead_forward
+
+    // ANCHOR: heads_one_by_one
+    /// Chapter 8's exercise EX1, from the other end: the lecture's
+    /// `MultiHeadAttention` as the video writes it, a list of heads run one
+    /// after the other and `torch.cat([h(x) for h in self.heads], dim=-1)`.
+    /// Head h's maps are columns h·HS..(h+1)·HS of the (C, C) maps, and each
+    /// head is chapter 5's attention on its own (B, T, HS). The same numbers
+    /// as [`forward_batched`](Self::forward_batched), in NH times as many
+    /// operations.
+    pub fn forward_head_by_head<T: Tape<f32, D> + Merge<T> + std::fmt::Debug>(
+        &self,
+        x: Seq<C, D, T>,
+    ) -> Seq<C, D, T> {
+        let (b, t, _) = *x.shape();
+        let scale = (HS as f32).powf(-0.5);
+        let mut inputs: Vec<Seq<C, D, T>> = (1..NH).map(|_| x.retaped::<T>()).collect();
+        inputs.push(x); // the last head carries x's tape
+        let mut heads = inputs.into_iter().enumerate().map(|(h, x)| {
+            let x = x.reshape_like(&(b * t, Const::<C>)); // (B·T, C)
+            let project = |x: Tensor<(usize, Const<C>), f32, D, T>,
+                           w: &Tensor<Rank2<C, C>, f32, D>| {
+                let w = w.retaped::<T>().slice((.., h * HS..(h + 1) * HS)); // (C, HS): head h's columns
+                x.matmul(w).reshape_like(&(b, t, HS)) // (B·T, C) @ (C, HS) -> (B, T, HS)
+            };
+            let q = project(x.retaped::<T>(), &self.query); // (B, T, HS)
+            let k = project(x.retaped::<T>(), &self.key); // (B, T, HS)
+            let v = project(x, &self.value); // (B, T, HS)
+            let (q, k, v) = (q.realize(), k.realize(), v.realize()); // HS as a type again
+            let (out, _) = composed::causal_attention::<HS, D, T>(q, k, v, scale); // (B, T, HS)
+            out.realize::<(usize, usize, usize)>() // (B, T, HS), its width a run-time size
+        });
+        let first = heads.next().expect("C = NH·HS, so NH > 0"); // (B, T, HS)
+        let cat = heads.fold(first, |cat, head| (cat, head).concat_along(Axis::<2>)); // (B, T, h·HS)
+        cat.realize() // (B, T, C)
+    }
+
+    /// Every head at once, in dfdx's own operations: the heads a batch
+    /// dimension, (B, T, C) → (B·NH, T, HS), one attention over all of them,
+    /// and back. What [`forward_with_weights`](Self::forward_with_weights)
+    /// computes where a device has no fused kernels (CUDA).
+    pub fn forward_batched<T: Tape<f32, D> + Merge<T>>(&self, x: Seq<C, D, T>) -> Seq<C, D, T> {
+        let b = x.shape().0;
+        let (q, k, v) =
+            composed::qkv_heads::<C, NH, HS, D, T>(x, &self.query, &self.key, &self.value); // (B·NH, T, HS) each
+        let (out, _) = composed::causal_attention(q, k, v, (HS as f32).powf(-0.5)); // (B·NH, T, HS)
+        composed::merge_heads::<C, NH, HS, D, T>(out, b) // (B, T, C)
+    }
+    // ANCHOR_END: heads_one_by_one
 }
 
 /// Queries, keys and values, one row per head: (B·NH, T, HS) each.

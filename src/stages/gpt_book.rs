@@ -299,7 +299,7 @@ pub fn names_counts_loss(text: &str) -> Result<f32, StageError> {
 // ANCHOR_END: names_counts
 
 /// The processor, and how many cores there are.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {

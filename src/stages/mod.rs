@@ -30,6 +30,7 @@ pub mod bigram;
 pub mod counts;
 pub mod gpt;
 pub mod gpt_book;
+pub mod gpt_exercises;
 pub mod gpt_parity;
 pub mod head;
 pub mod ladder;
@@ -49,6 +50,7 @@ pub static ALL: &[&dyn Stage] = &[
     &head::OneHead,
     &ladder_book::Ladder,
     &gpt::Gpt,
+    &gpt_exercises::GptExercises,
     &parity::Parity,
 ];
 // ANCHOR_END: registry

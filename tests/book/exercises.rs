@@ -1,6 +1,7 @@
-//! The lectures' exercises, solved in the crate (makemore part 1 at the end
-//! of chapter 2): a trigram model by counting and as a neural net, and the
-//! train/dev/test split.
+//! The lectures' exercises, solved in the crate: makemore part 1 at the end
+//! of chapter 2 (a trigram model by counting and as a neural net, the
+//! train/dev/test split) and "Let's build GPT" at the end of chapter 8 (heads
+//! as a batch dimension, a GPT that adds).
 
 use charlm::models::bigram_counts::BigramCounts;
 use charlm::models::trigram::{split_words, TrigramCounts, TrigramExamples, TrigramNet};
@@ -90,5 +91,115 @@ fn the_trigram_net_learns_and_its_lookup_loss_is_the_mean_over_examples() {
     assert!(
         after < before - 1.0 && after < bigram && after > counted,
         "{before} -> {after}"
+    );
+}
+
+// EX1: the lecture's heads one by one, the heads as a batch dimension in
+// dfdx's operations, and the fused kernels compute the same output and the
+// same gradients; a pass from other weights does not.
+#[test]
+fn heads_one_by_one_batched_and_fused_agree() {
+    use charlm::stages::gpt_exercises::{ex1_diff, ex1_pass, HeadsWay};
+    let one = ex1_pass(HeadsWay::OneByOne, 1).unwrap();
+    assert_eq!(one[0].len(), 12 * 64 * 128);
+    for way in [HeadsWay::Batched, HeadsWay::Fused] {
+        let (out, grad) = ex1_diff(&one, &ex1_pass(way, 1).unwrap());
+        assert!(out < 1e-5 && grad < 1e-4, "{way:?}: {out} {grad}");
+    }
+    let (out, grad) = ex1_diff(&one, &ex1_pass(HeadsWay::Batched, 2).unwrap());
+    assert!(out > 1e-2 && grad > 1e-2, "other weights: {out} {grad}");
+}
+
+// EX2's generator: the lines, the reversed answers, a split that holds out
+// what it says and never trains on it, the same for the same seed.
+#[test]
+fn the_addition_task_writes_reversed_sums_and_holds_some_out() {
+    use charlm::data::addition::{Addition, Problem};
+    let task = Addition::new(2).unwrap();
+    let p = Problem { a: 7, b: 35 };
+    assert_eq!(task.line(p), "07+35=240\n");
+    assert_eq!(task.line(Problem { a: 99, b: 99 }), "99+99=891\n");
+    assert_eq!(task.read_answer("240"), Some(42));
+    assert_eq!(task.read_answer("24"), None);
+    assert_eq!(task.read_answer("2x0"), None);
+    let split = |seed| {
+        task.split(1000, &mut ChaCha12Rng::seed_from_u64(seed))
+            .unwrap()
+    };
+    let (train, held) = split(5);
+    assert_eq!((train.len(), held.len()), (9000, 1000));
+    let text = task.text(&train);
+    assert_eq!(text.lines().count(), 9000);
+    for p in &held {
+        assert!(!train.contains(p));
+        assert!(!text.contains(&format!("\n{}", task.line(*p))));
+    }
+    assert_eq!(split(5), (train.clone(), held.clone()));
+    assert_ne!(split(6).1, held);
+    assert!(Addition::new(0).is_err() && Addition::new(5).is_err());
+    assert!(task.split(0, &mut ChaCha12Rng::seed_from_u64(1)).is_err());
+    assert!(task
+        .split(10_000, &mut ChaCha12Rng::seed_from_u64(1))
+        .is_err());
+}
+
+// Chapter 8's exercises are quoted from one record: the committed numbers
+// are what it renders to, EX1's differences are today's, EX2's run starts
+// as the record says (to the bit), and it met its target.
+#[test]
+fn the_exercises_book_files_are_drawn_from_a_current_record() {
+    use charlm::stages::gpt_exercises::*;
+    use charlm::train::{StopAt, TrainConfig};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/gpt_exercises");
+    let record = read_record(&dir).unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    render(&record, fresh.path()).unwrap();
+    assert_eq!(crate::common::assert_files_current(ID, fresh.path()), 2);
+    let one = ex1_pass(HeadsWay::OneByOne, 1).unwrap();
+    let ex1 = &record.ex1;
+    assert_eq!(
+        ex1_diff(&one, &ex1_pass(HeadsWay::Batched, 1).unwrap()),
+        (ex1.batched_out, ex1.batched_grad)
+    );
+    assert_eq!(
+        ex1_diff(&one, &ex1_pass(HeadsWay::Fused, 1).unwrap()),
+        (ex1.fused_out, ex1.fused_grad)
+    );
+    // what the chapter says of the timings: batching alone within a quarter
+    // of the loop's time either way, the fused kernels faster than both
+    let ratio = ex1.ms[1] / ex1.ms[0];
+    assert!(
+        (0.8..1.25).contains(&ratio),
+        "batched / one by one = {ratio}"
+    );
+    assert!(ex1.ms[2] < ex1.ms[0].min(ex1.ms[1]));
+    let ex2 = &record.ex2;
+    assert_eq!(ex2.config, ex2_config());
+    let every = ex2.config.eval_interval;
+    let start = TrainConfig {
+        max_iters: every,
+        ..ex2_config()
+    };
+    let replay = run_ex2(start, &mut StopAt(usize::MAX)).unwrap();
+    assert_eq!(
+        replay.evals[..],
+        ex2.evals[..2],
+        "the record is stale: run `cargo run --release -- figures --stage {ID}`"
+    );
+    assert_eq!(ex2.evals.last().unwrap().step, ex2.config.max_iters);
+    assert!(ex2.correct as f64 >= EX2_TARGET * ex2.held_out as f64);
+    // the chapter's plateau: the loss stays within 0.1 of its first estimate
+    // after step 0 for at least three more estimates, then falls below
+    let plateau = ex2.evals[1].val;
+    let drop = ex2
+        .evals
+        .iter()
+        .position(|e| e.val < plateau - 0.1)
+        .unwrap();
+    assert!(drop >= 5, "the drop comes at estimate {drop}");
+    assert!(
+        replay.correct < ex2.correct,
+        "training on ends above where it starts"
     );
 }
