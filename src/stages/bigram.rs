@@ -314,8 +314,7 @@ pub fn video_start(corpus: &Corpus) -> Result<(TokenBatch, f32), StageError> {
     let mut g = TorchGenerator::new(1337);
     let offsets = (0..b)
         .map(|_| g.randint((train.len() - t) as u64).map(|i| i as usize)) // torch.randint(len(data) - block_size, (4,))
-        .collect::<Result<Vec<usize>, _>>()
-        .map_err(|e| StageError::Device(e.to_string()))?;
+        .collect::<Result<Vec<usize>, _>>()?;
     let batch = batch_at(train, Split::Train, &offsets, t)?; // xb, yb: (4, 8)
     let v = corpus.vocab.len();
     let table = TorchGenerator::new(1337).randn(v * v); // nn.Embedding(65, 65)'s N(0, 1)

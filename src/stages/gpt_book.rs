@@ -26,7 +26,6 @@ use super::gpt::{
 use super::{BookNumbers, StageError};
 use crate::data::text::Split;
 use crate::data::DataSets;
-use crate::fsutil;
 use crate::models::bigram_counts::BigramCounts;
 use crate::models::lm::Sampling;
 use crate::models::{LanguageModel, ModelJob};
@@ -318,18 +317,13 @@ pub const RECORD: &str = "runs.json";
 
 /// Writes the record, then the files drawn from it.
 pub fn write_book_files(book: &GptBook, dir: &Path) -> Result<(), StageError> {
-    let json = serde_json::to_string_pretty(book).unwrap_or_default() + "\n";
-    fsutil::write_atomic(&dir.join(RECORD), json.as_bytes())?;
+    super::write_record(dir, RECORD, book)?;
     render(book, dir)
 }
 
 /// Reads a record written by [`write_book_files`].
 pub fn read_record(dir: &Path) -> Result<GptBook, StageError> {
-    let path = dir.join(RECORD);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| StageError::Device(format!("reading {}: {e}", path.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| StageError::Device(format!("{}: {e}; run `charlm figures`", path.display())))
+    super::read_record(dir, RECORD, super::gpt::ID)
 }
 
 /// The chapter's figures and numbers, from the record: `numbers.md`,

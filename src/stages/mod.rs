@@ -154,6 +154,15 @@ pub enum StageError {
     /// The device reported an error.
     #[error("device error: {0}")]
     Device(String),
+    /// A stage's record of its runs is missing or not one this code reads.
+    #[error("{0}")]
+    Record(String),
+    /// Chapter 8's addition task refused its settings.
+    #[error(transparent)]
+    Addition(#[from] crate::data::addition::AdditionError),
+    /// Torch's generator was asked for an impossible range.
+    #[error(transparent)]
+    TorchRng(#[from] crate::torch_rng::RandintError),
     /// Writing an output file failed.
     #[error(transparent)]
     Io(#[from] fsutil::FsError),
@@ -167,6 +176,33 @@ impl From<crate::models::trigram::TrigramError> for StageError {
             TrigramError::Model(e) => e.into(),
         }
     }
+}
+
+/// Writes a stage's record of its runs (`name` in `dir`, pretty JSON), by a
+/// temporary file and a rename: what its book files are drawn from.
+pub(crate) fn write_record<T: serde::Serialize>(
+    dir: &Path,
+    name: &str,
+    record: &T,
+) -> Result<(), StageError> {
+    let json = serde_json::to_string_pretty(record).unwrap_or_default() + "\n";
+    fsutil::write_atomic(&dir.join(name), json.as_bytes())?;
+    Ok(())
+}
+
+/// Reads a record that [`write_record`] wrote for stage `id`; missing or
+/// unreadable, an error that says how to make it anew.
+pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+    id: &str,
+) -> Result<T, StageError> {
+    let path = dir.join(name);
+    let again = format!("run `cargo run --release -- figures --stage {id}`");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| StageError::Record(format!("reading {}: {e}; {again}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| StageError::Record(format!("{}: {e}; {again}", path.display())))
 }
 
 pub(crate) fn dev_err<E: std::fmt::Debug>(e: E) -> StageError {

@@ -166,13 +166,10 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
         ex1_diff(&one, &ex1_pass(HeadsWay::Fused, 1).unwrap()),
         (ex1.fused_out, ex1.fused_grad)
     );
-    // what the chapter says of the timings: batching alone within a quarter
-    // of the loop's time either way, the fused kernels faster than both
+    // what the chapter says of the timings: batching alone does not pay (the
+    // batched pass takes longer than the loop), the fused kernels beat both
     let ratio = ex1.ms[1] / ex1.ms[0];
-    assert!(
-        (0.8..1.25).contains(&ratio),
-        "batched / one by one = {ratio}"
-    );
+    assert!(ratio > 1.0, "batched / one by one = {ratio}");
     assert!(ex1.ms[2] < ex1.ms[0].min(ex1.ms[1]));
     let ex2 = &record.ex2;
     assert_eq!(ex2.config, ex2_config());
