@@ -16,7 +16,7 @@ use charlm::fsutil;
 use charlm::models::lm::Sampling;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::ops::Kernels;
-use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS};
+use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS, SMALL_GELU};
 use charlm::stages::ladder::{self, Rung};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
@@ -89,13 +89,19 @@ pub struct TrainArgs {
     /// its last step). A run stopped by a signal saves where it stands to a
     /// new NAME-interrupted.safetensors instead. Checked before training
     /// starts: it must be a regular file (or not exist yet) in a writable
-    /// folder, and neither the --data file nor the --resume checkpoint. A
+    /// folder, and not the --data file, the --resume or the --init checkpoint. A
     /// symbolic link is followed.
     #[arg(long, value_name = "PATH")]
     save: Option<PathBuf>,
     /// Continue the run saved in this checkpoint.
     #[arg(long, value_name = "PATH")]
     resume: Option<PathBuf>,
+    /// Start from the weights saved in this checkpoint, and its vocabulary,
+    /// with this run's settings, a fresh optimiser and step 0: finetuning
+    /// (chapter 8's EX3). The model must be the same kind, and the text
+    /// written in the characters of the text it learnt.
+    #[arg(long, value_name = "PATH", conflicts_with = "resume")]
+    init: Option<PathBuf>,
     /// Write one JSON object per loss estimate here, a line each (step,
     /// train_loss, val_loss, lr, tokens, seconds), as the run goes. Checked
     /// as --save is; an existing file is replaced.
@@ -134,7 +140,7 @@ fn finite(s: &str) -> Result<f32, String> {
 pub struct GptArgs {
     /// A rung of the ladder (chapters 6 and 7): head, multihead, ffwd,
     /// blocks, layernorm or dropout; or a GPT of chapter 8: small, cpu or
-    /// lecture.
+    /// lecture (or small-gelu, exercise EX4's).
     #[arg(long, value_name = "NAME", value_parser = preset_name)]
     pub preset: Preset,
     /// The training flags [defaults: the preset's; the ladder's are 5000
@@ -161,7 +167,7 @@ fn preset_name(name: &str) -> Result<Preset, String> {
         let names: Vec<&str> = ladder::RUNGS
             .iter()
             .map(|r| r.name)
-            .chain(GPT_PRESETS.iter().map(|p| p.name))
+            .chain(GPT_PRESETS.iter().chain([&SMALL_GELU]).map(|p| p.name))
             .collect();
         format!("unknown preset; choose from {}", names.join(", "))
     })
@@ -220,6 +226,9 @@ fn train_from(
     if let Some(resume) = &a.resume {
         inputs.push(("the --resume checkpoint", resume.as_path()));
     }
+    if let Some(init) = &a.init {
+        inputs.push(("the --init checkpoint", init.as_path()));
+    }
     let save = match &a.save {
         Some(path) => {
             fsutil::check_output(path, &inputs)?;
@@ -275,6 +284,7 @@ fn train_from(
         text: &text,
         settings: &settings,
         resume: a.resume.as_deref(),
+        init: a.init.as_deref(),
         overrides: &overrides,
         save,
         json_log: a.json_log.as_deref(),
@@ -290,6 +300,7 @@ struct TrainJob<'a> {
     text: &'a str,
     settings: &'a Settings,
     resume: Option<&'a Path>,
+    init: Option<&'a Path>,
     overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
     save: Option<&'a Path>,
     json_log: Option<&'a Path>,
@@ -315,10 +326,16 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
 
     fn run<M: LanguageModel<D>>(self) -> Result<()> {
         let OnModel { job, dev } = self;
-        let resume = job.resume.map(|path| Resume {
+        let from = |path, weights_only| Resume {
             path,
             overrides: job.overrides,
-        });
+            weights_only,
+        };
+        let resume = match (job.resume, job.init) {
+            (Some(path), _) => Some(from(path, false)),
+            (None, Some(path)) => Some(from(path, true)),
+            (None, None) => None,
+        };
         let c = &job.settings.config;
         let log = match job.json_log {
             Some(path) => {

@@ -108,6 +108,23 @@ impl Corpus {
     }
     // ANCHOR_END: corpus
 
+    /// `text` in a vocabulary fixed beforehand, a pretrained model's (chapter
+    /// 8's EX3), split as [`Corpus::new`] splits; a character outside it is
+    /// an error.
+    pub fn in_vocab(text: &str, vocab: &Vocab) -> Result<Self, TextError> {
+        if text.is_empty() {
+            return Err(TextError::Empty);
+        }
+        let mut train = vocab.encode(text)?; // (len,)
+        let n = (0.9 * train.len() as f64) as usize;
+        let val = train.split_off(n);
+        Ok(Self {
+            vocab: vocab.clone(),
+            train,
+            val,
+        })
+    }
+
     /// The ids of one split.
     pub fn split(&self, split: Split) -> &[usize] {
         match split {

@@ -29,7 +29,7 @@ use super::lm::{dev_err, LanguageModel, Linear, LmHead, Logits, ModelError};
 use super::multihead::{attention_floats, linear, Embeddings, MultiHeadAttention};
 use crate::ops::composed::{again, Dropping};
 use crate::ops::rng::MaskRng;
-use crate::ops::Kernels;
+use crate::ops::{Activation, Kernels};
 
 /// The tape of training.
 type Train<D> = OwnedTape<f32, D>;
@@ -82,8 +82,9 @@ impl<const C: usize, D: Kernels> Norm<C, D> for LayerNorm1D<C, f32, D> {
 
 /// The feed-forward of a block: `Linear(C, F)`, ReLU, `Linear(F, C)`, with
 /// F = 4·C in the lecture (the paper's inner layer is four times wider).
-pub type FeedForward<const C: usize, const F: usize, E, D> =
-    (Linear<C, F, E, D>, ReLU, Linear<F, C, E, D>);
+/// The activation `A` is a type of its own (chapter 8's EX4 swaps in GELU).
+pub type FeedForward<const C: usize, const F: usize, E, D, A = ReLU> =
+    (Linear<C, F, E, D>, A, Linear<F, C, E, D>);
 
 // ANCHOR: block
 /// A Transformer block: communication, then computation, each a residual
@@ -97,6 +98,7 @@ pub struct Block<
     N,
     E: Dtype,
     D: Storage<E>,
+    A = ReLU,
 > {
     /// Before attention.
     pub ln1: N,
@@ -107,18 +109,19 @@ pub struct Block<
     /// Before the feed-forward.
     pub ln2: N,
     /// (B, T, C) → (B, T, F) → (B, T, C).
-    pub ffwd: FeedForward<C, F, E, D>,
+    pub ffwd: FeedForward<C, F, E, D, A>,
 }
 // ANCHOR_END: block
 
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, E, D>
-    TensorCollection<E, D> for Block<C, NH, HS, F, N, E, D>
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, E, D, A>
+    TensorCollection<E, D> for Block<C, NH, HS, F, N, E, D, A>
 where
     N: TensorCollection<E, D>,
     E: Dtype + Float + SampleUniform,
     D: Device<E>,
+    A: Activation,
 {
-    type To<E2: Dtype, D2: Device<E2>> = Block<C, NH, HS, F, N::To<E2, D2>, E2, D2>;
+    type To<E2: Dtype, D2: Device<E2>> = Block<C, NH, HS, F, N::To<E2, D2>, E2, D2, A>;
 
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
@@ -142,18 +145,19 @@ where
     }
 }
 
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D>
-    Block<C, NH, HS, F, N, f32, D>
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A>
+    Block<C, NH, HS, F, N, f32, D, A>
 where
     N: Norm<C, D>,
     D: Kernels,
+    A: Activation,
 {
     /// A block drawn from `rng` in the lecture's order (heads, projection,
     /// feed-forward), PyTorch's default initialisation.
     pub fn new<R: Rng>(dev: &D, rng: &mut R) -> Result<Self, ModelError> {
         let sa = MultiHeadAttention::new(dev, rng)?;
         let proj = linear(dev, rng)?;
-        let ffwd = (linear(dev, rng)?, ReLU, linear(dev, rng)?);
+        let ffwd = (linear(dev, rng)?, A::default(), linear(dev, rng)?);
         Ok(Self {
             ln1: N::new(dev)?,
             sa,
@@ -165,11 +169,12 @@ where
 }
 
 // ANCHOR: block_forward
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, T> Module<Seq<C, D, T>>
-    for Block<C, NH, HS, F, N, f32, D>
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A, T>
+    Module<Seq<C, D, T>> for Block<C, NH, HS, F, N, f32, D, A>
 where
     N: Norm<C, D>,
     D: Kernels,
+    A: Activation,
     T: Tape<f32, D> + Merge<T>,
 {
     type Output = Seq<C, D, T>;
@@ -181,11 +186,12 @@ where
     }
 }
 
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D>
-    Block<C, NH, HS, F, N, f32, D>
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A>
+    Block<C, NH, HS, F, N, f32, D, A>
 where
     N: Norm<C, D>,
     D: Kernels,
+    A: Activation,
 {
     /// (B, T, C) → (B, T, C): `x = x + proj(sa(ln1(x)))`, then
     /// `x = x + ffwd(ln2(x))`; in training (`dropping` set) the attention
@@ -208,17 +214,23 @@ where
         let x = D::residual_add(x, a); // (B, T, C): the residual pathway, x + a
         let f = self.ln2.norm(x.retaped::<T>())?; // (B, T, C)
         let (l1, l2) = (&self.ffwd.0, &self.ffwd.2);
-        let f = D::feed_forward(f, (&l1.weight, &l1.bias), (&l2.weight, &l2.bias), dropping); // (B, T, C): computation
+        let f = D::feed_forward::<C, F, A, T>(
+            f,
+            (&l1.weight, &l1.bias),
+            (&l2.weight, &l2.bias),
+            dropping,
+        ); // (B, T, C): computation
         Ok(D::residual_add(x, f)) // (B, T, C): x + f
     }
 }
 // ANCHOR_END: block_forward
 
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D>
-    Block<C, NH, HS, F, N, f32, D>
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A>
+    Block<C, NH, HS, F, N, f32, D, A>
 where
     N: Norm<C, D>,
     D: Kernels,
+    A: Activation,
 {
     /// The block in training, dropping with probability `p`, the masks
     /// drawn from `rng`.
@@ -246,12 +258,12 @@ pub struct Gpt<
     N,
     E: Dtype,
     D: Storage<E>,
-    P = Ladder,
+    P: Preset = Ladder,
 > {
     /// (B, T) → (B, T, C): tokens and positions.
     pub embeddings: Embeddings<C, BLOCK, E, D>,
-    /// L blocks, one after another.
-    pub blocks: Repeated<Block<C, NH, HS, F, N, E, D>, L>,
+    /// L blocks, one after another (their activation is the preset's).
+    pub blocks: Repeated<Block<C, NH, HS, F, N, E, D, P::Act>, L>,
     /// The final norm, before `lm_head`.
     pub ln_f: N,
     /// (B, T, C) → (B, T, V).
@@ -271,6 +283,8 @@ pub trait Preset: Copy + Clone + Default + std::fmt::Debug + Send + Sync + 'stat
     /// gpt.py's `_init_weights`: every linear map's and embedding's weights
     /// drawn from N(0, 0.02), every bias 0 (LayerNorm keeps gamma 1, beta 0).
     const GPT_INIT: bool;
+    /// The feed-forward's activation: the lecture's ReLU, or GELU (EX4).
+    type Act: Activation;
 }
 
 /// The ladder's rungs (chapter 7): named by their norm.
@@ -280,10 +294,14 @@ pub struct Ladder;
 impl Preset for Ladder {
     const NAME: Option<&'static str> = None;
     const GPT_INIT: bool = false;
+    type Act = ReLU;
 }
 
 macro_rules! preset {
     ($(#[$doc:meta])* $ty:ident, $name:literal) => {
+        preset!($(#[$doc])* $ty, $name, ReLU);
+    };
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $act:ty) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $ty;
@@ -291,6 +309,7 @@ macro_rules! preset {
         impl Preset for $ty {
             const NAME: Option<&'static str> = Some($name);
             const GPT_INIT: bool = true;
+            type Act = $act;
         }
     };
 }
@@ -311,6 +330,13 @@ preset!(
     Lecture,
     "gpt-lecture"
 );
+preset!(
+    /// Chapter 8's exercise EX4: the `small` preset with GELU in place of
+    /// ReLU.
+    SmallGelu,
+    "gpt-small-gelu",
+    FastGeLU
+);
 
 // ANCHOR: presets
 /// `small`: n_embd 64, 4 heads of 16, 4 layers, block 32: 209,729 parameters
@@ -324,6 +350,11 @@ pub type GptCpu<D> = Gpt<128, 4, 32, 512, 4, 64, LayerNorm1D<128, f32, D>, f32, 
 /// 10,788,929 parameters on tiny Shakespeare.
 pub type GptLecture<D> = Gpt<384, 6, 64, 1536, 6, 256, LayerNorm1D<384, f32, D>, f32, D, Lecture>;
 // ANCHOR_END: presets
+
+// ANCHOR: small_gelu
+/// EX4's model: [`GptSmall`]'s sizes, GELU in every feed-forward layer.
+pub type GptSmallGelu<D> = Gpt<64, 4, 16, 256, 4, 32, LayerNorm1D<64, f32, D>, f32, D, SmallGelu>;
+// ANCHOR_END: small_gelu
 
 /// The sizes a GPT's type fixes: what chapter 8 counts its parameters from
 /// by hand.
@@ -353,7 +384,7 @@ impl<
         N,
         E: Dtype,
         D: Storage<E>,
-        P,
+        P: Preset,
     > Gpt<C, NH, HS, F, L, BLOCK, N, E, D, P>
 {
     /// The sizes this type fixes.
@@ -554,6 +585,7 @@ impl<
 where
     N: Norm<C, D>,
     D: Kernels,
+    P::Act: Module<Seq<F, D, Train<D>>, Output = Seq<F, D, Train<D>>, Error = D::Err>,
 {
     // ANCHOR: depth_profile
     /// One forward and backward pass of `idx` against `targets`, with the

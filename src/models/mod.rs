@@ -64,11 +64,13 @@ pub enum Kind {
     GptCpu,
     /// Chapter 8: [`gpt::GptLecture`].
     GptLecture,
+    /// Chapter 8's exercise EX4: [`gpt::GptSmallGelu`].
+    GptSmallGelu,
 }
 
 impl Kind {
     /// Every kind, in chapter order.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Bigram,
         Kind::Head,
         Kind::MultiHead,
@@ -78,6 +80,7 @@ impl Kind {
         Kind::GptSmall,
         Kind::GptCpu,
         Kind::GptLecture,
+        Kind::GptSmallGelu,
     ];
 
     /// Runs `job` with this kind's model type.
@@ -92,6 +95,7 @@ impl Kind {
             Kind::GptSmall => job.run::<gpt::GptSmall<D>>(),
             Kind::GptCpu => job.run::<gpt::GptCpu<D>>(),
             Kind::GptLecture => job.run::<gpt::GptLecture<D>>(),
+            Kind::GptSmallGelu => job.run::<gpt::GptSmallGelu<D>>(),
         }
     }
 }

@@ -6,6 +6,7 @@ use dfdx::prelude::*;
 use rand::Rng;
 
 use super::rng::MaskRng;
+use super::Activation;
 
 // ANCHOR: matmul
 /// `x @ w` for data x (N, K) and weights w (K, V), with dfdx's matmul. The
@@ -334,15 +335,21 @@ pub fn self_attention<
 // ANCHOR_END: self_attention
 
 // ANCHOR: feed_forward
-/// The lecture's `FeedFoward`: `Linear(C, F)`, ReLU, `Linear(F, C)` on every
-/// token, then dropout.
-pub fn feed_forward<const C: usize, const F: usize, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
+/// The lecture's `FeedFoward`: `Linear(C, F)`, ReLU (the activation `A`),
+/// `Linear(F, C)` on every token, then dropout.
+pub fn feed_forward<
+    const C: usize,
+    const F: usize,
+    A: Activation,
+    D: Device<f32>,
+    T: Tape<f32, D> + Merge<T>,
+>(
     x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
     (w1, b1): (&Tensor<Rank2<F, C>, f32, D>, &Tensor<Rank1<F>, f32, D>), // (F, C), (F,)
     (w2, b2): (&Tensor<Rank2<C, F>, f32, D>, &Tensor<Rank1<C>, f32, D>), // (C, F), (C,)
     dropping: Dropping,
 ) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
-    let h = linear(x, w1, b1).relu(); // (B, T, F)
+    let h = A::apply(linear(x, w1, b1)); // (B, T, F): ReLU, or GELU
     let out = linear(h, w2, b2); // (B, T, C)
     match dropping {
         Some((p, rng)) => dropout(out, p, rng), // (B, T, C)

@@ -21,7 +21,7 @@
 //! | [`Kernels::qkv_heads`] | 6 | three `x @ w`, then `split_heads` each | two of three products' passes, the head split's index per element |
 //! | [`Kernels::residual_add`] | 7 | `x + f` | the elementwise backward's index per element |
 //! | [`Kernels::self_attention`] | 7 | `qkv_heads`, the causal softmax, dropout, `@ v`, `merge_heads`, `linear`, dropout | five (B, T, C) tensors and their gradients; the split and merge copies |
-//! | [`Kernels::feed_forward`] | 7 | `linear`, `relu`, `linear`, dropout | the (B, T, F) hidden layer as a tensor, its gradient and copies |
+//! | [`Kernels::feed_forward`] | 7 | `linear`, `relu` (or `fast_gelu`), `linear`, dropout | the (B, T, F) hidden layer as a tensor, its gradient and copies |
 //! | [`Kernels::grad_sum_squares`], [`Kernels::scale_grad`] | 8 | copies of every gradient; a traced product per parameter | every copy: the gradients are read and scaled where they lie |
 
 use dfdx::prelude::*;
@@ -29,6 +29,53 @@ use dfdx::prelude::*;
 pub mod composed;
 pub mod cpu;
 pub mod rng;
+
+// ANCHOR: activation
+/// The feed-forward layer's nonlinearity, a type: dfdx's [`ReLU`] (the
+/// lecture's) or [`FastGeLU`], GELU as GPT-2 computes it,
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`. Introduced in chapter 8's
+/// exercise EX4. Neither holds a weight (dfdx's `ZeroSizedModule`), so the
+/// choice changes no parameter's name or shape.
+pub trait Activation:
+    dfdx::nn::ZeroSizedModule + Copy + Clone + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Which one: what the CPU kernel computes.
+    const KIND: ActivationKind;
+
+    /// The composed op, elementwise: `x.relu()` or `x.fast_gelu()`.
+    fn apply<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+        x: Tensor<S, f32, D, T>,
+    ) -> Tensor<S, f32, D, T>;
+}
+
+/// The activations there are, as a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationKind {
+    /// `max(x, 0)`.
+    Relu,
+    /// GELU, tanh approximation.
+    Gelu,
+}
+
+impl Activation for ReLU {
+    const KIND: ActivationKind = ActivationKind::Relu;
+    fn apply<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+        x: Tensor<S, f32, D, T>,
+    ) -> Tensor<S, f32, D, T> {
+        x.relu()
+    }
+}
+
+impl Activation for FastGeLU {
+    const KIND: ActivationKind = ActivationKind::Gelu;
+    fn apply<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+        x: Tensor<S, f32, D, T>,
+    ) -> Tensor<S, f32, D, T> {
+        x.fast_gelu()
+    }
+}
+// ANCHOR_END: activation
 
 // ANCHOR: kernels
 /// Devices with charlm's kernels: every method defaults to [`composed`].
@@ -192,10 +239,16 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
         composed::self_attention::<C, NH, HS, Self, T>(x, qkv, proj_weight, proj_bias, dropping)
     }
 
-    /// The feed-forward layer, `Linear(C, F)`, ReLU, `Linear(F, C)`, with
-    /// dropout in training: (B, T, C) → (B, T, C), with a backward pass for
-    /// x and every weight. Chapter 7 on (every block).
-    fn feed_forward<const C: usize, const F: usize, T: Tape<f32, Self> + Merge<T>>(
+    /// The feed-forward layer, `Linear(C, F)`, the activation `A` (ReLU in
+    /// the lecture), `Linear(F, C)`, with dropout in training:
+    /// (B, T, C) → (B, T, C), with a backward pass for x and every weight.
+    /// Chapter 7 on (every block); `A` from chapter 8's EX4.
+    fn feed_forward<
+        const C: usize,
+        const F: usize,
+        A: Activation,
+        T: Tape<f32, Self> + Merge<T>,
+    >(
         x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
         first: (
             &Tensor<Rank2<F, C>, f32, Self>,
@@ -207,7 +260,7 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
         ),
         dropping: composed::Dropping,
     ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
-        composed::feed_forward(x, first, second, dropping)
+        composed::feed_forward::<C, F, A, Self, T>(x, first, second, dropping)
     }
 
     /// Σ g² over the gradient `g` of parameter `p`: its share of the global

@@ -12,7 +12,7 @@ use super::gpt_parity::{check_gpt, GptInputs};
 use super::{json, Progress, Stage, StageError, Tour};
 use crate::bench::{training_step, Workload};
 use crate::data::DataSets;
-use crate::models::gpt::{GptCpu, GptLecture, GptSmall, Sizes};
+use crate::models::gpt::{GptCpu, GptLecture, GptSmall, GptSmallGelu, Sizes};
 use crate::models::{Kind, LanguageModel, ModelJob};
 use crate::parity::Comparison;
 use crate::train::session::{self, Settings};
@@ -61,9 +61,22 @@ pub const GPT_PRESETS: [GptPreset; 3] = [
 ];
 // ANCHOR_END: gpt_presets
 
-/// The preset called `name`.
+/// Chapter 8's exercise EX4 as a preset: `small` with GELU in place of
+/// ReLU, the same settings (`charlm gpt --preset small-gelu`).
+pub const SMALL_GELU: GptPreset = GptPreset {
+    name: "small-gelu",
+    kind: Kind::GptSmallGelu,
+    about: "EX4: small with GELU in place of ReLU",
+    config: TrainConfig::gpt_small,
+    sizes: GptSmallGelu::<Cpu>::SIZES,
+};
+
+/// The preset called `name`: one of the three, or EX4's `small-gelu`.
 pub fn gpt_preset(name: &str) -> Option<GptPreset> {
-    GPT_PRESETS.into_iter().find(|p| p.name == name)
+    GPT_PRESETS
+        .into_iter()
+        .chain([SMALL_GELU])
+        .find(|p| p.name == name)
 }
 
 /// The stage's id: its book files are in `chapters/figures/gpt`.

@@ -45,13 +45,20 @@ impl Default for Settings {
 }
 // ANCHOR_END: settings
 
-/// Continue from a checkpoint: its path, and what to change in the settings
-/// it saved (the flags given with `--resume`, e.g. a larger `--steps`).
+/// Start from a checkpoint: its path, what to change in the settings it
+/// saved (the flags given with `--resume`, e.g. a larger `--steps`), and
+/// whether to take its weights only.
 pub struct Resume<'a> {
     /// The checkpoint.
     pub path: &'a Path,
-    /// Applied to the saved settings.
+    /// Applied to the saved settings (when the run continues).
     pub overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
+    /// `false`: continue the saved run where it stopped, its settings
+    /// (with `overrides`), AdamW's state, step and generator (`--resume`).
+    /// `true`: take its weights and vocabulary only, and start a new run on
+    /// the text with the session's own settings, a fresh AdamW at step 0 and
+    /// the generator from the seed: finetuning (`--init`, chapter 8's EX3).
+    pub weights_only: bool,
 }
 
 /// The key figures of a session, as `charlm bigram --json` prints them.
@@ -169,8 +176,24 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
     watch: &mut (impl Watch + ?Sized),
 ) -> Result<Session<D, M>, TrainError> {
     let started = std::time::Instant::now();
-    let corpus = Corpus::new(text)?;
+    let mut corpus = Corpus::new(text)?;
     let (mut model, mut state, mut rng, config, untrained) = match resume {
+        Some(Resume {
+            path,
+            weights_only: true,
+            ..
+        }) => {
+            settings.config.validate()?;
+            let (model, loaded) = checkpoint::load_model::<D, M>(dev, path)?;
+            corpus = Corpus::in_vocab(text, &loaded.vocab).map_err(|e| CheckpointError::Mismatch {
+                path: path.to_path_buf(),
+                reason: format!("{e}; the text to finetune on must be written in the characters of the text it learnt"),
+            })?;
+            super::check_fits(&model, &corpus, &settings.config)?;
+            let rng = ChaCha12Rng::seed_from_u64(settings.seed);
+            let state = TrainState::new(&settings.config);
+            (model, state, rng, settings.config, None)
+        }
         None => {
             settings.config.validate()?;
             // ChaCha12 is StdRng's generator: the same draws, with a state to save
@@ -184,7 +207,9 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
             let state = TrainState::new(&settings.config);
             (model, state, rng, settings.config, untrained)
         }
-        Some(Resume { path, overrides }) => {
+        Some(Resume {
+            path, overrides, ..
+        }) => {
             let (model, mut loaded) = checkpoint::load_model::<D, M>(dev, path)?;
             if loaded.vocab != corpus.vocab {
                 return Err(CheckpointError::Mismatch {

@@ -73,6 +73,7 @@ fn resume_to_40<M: LanguageModel<Cpu>>(kind: &str) {
     let resume = Resume {
         path: &path,
         overrides: &overrides,
+        weights_only: false,
     };
     let run =
         session::run::<Cpu, M>(&Cpu::default(), text(), &settings, Some(resume), &mut ()).unwrap();

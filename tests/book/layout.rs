@@ -47,7 +47,8 @@ fn every_model_kind_is_found_by_the_name_its_checkpoints_record() {
             "layernorm",
             "gpt-small",
             "gpt-cpu",
-            "gpt-lecture"
+            "gpt-lecture",
+            "gpt-small-gelu"
         ]
     );
     for kind in Kind::ALL {

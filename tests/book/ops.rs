@@ -5,7 +5,7 @@
 
 use charlm::models::attention_trick::randn;
 use charlm::ops::cpu::fast_exp;
-use charlm::ops::{composed, Kernels};
+use charlm::ops::{composed, Activation, Kernels};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha12Rng;
@@ -423,8 +423,19 @@ fn fused_self_attention_equals_the_composed_ops_with_and_without_dropout() {
 }
 
 /// out, ∂x and every weight's gradient of `sum(feed_forward(x) ⊙ up)` with
-/// C = 12, F = 48, fused or composed.
+/// C = 12, F = 48, fused or composed, with ReLU.
 fn ffwd_run(b: usize, t: usize, p: f32, seed: u64, fused: bool) -> Vec<Vec<f32>> {
+    ffwd_run_with::<ReLU>(b, t, p, seed, fused)
+}
+
+/// [`ffwd_run`] with the activation `A`.
+fn ffwd_run_with<A: Activation>(
+    b: usize,
+    t: usize,
+    p: f32,
+    seed: u64,
+    fused: bool,
+) -> Vec<Vec<f32>> {
     const C: usize = 12;
     const F: usize = 48;
     let dev = Cpu::default();
@@ -440,9 +451,9 @@ fn ffwd_run(b: usize, t: usize, p: f32, seed: u64, fused: bool) -> Vec<Vec<f32>>
         (p > 0.0).then_some((p, &mut drops as &mut dyn charlm::ops::rng::MaskRng));
     let xt = x.trace(Gradients::leaky());
     let y = if fused {
-        <Cpu as Kernels>::feed_forward(xt, (&w1, &b1), (&w2, &b2), dropping)
+        <Cpu as Kernels>::feed_forward::<C, F, A, _>(xt, (&w1, &b1), (&w2, &b2), dropping)
     } else {
-        composed::feed_forward(xt, (&w1, &b1), (&w2, &b2), dropping)
+        composed::feed_forward::<C, F, A, _, _>(xt, (&w1, &b1), (&w2, &b2), dropping)
     }; // (B, T, C)
     let values = y.as_vec();
     let grads = (y * up).sum().backward();
@@ -463,20 +474,54 @@ fn fused_feed_forward_equals_the_composed_ops_with_and_without_dropout() {
     for (b, t) in [(1, 1), (2, 7), (5, 130)] {
         for p in [0.0, 0.2] {
             let seed = (b + t) as u64;
+            let at = format!("at (B, T) = ({b}, {t}), p = {p}");
             let (f, c) = (
                 ffwd_run(b, t, p, seed, true),
                 ffwd_run(b, t, p, seed, false),
             );
-            assert_close(
-                &names,
-                &f,
-                &c,
-                1e-5,
-                &format!("at (B, T) = ({b}, {t}), p = {p}"),
-            );
+            assert_close(&names, &f, &c, 1e-5, &format!("ReLU {at}"));
             assert_eq!(f[6], c[6], "both drew as many numbers");
+            let (g, h) = (
+                ffwd_run_with::<FastGeLU>(b, t, p, seed, true),
+                ffwd_run_with::<FastGeLU>(b, t, p, seed, false),
+            );
+            assert_close(&names, &g, &h, 1e-5, &format!("GELU {at}"));
+            assert_eq!(g[6], h[6], "both drew as many numbers");
+            assert_ne!(f[0], g[0], "GELU is not ReLU");
         }
     }
+}
+
+#[test]
+fn gelu_and_its_derivative_match_dfdx_and_finite_differences() {
+    use charlm::ops::cpu::ffwd::{gelu, gelu_derivative};
+    let dev = Cpu::default();
+    let xs: Vec<f32> = (-800..=800).map(|i| i as f32 / 100.0).collect(); // -8 to 8
+    let n = xs.len();
+    let x = dev.tensor_from_vec(xs.clone(), (n,));
+    let y = x.clone().trace(Gradients::leaky()).fast_gelu();
+    let values = y.as_vec();
+    let grads = y.sum().backward();
+    let slopes = grads.get(&x).as_vec();
+    for (i, &v) in xs.iter().enumerate() {
+        assert!((gelu(v) - values[i]).abs() < 1e-6, "gelu({v})");
+        assert!((gelu_derivative(v) - slopes[i]).abs() < 1e-5, "gelu'({v})");
+        let h = 1e-3f64;
+        let f = |x: f64| {
+            0.5 * x
+                * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+        };
+        let numeric = (f(v as f64 + h) - f(v as f64 - h)) / (2.0 * h);
+        let slope = gelu_derivative(v) as f64;
+        assert!(
+            (slope - numeric).abs() < 1e-5,
+            "gelu'({v}) = {slope}, numerically {numeric}"
+        );
+    }
+    // GELU lets a little of the negative side through, unlike ReLU
+    assert!(gelu(-1.0) < -0.15 && gelu(-1.0) > -0.17);
+    assert_eq!(gelu(0.0), 0.0);
+    assert!((gelu(8.0) - 8.0).abs() < 1e-6 && gelu(-8.0).abs() < 1e-6);
 }
 
 #[test]
@@ -606,4 +651,30 @@ fn chacha_fills_dropout_draws_across_threads_as_one_thread_draws_them() {
     assert_eq!(keep, plain);
     let kept = keep.iter().filter(|&&k| k).count() as f64 / n as f64;
     assert!((kept - 0.8).abs() < 0.01, "{kept}");
+}
+
+#[test]
+fn dfdx_accurate_gelu_backward_is_off_by_root_two_in_its_second_term() {
+    // why EX4 uses the tanh form: dfdx 0.13's erf form has the right values
+    // but a slope whose x·φ(x) term is √2 too large
+    let dev = Cpu::default();
+    let xs = [-2.0f32, -1.0, -0.5, 0.5, 1.0, 2.0];
+    let x = dev.tensor_from_vec(xs.to_vec(), (xs.len(),));
+    let y = x.clone().trace(Gradients::leaky()).accurate_gelu();
+    let values = y.as_vec();
+    let slopes = y.sum().backward().get(&x).as_vec();
+    for (i, &v) in xs.iter().enumerate() {
+        let v = v as f64;
+        let phi = (-v * v / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let cdf = values[i] as f64 / v; // Φ(x), from the values (x·Φ(x))
+        assert!((0.0..1.0).contains(&cdf) && (cdf > 0.5) == (v > 0.0));
+        let right = cdf + v * phi;
+        let dfdx_says = cdf + std::f64::consts::SQRT_2 * v * phi;
+        assert!(
+            (slopes[i] as f64 - dfdx_says).abs() < 1e-5,
+            "at {v}: {}",
+            slopes[i]
+        );
+        assert!((slopes[i] as f64 - right).abs() > 1e-2, "at {v}");
+    }
 }

@@ -136,6 +136,7 @@ fn any_text_round_trip<M: LanguageModel<Cpu>>() {
     let resume = Resume {
         path: &half_path,
         overrides: &same,
+        weights_only: false,
     };
     let resumed: Session<Cpu, M> =
         session::run(&dev, &text, &settings(), Some(resume), &mut ()).unwrap();
@@ -149,12 +150,49 @@ fn any_text_round_trip<M: LanguageModel<Cpu>>() {
     let resume = Resume {
         path: &half_path,
         overrides: &same,
+        weights_only: false,
     };
     let other = "a different text, with other characters entirely".repeat(50);
     let err = session::run::<Cpu, M>(&dev, &other, &settings(), Some(resume), &mut ())
         .err()
         .unwrap();
     assert!(err.to_string().contains("vocabulary differs"), "{err}");
+
+    // its weights only (--init): a new run on a text in (some of) its
+    // characters, from step 0, the checkpoint's vocabulary kept
+    let finetune = |t: &str| {
+        let init = Resume {
+            path: &half_path,
+            overrides: &same,
+            weights_only: true,
+        };
+        session::run::<Cpu, M>(&dev, t, &settings(), Some(init), &mut ())
+    };
+    let part: String = text.chars().rev().collect(); // the same characters, another text
+    let tuned = finetune(&part).unwrap();
+    assert_eq!(tuned.corpus.vocab, half.corpus.vocab);
+    assert_eq!(tuned.state.step, settings().config.max_iters);
+    assert_eq!(tuned.report.untrained_sample, None);
+    let corpus = Corpus::in_vocab(&part, &half.corpus.vocab).unwrap();
+    let (train, val) = charlm::train::run::estimate_loss(
+        &dev,
+        &half.model,
+        &corpus,
+        &settings().config,
+        &mut ChaCha12Rng::seed_from_u64(settings().seed),
+    )
+    .unwrap();
+    let first = tuned.train.history.evals[0];
+    assert_eq!(
+        (first.train, first.val),
+        (train, val),
+        "it starts from the checkpoint's weights"
+    );
+    let fresh: Session<Cpu, M> = session::run(&dev, &part, &settings(), None, &mut ()).unwrap();
+    assert_ne!(fresh.train.history.evals[0], first);
+    // a character the checkpoint's vocabulary lacks: a clear error
+    let err = finetune(&format!("{part}☃")).err().unwrap().to_string();
+    assert!(err.contains("'☃'") && err.contains("finetune"), "{err}");
 }
 
 #[test]

@@ -168,7 +168,12 @@ impl Kernels for Cpu {
         mha::self_attention::<C, NH, HS, T>(x, qkv, proj_weight, proj_bias, dropping)
     }
 
-    fn feed_forward<const C: usize, const F: usize, T: Tape<f32, Self> + Merge<T>>(
+    fn feed_forward<
+        const C: usize,
+        const F: usize,
+        A: super::Activation,
+        T: Tape<f32, Self> + Merge<T>,
+    >(
         x: Tensor<(usize, usize, Const<C>), f32, Self, T>,
         first: (
             &Tensor<Rank2<F, C>, f32, Self>,
@@ -180,7 +185,7 @@ impl Kernels for Cpu {
         ),
         dropping: super::composed::Dropping,
     ) -> Tensor<(usize, usize, Const<C>), f32, Self, T> {
-        ffwd::feed_forward(x, first, second, dropping)
+        ffwd::feed_forward::<C, F, T>(x, first, second, A::KIND, dropping)
     }
 
     fn grad_sum_squares<S: Shape>(
