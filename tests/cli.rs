@@ -166,6 +166,21 @@ fn tour_writes_every_figure() {
     assert_eq!(ex["ex2_steps"], 300);
     let evals = ex["ex2_evals"].as_array().unwrap();
     assert!(evals[1]["val"].as_f64().unwrap() < evals[0]["val"].as_f64().unwrap() - 0.5);
+    // EX3 and EX4, short: every run's loss falls from its start
+    for key in [
+        "ex3_scratch_evals",
+        "ex3_finetuned_evals",
+        "ex4_relu_evals",
+        "ex4_gelu_evals",
+    ] {
+        let e = ex[key].as_array().unwrap();
+        let (first, last) = (&e[0]["val"], &e[e.len() - 1]["val"]);
+        assert!(
+            last.as_f64().unwrap() < first.as_f64().unwrap() - 0.3,
+            "{key}: {e:?}"
+        );
+    }
+    assert!(ex["ex3_pretrained_val"].as_f64().unwrap() > 0.0);
     for f in ["heads.png", "loss-ch6.svg", "loss-ch7.png"] {
         let p = dir.path().join("ladder").join(f);
         assert!(
@@ -938,7 +953,7 @@ fn gpt_presets_and_the_ladder() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains(
-            "choose from head, multihead, ffwd, blocks, layernorm, dropout, small, cpu, lecture"
+            "choose from head, multihead, ffwd, blocks, layernorm, dropout, small, cpu, lecture, small-gelu"
         ),
         "{}",
         stderr(&o)
@@ -977,6 +992,91 @@ fn gpt_presets_and_the_ladder() {
         "{out}"
     );
     assert_eq!(out.lines().count(), 8, "{out}");
+}
+
+// Chapter 8's exercises EX3 and EX4 from the command line: --init starts a
+// new run on another text from a checkpoint's weights (refusing what does not
+// fit, and never writing over it), and EX4's GELU preset trains.
+#[test]
+fn gpt_finetunes_from_a_checkpoint_and_small_gelu_trains() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let names = "emma\nolivia\nava\nisabella\nsophia\n".repeat(40);
+    fs::write(d.join("names.txt"), &names).unwrap();
+    let quick = [
+        "--steps",
+        "20",
+        "--eval-interval",
+        "10",
+        "--eval-iters",
+        "2",
+        "--tokens",
+        "10",
+        "--json",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = vec!["gpt", "--preset"];
+        args.extend(extra);
+        args.extend(quick);
+        charlm(&args, d)
+    };
+    let o = run(&["small", "--save", "pre.safetensors"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pre = fs::read(d.join("pre.safetensors")).unwrap();
+    let o = run(&[
+        "small",
+        "--data",
+        "names.txt",
+        "--init",
+        "pre.safetensors",
+        "--lr",
+        "3e-4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let tuned = json_of(&o);
+    assert_eq!(tuned["vocab"], 65, "the checkpoint's vocabulary: {tuned}");
+    assert_eq!(tuned["steps"], 20);
+    assert_eq!(
+        tuned["config"]["learning_rate"].as_f64(),
+        Some(3e-4_f32 as f64)
+    );
+    assert!(tuned["untrained_sample"].is_null());
+    let o = run(&["small", "--data", "names.txt"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fresh = json_of(&o);
+    let letters: std::collections::BTreeSet<char> = names.chars().collect();
+    assert_eq!(fresh["vocab"], letters.len());
+    assert_ne!(fresh["initial_loss"], tuned["initial_loss"]);
+    // what does not fit is refused, in a line; the checkpoint is untouched
+    fs::write(d.join("snow.txt"), "☃ let it snow\n".repeat(100)).unwrap();
+    let init = ["--init", "pre.safetensors"];
+    let args = |extra: &[&'static str]| {
+        let mut a = vec!["gpt", "--preset"];
+        a.extend(extra);
+        a
+    };
+    let mut a = args(&["small", "--data", "snow.txt"]);
+    a.extend(init);
+    fails(&a, d, "finetune on must be written in the characters");
+    let mut a = args(&["cpu", "--data", "names.txt"]);
+    a.extend(init);
+    fails(&a, d, "it holds a gpt-small model, not a gpt-cpu model");
+    let mut a = args(&["small", "--data", "names.txt", "--save", "pre.safetensors"]);
+    a.extend(init);
+    fails(&a, d, "--init checkpoint");
+    let mut a = args(&["small", "--resume", "pre.safetensors"]);
+    a.extend(init);
+    let o = charlm(&a, d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+    assert_eq!(fs::read(d.join("pre.safetensors")).unwrap(), pre);
+    // EX4: the small preset with GELU
+    let o = run(&["small-gelu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_of(&o);
+    assert_eq!(v["preset"], "small-gelu");
+    assert_eq!(v["params"], 209_729);
+    assert!(v["val_loss"].as_f64().unwrap() < v["initial_loss"].as_f64().unwrap());
 }
 
 // Chapter 8's presets: their sizes, their settings in the JSON, the schedule

@@ -1,7 +1,7 @@
 //! The lectures' exercises, solved in the crate: makemore part 1 at the end
 //! of chapter 2 (a trigram model by counting and as a neural net, the
 //! train/dev/test split) and "Let's build GPT" at the end of chapter 8 (heads
-//! as a batch dimension, a GPT that adds).
+//! as a batch dimension, a GPT that adds, pretraining then finetuning, GELU).
 
 use charlm::models::bigram_counts::BigramCounts;
 use charlm::models::trigram::{split_words, TrigramCounts, TrigramExamples, TrigramNet};
@@ -155,7 +155,7 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
     let record = read_record(&dir).unwrap();
     let fresh = tempfile::tempdir().unwrap();
     render(&record, fresh.path()).unwrap();
-    assert_eq!(crate::common::assert_files_current(ID, fresh.path()), 2);
+    assert_eq!(crate::common::assert_files_current(ID, fresh.path()), 4);
     let one = ex1_pass(HeadsWay::OneByOne, 1).unwrap();
     let ex1 = &record.ex1;
     assert_eq!(
@@ -199,4 +199,238 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
         replay.correct < ex2.correct,
         "training on ends above where it starts"
     );
+}
+
+#[test]
+fn ex3_draws_disjoint_names_in_the_pretraining_vocabulary() {
+    use charlm::data::vocab::Vocab;
+    use charlm::stages::gpt_exercises::*;
+    let data = crate::common::data();
+    let names = data.names().unwrap();
+    let vocab = Vocab::of_text(data.text().unwrap()).unwrap();
+    let (corpus, _) = ex3_start(names, &vocab, EX3_TRAIN_NAMES).unwrap();
+    assert_eq!(corpus.vocab, vocab);
+    let lines = |ids: &[usize]| -> Vec<String> {
+        corpus
+            .vocab
+            .decode(ids)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    };
+    let (train, val) = (lines(&corpus.train), lines(&corpus.val));
+    assert_eq!((train.len(), val.len()), (EX3_TRAIN_NAMES, EX3_VAL_NAMES));
+    let known: std::collections::BTreeSet<&String> = names.iter().collect();
+    assert!(train.iter().chain(&val).all(|n| known.contains(n)));
+    // no name in both (names.txt lists some twice: EX3 draws distinct ones)
+    let seen: std::collections::BTreeSet<&String> = train.iter().collect();
+    assert!(val.iter().all(|n| !seen.contains(n)));
+    // seeded: the same draw again; not the file's first names
+    assert_eq!(
+        ex3_start(names, &vocab, EX3_TRAIN_NAMES).unwrap().0.train,
+        corpus.train
+    );
+    assert_ne!(train[..10], names[..10]);
+    // every size: the same names to measure on, and nested names to learn from
+    for n in EX3_SIZES {
+        let (c, _) = ex3_start(names, &vocab, n).unwrap();
+        assert_eq!(c.val, corpus.val);
+        let (small, large) = match n < EX3_TRAIN_NAMES {
+            true => (&c.train, &corpus.train),
+            false => (&corpus.train, &c.train),
+        };
+        assert!(large.starts_with(small), "{n} names");
+        assert_eq!(lines(&c.train).len(), n);
+    }
+    // too few names, too many asked for, or a vocabulary without their
+    // letters: an error
+    let few = names[..EX3_TRAIN_NAMES].to_vec();
+    let e = ex3_start(&few, &vocab, EX3_TRAIN_NAMES)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("names.txt"), "{e}");
+    let most = EX3_SIZES.into_iter().max().unwrap();
+    assert!(ex3_start(names, &vocab, most + 1).is_err());
+    let digits = Vocab::of_text("0123456789\n").unwrap();
+    assert!(ex3_start(names, &digits, EX3_TRAIN_NAMES).is_err());
+}
+
+#[test]
+fn finetuning_starts_from_the_weights_it_is_given() {
+    use charlm::models::gpt::GptSmall;
+    use charlm::models::LanguageModel;
+    use charlm::train::run::estimate_loss;
+    use charlm::train::{StopAt, TrainConfig};
+    let data = crate::common::data();
+    let vocab = charlm::data::vocab::Vocab::of_text(data.text().unwrap()).unwrap();
+    let (corpus, fresh) = charlm::stages::gpt_exercises::ex3_start(
+        data.names().unwrap(),
+        &vocab,
+        charlm::stages::gpt_exercises::EX3_TRAIN_NAMES,
+    )
+    .unwrap();
+    let dev = Cpu::default();
+    let other =
+        GptSmall::<Cpu>::init(&dev, vocab.len(), &mut ChaCha12Rng::seed_from_u64(9)).unwrap();
+    let cfg = TrainConfig {
+        max_iters: 20,
+        eval_interval: 10,
+        eval_iters: 4,
+        ..TrainConfig::gpt_small()
+    };
+    let run = |m: &GptSmall<Cpu>| {
+        charlm::stages::gpt_exercises::finetune(
+            m.clone(),
+            &corpus,
+            &cfg,
+            5,
+            &mut StopAt(usize::MAX),
+        )
+        .unwrap()
+    };
+    let (last, best, state) = run(&fresh);
+    // step 0's estimate is the given model's, with the seed's draws
+    let mut rng = ChaCha12Rng::seed_from_u64(5);
+    let (train, val) = estimate_loss(&dev, &fresh, &corpus, &cfg, &mut rng).unwrap();
+    let first = state.history.evals[0];
+    assert_eq!((first.train, first.val), (train, val));
+    assert_ne!(
+        run(&other).2.history.evals[0].val,
+        val,
+        "other weights, another start"
+    );
+    // it trained: the weights moved, the loss fell; the best is one of the estimates'
+    assert_ne!(last.lm_head.weight.as_vec(), fresh.lm_head.weight.as_vec());
+    assert!(state.history.evals.last().unwrap().val < val);
+    assert_eq!(state.history.evals.len(), 3);
+    // the best model is the one of the lowest estimate: the last, if that is it
+    let at_end = state.best_eval().unwrap().step == cfg.max_iters;
+    let same = best.lm_head.weight.as_vec() == last.lm_head.weight.as_vec();
+    assert_eq!(same, at_end);
+    // the same seed, the same run
+    assert_eq!(run(&fresh).2.history.evals, state.history.evals);
+}
+
+// EX3 and EX4 are quoted from the same record: their runs start as it says
+// (to the bit), and what the chapter says of them holds.
+#[test]
+fn ex3_and_ex4_are_drawn_from_a_current_record() {
+    use charlm::data::vocab::Vocab;
+    use charlm::models::gpt::GptSmallGelu;
+    use charlm::ops::ActivationKind;
+    use charlm::stages::gpt_exercises::*;
+    use charlm::train::{StopAt, TrainConfig};
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/gpt_exercises");
+    let record = read_record(&dir).unwrap();
+    let data = crate::common::data();
+    let stale = format!("the record is stale: run `cargo run --release -- figures --stage {ID}`");
+    // EX4: ReLU then GELU for every seed; GELU's first run replayed to its first estimate
+    assert_eq!(record.ex4_config, ex4_config());
+    let kinds: Vec<(ActivationKind, u64)> =
+        record.ex4.iter().map(|r| (r.activation, r.seed)).collect();
+    let want: Vec<(ActivationKind, u64)> = EX4_SEEDS
+        .iter()
+        .flat_map(|&s| [(ActivationKind::Relu, s), (ActivationKind::Gelu, s)])
+        .collect();
+    assert_eq!(kinds, want);
+    let every = ex4_config().eval_interval;
+    let start = TrainConfig {
+        max_iters: every,
+        ..ex4_config()
+    };
+    let (gelu, ..) = train_preset::<GptSmallGelu<Cpu>>(
+        data.text().unwrap(),
+        start,
+        EX4_SEEDS[0],
+        &mut StopAt(usize::MAX),
+    )
+    .unwrap();
+    assert_eq!(gelu.evals[..], record.ex4[1].evals[..2], "{stale}");
+    // the first ReLU run is chapter 8's small run: the model EX3 pretrains with
+    let small = std::fs::read_to_string(dir.join("../gpt/numbers.md")).unwrap();
+    assert!(small.contains(&format!(
+        "ANCHOR: small_whole_val\n{:.4}\n",
+        record.ex4[0].whole_val
+    )));
+    // EX3: every size; the chapter's size's scratch run replayed to its
+    // second estimate
+    let x = &record.ex3;
+    assert_eq!(x.configs, ex3_configs());
+    let sizes: Vec<usize> = x.sizes.iter().map(|s| s.names).collect();
+    assert_eq!(sizes, EX3_SIZES);
+    let vocab = Vocab::of_text(data.text().unwrap()).unwrap();
+    assert_eq!(x.vocab, vocab.len());
+    let main = x.main().unwrap();
+    let (corpus, fresh) = ex3_start(data.names().unwrap(), &vocab, EX3_TRAIN_NAMES).unwrap();
+    assert_eq!(main.train_chars, corpus.train.len());
+    let short = TrainConfig {
+        max_iters: 2 * x.configs.0.eval_interval,
+        ..x.configs.0
+    };
+    let replay = ex3_run(fresh, &corpus, &short, &mut StopAt(usize::MAX)).unwrap();
+    assert_eq!(replay.evals[..], main.scratch.evals[..3], "{stale}");
+    // what the chapter says: pretraining alone is worse than a uniform guess;
+    // finetuned, it beats the model from scratch, sooner; both overfit after
+    assert!(f64::from(x.pretrained_whole_val) > (x.vocab as f64).ln());
+    // pretraining wins at every size, sooner, by a small margin; the fewest
+    // names finetuned are still worse than more names from scratch
+    let gains: Vec<f32> = x
+        .sizes
+        .iter()
+        .map(|s| s.scratch.best_whole_val - s.finetuned.best_whole_val)
+        .collect();
+    for s in &x.sizes {
+        assert!(
+            s.finetuned.best_whole_val < s.scratch.best_whole_val,
+            "{} names",
+            s.names
+        );
+        assert!(
+            s.finetuned.best_step < s.scratch.best_step,
+            "{} names",
+            s.names
+        );
+    }
+    assert!(
+        gains.iter().all(|&g| g > 0.0 && g < 0.1),
+        "small gains: {gains:?}"
+    );
+    assert!(x.sizes[0].finetuned.best_whole_val > x.sizes[1].scratch.best_whole_val);
+    // EX4: GELU is worse with every seed, by more than either spread, at every estimate
+    let of = |a: ActivationKind| -> Vec<&Ex4Run> {
+        record.ex4.iter().filter(|r| r.activation == a).collect()
+    };
+    let (relu, gelu) = (of(ActivationKind::Relu), of(ActivationKind::Gelu));
+    let spread = |v: &[&Ex4Run]| {
+        let w: Vec<f32> = v.iter().map(|r| r.whole_val).collect();
+        w.iter().cloned().fold(f32::MIN, f32::max) - w.iter().cloned().fold(f32::MAX, f32::min)
+    };
+    let gap = relu
+        .iter()
+        .zip(&gelu)
+        .map(|(r, g)| g.whole_val - r.whole_val)
+        .fold(f32::MAX, f32::min);
+    assert!(gap > spread(&relu).max(spread(&gelu)), "gap {gap}");
+    for (r, g) in relu.iter().zip(&gelu) {
+        for (a, b) in r.evals.iter().zip(&g.evals).skip(1) {
+            assert!(b.val > a.val, "seed {} step {}", r.seed, a.step);
+        }
+    }
+    for run in [&main.scratch, &main.finetuned] {
+        assert!(run.last_whole_val > run.best_whole_val + 0.3);
+        assert!(run.evals.last().unwrap().train < run.evals.last().unwrap().val - 1.0);
+        assert!(!run.samples.is_empty());
+    }
+    // EX4's speed: GELU is slower
+    let sps = |a: ActivationKind| {
+        record
+            .ex4
+            .iter()
+            .filter(|r| r.activation == a)
+            .map(|r| r.steps_per_second)
+            .sum::<f64>()
+    };
+    assert!(sps(ActivationKind::Gelu) < sps(ActivationKind::Relu));
 }
