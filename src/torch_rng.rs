@@ -19,8 +19,8 @@
 //!   first;
 //! - `randint(n)` is one draw modulo n;
 //! - `randn` of 16 or more values draws every float32 uniform first, then
-//!   turns each block of 16 into normals by Box-Muller (u1 = 1 − d[j],
-//!   u2 = d[j + 8] for j < 8); when the count is not a multiple of 16 the
+//!   turns each block of 16 into normals by Box-Muller (`u1 = 1 − d[j]`,
+//!   `u2 = d[j + 8]` for j < 8); when the count is not a multiple of 16 the
 //!   last 16 values are drawn again and transformed again; fewer than 16
 //!   are drawn one at a time, a double-precision pair per two;
 //! - `multinomial(p, 1, replacement=True)` (as the 2022 lecture ran it)

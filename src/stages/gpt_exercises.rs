@@ -24,15 +24,16 @@ use crate::data::text::{Corpus, Split};
 use crate::data::vocab::Vocab;
 use crate::data::DataSets;
 use crate::models::attention_trick::randn;
-use crate::models::gpt::{GptSmall, GptSmallGelu};
+use crate::models::gpt::{Gpt, GptSmall, Preset, Small, SmallGelu};
 use crate::models::lm::Sampling;
 use crate::models::multihead::MultiHeadAttention;
 use crate::models::LanguageModel;
-use crate::ops::ActivationKind;
+use crate::ops::{Activation, ActivationKind};
 use crate::plot::{Figure, TrainCurves};
 use crate::train::run::{run_keeping, split_loss};
 use crate::train::session::{self, Settings};
 use crate::train::{Eval, StopAt, TrainConfig, TrainState, Watch};
+use dfdx::nn::modules::LayerNorm1D;
 use rand::seq::SliceRandom;
 
 /// The stage's id: its folder under `chapters/figures`.
@@ -307,24 +308,29 @@ pub struct Ex4Run {
     pub steps_per_second: f64,
 }
 
-/// Trains model `M` on `text` with `config` and `seed`: the run's record
-/// and the trained model (with its corpus).
-pub fn train_preset<M: LanguageModel<Cpu>>(
+/// The `small` preset's sizes with preset `P`'s name, initialisation and
+/// activation: [`GptSmall`] for `Small`, [`GptSmallGelu`](crate::models::gpt::GptSmallGelu) for `SmallGelu`.
+pub type SmallAs<P> = Gpt<64, 4, 16, 256, 4, 32, LayerNorm1D<64, f32, Cpu>, f32, Cpu, P>;
+
+/// Trains [`SmallAs<P>`] on `text` with `config` and `seed`: the run's
+/// record (its activation the preset's) and the trained model (with its
+/// corpus).
+pub fn train_preset<P: Preset>(
     text: &str,
     config: TrainConfig,
     seed: u64,
     watch: &mut dyn Watch,
-) -> Result<(Ex4Run, M, Corpus), StageError> {
+) -> Result<(Ex4Run, SmallAs<P>, Corpus), StageError> {
     let settings = Settings {
         config,
         seed,
         sample_tokens: 0,
     };
     let dev = Cpu::default();
-    let s = session::start::<Cpu, M>(&dev, text, &settings, None, watch)?;
+    let s = session::start::<Cpu, SmallAs<P>>(&dev, text, &settings, None, watch)?;
     let whole_val = split_loss(&dev, &s.model, &s.corpus, Split::Val, &s.config)?;
     let run = Ex4Run {
-        activation: ActivationKind::Relu, // the caller says which
+        activation: <P::Act as Activation>::KIND,
         seed,
         evals: s.train.history.evals.clone(),
         whole_val,
@@ -336,7 +342,7 @@ pub fn train_preset<M: LanguageModel<Cpu>>(
 /// A model trained on a text, with the text's corpus: what EX3 finetunes.
 pub type Pretrained = (GptSmall<Cpu>, Corpus);
 
-/// EX4's runs: ReLU ([`GptSmall`]) and GELU ([`GptSmallGelu`]) from each of
+/// EX4's runs: ReLU ([`GptSmall`]) and GELU ([`GptSmallGelu`](crate::models::gpt::GptSmallGelu)) from each of
 /// [`EX4_SEEDS`] on `text`; with the first ReLU run's model and corpus,
 /// which EX3 pretrains with.
 pub fn run_ex4(
@@ -347,14 +353,11 @@ pub fn run_ex4(
 ) -> Result<(Vec<Ex4Run>, Option<Pretrained>), StageError> {
     let (mut runs, mut first) = (Vec::new(), None);
     for &seed in seeds {
-        let (relu, model, corpus) = train_preset::<GptSmall<Cpu>>(text, config, seed, watch)?;
+        let (relu, model, corpus) = train_preset::<Small>(text, config, seed, watch)?;
+        let model: GptSmall<Cpu> = model; // the same type
         first.get_or_insert((model, corpus));
-        let (gelu, ..) = train_preset::<GptSmallGelu<Cpu>>(text, config, seed, watch)?;
-        runs.push(relu);
-        runs.push(Ex4Run {
-            activation: ActivationKind::Gelu,
-            ..gelu
-        });
+        let (gelu, ..) = train_preset::<SmallGelu>(text, config, seed, watch)?;
+        runs.extend([relu, gelu]);
     }
     Ok((runs, first))
 }

@@ -317,7 +317,7 @@ fn finetuning_starts_from_the_weights_it_is_given() {
 #[test]
 fn ex3_and_ex4_are_drawn_from_a_current_record() {
     use charlm::data::vocab::Vocab;
-    use charlm::models::gpt::GptSmallGelu;
+    use charlm::models::gpt::SmallGelu;
     use charlm::ops::ActivationKind;
     use charlm::stages::gpt_exercises::*;
     use charlm::train::{StopAt, TrainConfig};
@@ -340,7 +340,7 @@ fn ex3_and_ex4_are_drawn_from_a_current_record() {
         max_iters: every,
         ..ex4_config()
     };
-    let (gelu, ..) = train_preset::<GptSmallGelu<Cpu>>(
+    let (gelu, ..) = train_preset::<SmallGelu>(
         data.text().unwrap(),
         start,
         EX4_SEEDS[0],
