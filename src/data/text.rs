@@ -77,6 +77,9 @@ impl std::fmt::Display for Split {
 }
 
 // ANCHOR: corpus
+/// The lecture's share of the tokens that train: `n = int(0.9 * len(data))`.
+pub const TRAIN_FRACTION: f64 = 0.9;
+
 /// A text as token ids: its vocabulary, and the ids split in two.
 #[derive(Debug, Clone)]
 pub struct Corpus {
@@ -92,7 +95,7 @@ impl Corpus {
     /// The lecture's split: the first 90% of the tokens train, the rest
     /// validate (`n = int(0.9 * len(data))`).
     pub fn new(text: &str) -> Result<Self, TextError> {
-        Self::with_fraction(text, 0.9)
+        Self::with_fraction(text, TRAIN_FRACTION)
     }
 
     /// Splits at `floor(fraction * len)`.
@@ -101,6 +104,12 @@ impl Corpus {
             return Err(TextError::BadFraction(fraction));
         }
         let vocab = Vocab::of_text(text).ok_or(TextError::Empty)?;
+        Self::encode_split(text, vocab, fraction)
+    }
+
+    /// `text` in `vocab` as one sequence of ids, split at
+    /// `floor(fraction * len)`.
+    fn encode_split(text: &str, vocab: Vocab, fraction: f64) -> Result<Self, TextError> {
         let mut train = vocab.encode(text)?; // the whole text as one sequence, (len,)
         let n = (fraction * train.len() as f64) as usize;
         let val = train.split_off(n);
@@ -115,14 +124,7 @@ impl Corpus {
         if text.is_empty() {
             return Err(TextError::Empty);
         }
-        let mut train = vocab.encode(text)?; // (len,)
-        let n = (0.9 * train.len() as f64) as usize;
-        let val = train.split_off(n);
-        Ok(Self {
-            vocab: vocab.clone(),
-            train,
-            val,
-        })
+        Self::encode_split(text, vocab.clone(), TRAIN_FRACTION)
     }
 
     /// The ids of one split.

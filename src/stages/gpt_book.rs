@@ -131,7 +131,7 @@ fn run_text<'a>(data: &'a DataSets, file: &str) -> Result<&'a str, StageError> {
 
 /// The run called `name` in [`RUNS`], and its preset.
 fn run_of(name: &str) -> Result<(&'static str, GptPreset, &'static str), StageError> {
-    let unknown = || StageError::Device(format!("chapter 8 has no run {name:?}"));
+    let unknown = || StageError::Record(format!("chapter 8 has no run {name:?}"));
     let (name, preset, file) = RUNS.into_iter().find(|r| r.0 == name).ok_or_else(unknown)?;
     Ok((name, gpt_preset(preset).ok_or_else(unknown)?, file))
 }

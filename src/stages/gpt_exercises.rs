@@ -566,7 +566,10 @@ pub fn run_ex3(
     let (mut runs, mut pretrained_whole_val) = (Vec::new(), f32::NAN);
     for &n in sizes {
         let (corpus, fresh) = ex3_start(names, vocab, n)?;
-        pretrained_whole_val = split_loss(&dev, pretrained, &corpus, Split::Val, &configs.1)?; // the same names at every size
+        if runs.is_empty() {
+            // the held-out names are the same at every size: measured once
+            pretrained_whole_val = split_loss(&dev, pretrained, &corpus, Split::Val, &configs.1)?;
+        }
         runs.push(Ex3Size {
             names: n,
             train_chars: corpus.train.len(),

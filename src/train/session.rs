@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::checkpoint::{self, CheckpointError};
 use super::{Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
-use crate::data::text::Corpus;
+use crate::data::text::{Corpus, TextError};
 use crate::models::{LanguageModel, ModelError};
 use crate::ops::Kernels;
 
@@ -176,25 +176,32 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
     watch: &mut (impl Watch + ?Sized),
 ) -> Result<Session<D, M>, TrainError> {
     let started = std::time::Instant::now();
-    let mut corpus = Corpus::new(text)?;
-    let (mut model, mut state, mut rng, config, untrained) = match resume {
+    let (mut model, corpus, mut state, mut rng, config, untrained) = match resume {
         Some(Resume {
             path,
             weights_only: true,
             ..
         }) => {
+            if text.is_empty() {
+                return Err(TextError::Empty.into());
+            }
             settings.config.validate()?;
             let (model, loaded) = checkpoint::load_model::<D, M>(dev, path)?;
-            corpus = Corpus::in_vocab(text, &loaded.vocab).map_err(|e| CheckpointError::Mismatch {
-                path: path.to_path_buf(),
-                reason: format!("{e}; the text to finetune on must be written in the characters of the text it learnt"),
+            // the text in the checkpoint's vocabulary, not its own
+            let corpus = Corpus::in_vocab(text, &loaded.vocab).map_err(|e| match e {
+                TextError::UnknownChar(e) => TrainError::from(CheckpointError::Mismatch {
+                    path: path.to_path_buf(),
+                    reason: format!("{e}; the text to finetune on must be written in the characters of the text it learnt"),
+                }),
+                e => e.into(),
             })?;
             super::check_fits(&model, &corpus, &settings.config)?;
             let rng = ChaCha12Rng::seed_from_u64(settings.seed);
             let state = TrainState::new(&settings.config);
-            (model, state, rng, settings.config, None)
+            (model, corpus, state, rng, settings.config, None)
         }
         None => {
+            let corpus = Corpus::new(text)?;
             settings.config.validate()?;
             // ChaCha12 is StdRng's generator: the same draws, with a state to save
             let mut rng = ChaCha12Rng::seed_from_u64(settings.seed);
@@ -205,11 +212,12 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
             let untrained = model.generate_streaming(&[vec![0]], tokens, &mut rng, &mut stop)?;
             let untrained = Some(corpus.vocab.decode(&untrained[0]));
             let state = TrainState::new(&settings.config);
-            (model, state, rng, settings.config, untrained)
+            (model, corpus, state, rng, settings.config, untrained)
         }
         Some(Resume {
             path, overrides, ..
         }) => {
+            let corpus = Corpus::new(text)?;
             let (model, mut loaded) = checkpoint::load_model::<D, M>(dev, path)?;
             if loaded.vocab != corpus.vocab {
                 return Err(CheckpointError::Mismatch {
@@ -228,7 +236,7 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
             }
             super::check_fits(&model, &corpus, &config)?;
             loaded.state.opt.cfg = config.adamw();
-            (model, loaded.state, loaded.rng, config, None)
+            (model, corpus, loaded.state, loaded.rng, config, None)
         }
     };
     let (vocab, mut saved) = (&corpus.vocab, None);
