@@ -20,7 +20,7 @@ use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS, SMALL_GELU};
 use charlm::stages::ladder::{self, Rung};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
-use charlm::train::{Eval, Finish, LrSchedule, TrainConfig};
+use charlm::train::{self, Eval, Finish, ScheduleKind, TrainConfig, TrainFlags};
 
 use super::progress::{Bar, Log};
 use super::signals::{self, Stopped};
@@ -122,6 +122,28 @@ pub enum ScheduleArg {
     Constant,
     /// Linear warm-up, then a cosine down to --min-lr.
     Cosine,
+}
+
+impl TrainArgs {
+    /// The training flags given, as the library takes them.
+    fn flags(&self) -> TrainFlags {
+        TrainFlags {
+            steps: self.steps,
+            lr: self.lr,
+            batch: self.batch,
+            block: self.block,
+            dropout: self.dropout,
+            lr_schedule: self.lr_schedule.map(|s| match s {
+                ScheduleArg::Constant => ScheduleKind::Constant,
+                ScheduleArg::Cosine => ScheduleKind::Cosine,
+            }),
+            warmup: self.warmup,
+            min_lr: self.min_lr,
+            grad_clip: self.grad_clip,
+            eval_interval: self.eval_interval,
+            eval_iters: self.eval_iters,
+        }
+    }
 }
 
 /// A finite number, for clap.
@@ -241,41 +263,10 @@ fn train_from(
         fsutil::check_output(log, &inputs)?;
     }
     let text = data::read_text(&data_path)?;
-    let cosine_asked = match a.lr_schedule {
-        Some(s) => s == ScheduleArg::Cosine,
-        None => defaults.lr_schedule != LrSchedule::Constant,
-    };
-    if !cosine_asked && (a.warmup.is_some() || a.min_lr.is_some()) {
-        anyhow::bail!("--warmup and --min-lr shape the cosine schedule: add --lr-schedule cosine");
-    }
-    let schedule = |c: &TrainConfig| {
-        let lr = a.lr.unwrap_or(c.learning_rate);
-        let (warmup, min_lr) = match c.lr_schedule {
-            LrSchedule::Cosine { warmup, min_lr } => (warmup, min_lr),
-            LrSchedule::Constant => (0, lr / 10.0),
-        };
-        match (a.lr_schedule, c.lr_schedule) {
-            (Some(ScheduleArg::Constant), _) | (None, LrSchedule::Constant) => LrSchedule::Constant,
-            _ => LrSchedule::Cosine {
-                warmup: a.warmup.unwrap_or(warmup),
-                min_lr: a.min_lr.unwrap_or(min_lr),
-            },
-        }
-    };
-    let overrides = |c: TrainConfig| TrainConfig {
-        lr_schedule: schedule(&c),
-        grad_clip: a.grad_clip.or(c.grad_clip),
-        max_iters: a.steps.unwrap_or(c.max_iters),
-        learning_rate: a.lr.unwrap_or(c.learning_rate),
-        batch_size: a.batch.unwrap_or(c.batch_size),
-        block_size: a.block.unwrap_or(c.block_size),
-        eval_interval: a.eval_interval.unwrap_or(c.eval_interval),
-        eval_iters: a.eval_iters.unwrap_or(c.eval_iters),
-        dropout: a.dropout.unwrap_or(c.dropout),
-        ..c
-    };
+    // The run's settings, resolved once: the preset's (or the checkpoint's), then the flags.
+    let config = train::resolve(defaults, a.resume.as_deref(), &a.flags())?;
     let settings = Settings {
-        config: overrides(defaults),
+        config,
         seed: a.seed,
         sample_tokens: a.tokens,
     };
@@ -285,7 +276,6 @@ fn train_from(
         settings: &settings,
         resume: a.resume.as_deref(),
         init: a.init.as_deref(),
-        overrides: &overrides,
         save,
         json_log: a.json_log.as_deref(),
         json: a.json,
@@ -301,7 +291,6 @@ struct TrainJob<'a> {
     settings: &'a Settings,
     resume: Option<&'a Path>,
     init: Option<&'a Path>,
-    overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
     save: Option<&'a Path>,
     json_log: Option<&'a Path>,
     json: bool,
@@ -326,11 +315,7 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
 
     fn run<M: LanguageModel<D>>(self) -> Result<()> {
         let OnModel { job, dev } = self;
-        let from = |path, weights_only| Resume {
-            path,
-            overrides: job.overrides,
-            weights_only,
-        };
+        let from = |path, weights_only| Resume { path, weights_only };
         let resume = match (job.resume, job.init) {
             (Some(path), _) => Some(from(path, false)),
             (None, Some(path)) => Some(from(path, true)),
@@ -338,14 +323,7 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
         };
         let c = &job.settings.config;
         let log = match job.json_log {
-            Some(path) => {
-                // A resumed run's settings are the checkpoint's, with the flags applied.
-                let config = match job.resume {
-                    Some(resume) => (job.overrides)(checkpoint::read_meta(resume)?.0.config),
-                    None => *c,
-                };
-                Some(Log::create(path, config)?)
-            }
+            Some(path) => Some(Log::create(path, *c)?),
             None => None,
         };
         let mut bar = Bar::new(c.max_iters, job.json)

@@ -10,6 +10,7 @@
 //! | [`run`](mod@run) | the loop, one training step, the loss estimate (what chapter 3 lists) |
 //! | [`adamw`] | AdamW with a state that can be saved |
 //! | [`checkpoint`] | saving and resuming runs (safetensors) |
+//! | [`flags`] | the training flags, and a run's settings resolved once from them |
 //! | [`session`] | a whole run as the CLI and the book make it: resume, stop, samples, report |
 
 use std::time::Duration;
@@ -22,10 +23,12 @@ use crate::models::ModelError;
 
 pub mod adamw;
 pub mod checkpoint;
+pub mod flags;
 pub mod run;
 pub mod session;
 
 pub use adamw::AdamW;
+pub use flags::{resolve, ScheduleKind, TrainFlags};
 pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Keep};
 
 /// Errors of training.
@@ -54,6 +57,9 @@ pub enum TrainError {
         /// The learning rate.
         lr: f32,
     },
+    /// `--warmup` or `--min-lr` for a run whose schedule is constant.
+    #[error("--warmup and --min-lr shape the cosine schedule: add --lr-schedule cosine")]
+    CosineOnly,
     /// The gradient clip is not a finite number > 0.
     #[error("--grad-clip must be a finite number > 0, got {0}")]
     BadGradClip(f32),

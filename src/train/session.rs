@@ -45,16 +45,15 @@ impl Default for Settings {
 }
 // ANCHOR_END: settings
 
-/// Start from a checkpoint: its path, what to change in the settings it
-/// saved (the flags given with `--resume`, e.g. a larger `--steps`), and
-/// whether to take its weights only.
+/// Start from a checkpoint: its path, and whether to take its weights only.
+/// A continued run trains with the session's settings, which the caller
+/// resolved from the checkpoint's ([`resolve`](super::resolve)).
+#[derive(Debug, Clone, Copy)]
 pub struct Resume<'a> {
     /// The checkpoint.
     pub path: &'a Path,
-    /// Applied to the saved settings (when the run continues).
-    pub overrides: &'a dyn Fn(TrainConfig) -> TrainConfig,
-    /// `false`: continue the saved run where it stopped, its settings
-    /// (with `overrides`), AdamW's state, step and generator (`--resume`).
+    /// `false`: continue the saved run where it stopped, with AdamW's
+    /// state, step and generator (`--resume`).
     /// `true`: take its weights and vocabulary only, and start a new run on
     /// the text with the session's own settings, a fresh AdamW at step 0 and
     /// the generator from the seed: finetuning (`--init`, chapter 8's EX3).
@@ -214,9 +213,7 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
             let state = TrainState::new(&settings.config);
             (model, corpus, state, rng, settings.config, untrained)
         }
-        Some(Resume {
-            path, overrides, ..
-        }) => {
+        Some(Resume { path, .. }) => {
             let corpus = Corpus::new(text)?;
             let (model, mut loaded) = checkpoint::load_model::<D, M>(dev, path)?;
             if loaded.vocab != corpus.vocab {
@@ -226,7 +223,7 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
                 }
                 .into());
             }
-            let config = overrides(loaded.meta.config);
+            let config = settings.config;
             config.validate()?;
             if config.max_iters <= loaded.state.step {
                 return Err(TrainError::NothingToTrain {

@@ -11,7 +11,7 @@ use charlm::models::head::LectureHead;
 use charlm::models::LanguageModel;
 use charlm::train::checkpoint::{self, CheckpointError};
 use charlm::train::session::{self, Resume, Settings};
-use charlm::train::TrainConfig;
+use charlm::train::{TrainConfig, TrainFlags};
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
@@ -61,18 +61,18 @@ fn version_1_checkpoints_generate_what_version_1_generated() {
 /// `--resume v1-<kind>.safetensors --steps 40 --eval-iters 2 --tokens 10`.
 fn resume_to_40<M: LanguageModel<Cpu>>(kind: &str) {
     let path = fixture(&format!("v1-{kind}.safetensors"));
-    let overrides = |c: TrainConfig| TrainConfig {
-        max_iters: 40,
-        eval_iters: 2,
-        ..c
+    let flags = TrainFlags {
+        steps: Some(40),
+        eval_iters: Some(2),
+        ..TrainFlags::default()
     };
     let settings = Settings {
+        config: charlm::train::resolve(TrainConfig::default(), Some(&path), &flags).unwrap(),
         sample_tokens: 10,
         ..Settings::default()
     };
     let resume = Resume {
         path: &path,
-        overrides: &overrides,
         weights_only: false,
     };
     let run =
@@ -105,7 +105,7 @@ fn a_checkpoint_of_another_format_says_so() {
         .expect("the format tag is in the header");
     let mut other = bytes.clone();
     other[at..at + to.len()].copy_from_slice(to);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let path = dir.path().join("v9.safetensors");
     std::fs::write(&path, other).unwrap();
     let err = checkpoint::read_meta(&path).unwrap_err();
@@ -140,7 +140,7 @@ fn a_run_time_sized_model_round_trips_with_its_optimiser() {
     let mut state = charlm::train::TrainState::new(&cfg);
     let mut rng = ChaCha12Rng::seed_from_u64(2);
     charlm::train::run(&dev, &mut m, corpus, &cfg, &mut state, &mut rng, &mut ()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let path = dir.path().join("h.safetensors");
     checkpoint::save(&path, &m, "head", &corpus.vocab, &cfg, &state, &rng).unwrap();
     let (back, loaded) = checkpoint::load_model::<Cpu, LectureHead<Cpu>>(&dev, &path).unwrap();

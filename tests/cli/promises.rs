@@ -103,7 +103,7 @@ impl Running {
 fn stopped_after_step_100(args: &[&str], cwd: &Path, signal: &str) -> (Option<i32>, String) {
     let mut run = Running::start(args, cwd);
     run.wait_until("the estimate at step 100", |_, err| {
-        err.contains("step    100:")
+        err.contains("step    100/")
     });
     run.signal(signal);
     let (code, _, err) = run.finish();
@@ -146,7 +146,7 @@ fn args<'a>(head: &[&'a str], tail: &[&'a str]) -> Vec<&'a str> {
 // checkpoint, a hard link of the text: each refused, each left as it was.
 #[test]
 fn save_never_replaces_an_input_or_anything_but_a_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let text = fs::read(data_file()).unwrap();
     fs::write(d.join("copy.txt"), &text).unwrap();
@@ -219,7 +219,7 @@ fn save_never_replaces_an_input_or_anything_but_a_file() {
 #[test]
 fn the_save_path_is_checked_before_training() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let ro = d.join("ro");
     fs::create_dir(&ro).unwrap();
@@ -273,7 +273,7 @@ fn the_save_path_is_checked_before_training() {
 // bigram's generation is linear in the tokens.
 #[test]
 fn a_signal_stops_generation_and_the_checkpoint_is_already_saved() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let train = [
         "bigram",
@@ -342,7 +342,7 @@ fn a_signal_stops_generation_and_the_checkpoint_is_already_saved() {
 // to exactly the run that was never stopped.
 #[test]
 fn sigterm_saves_a_checkpoint_that_resumes_like_an_unstopped_run() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let common = [
         "--eval-interval",
@@ -408,7 +408,7 @@ fn sigterm_saves_a_checkpoint_that_resumes_like_an_unstopped_run() {
 // Defect 7: without --save, each stopped run gets a new file.
 #[test]
 fn stopped_runs_without_save_never_overwrite_each_other() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::write(d.join("bigram-interrupted.safetensors"), "an earlier run").unwrap();
     let long = [
@@ -521,7 +521,7 @@ fn huge_numbers_are_refused_in_one_line() {
 // Defect 8: resuming with no steps left is an error, not a silent no-op.
 #[test]
 fn resuming_without_steps_left_is_an_error() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let o = charlm(&args(&["bigram", "--save", "a.safetensors"], &QUICK), d);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -538,7 +538,7 @@ fn resuming_without_steps_left_is_an_error() {
 // save to the same file; a live process's are not.
 #[test]
 fn stale_temporary_files_are_removed() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     // above Linux's largest process id: no such process runs
     let dead = [
@@ -576,7 +576,7 @@ fn stale_temporary_files_are_removed() {
 // Defect 10: each I/O error names the path and the operation, once.
 #[test]
 fn io_errors_say_what_and_where_once() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let o = charlm(&["generate", "--checkpoint", "nope.safetensors"], d);
     let err = stderr(&o);
