@@ -48,7 +48,7 @@ pub trait Norm<const C: usize, D: Kernels>:
     /// A fresh norm (nothing random: LayerNorm starts at gamma 1, beta 0).
     fn new(dev: &D) -> Result<Self, ModelError>;
     /// Normalises each token's row: (B, T, C) → (B, T, C).
-    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err>;
+    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Seq<C, D, T>;
 }
 
 impl<const C: usize, D: Kernels> Norm<C, D> for () {
@@ -56,8 +56,8 @@ impl<const C: usize, D: Kernels> Norm<C, D> for () {
     fn new(_: &D) -> Result<Self, ModelError> {
         Ok(())
     }
-    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err> {
-        Ok(x) // (B, T, C): no norm
+    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Seq<C, D, T> {
+        x // (B, T, C): no norm
     }
 }
 
@@ -70,25 +70,15 @@ impl<const C: usize, D: Kernels> Norm<C, D> for LayerNorm1D<C, f32, D> {
             epsilon: 1e-5,
         })
     }
-    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Result<Seq<C, D, T>, D::Err> {
-        Ok(D::layer_norm(
-            x,
-            &self.gamma,
-            &self.beta,
-            self.epsilon as f32,
-        )) // (B, T, C): each row to mean 0, variance 1, then gamma, beta
+    fn norm<T: Tape<f32, D>>(&self, x: Seq<C, D, T>) -> Seq<C, D, T> {
+        let (gamma, beta) = (&self.gamma, &self.beta);
+        D::layer_norm(x, gamma, beta, self.epsilon as f32) // (B, T, C): each row to mean 0, variance 1, then gamma, beta
     }
 }
 
-/// The feed-forward of a block: `Linear(C, F)`, ReLU, `Linear(F, C)`, with
-/// F = 4·C in the lecture (the paper's inner layer is four times wider).
-/// The activation `A` is a type of its own (chapter 8's EX4 swaps in GELU).
-pub type FeedForward<const C: usize, const F: usize, E, D, A = ReLU> =
-    (Linear<C, F, E, D>, A, Linear<F, C, E, D>);
-
 // ANCHOR: block
-/// A Transformer block: communication, then computation, each a residual
-/// branch behind its norm.
+/// A Transformer block, gpt.py's `Block`: communication (`sa`), then
+/// computation (`ffwd`), each a residual branch behind its norm.
 #[derive(Debug, Clone)]
 pub struct Block<
     const C: usize,
@@ -100,19 +90,41 @@ pub struct Block<
     D: Storage<E>,
     A = ReLU,
 > {
-    /// Before attention.
-    pub ln1: N,
-    /// NH heads of HS channels: (B, T, C) → (B, T, C).
-    pub sa: MultiHeadAttention<C, NH, HS, E, D>,
-    /// Back into the residual pathway: `Linear(C, C)`.
-    pub proj: Linear<C, C, E, D>,
-    /// Before the feed-forward.
-    pub ln2: N,
+    /// NH heads of HS channels, then their projection: (B, T, C) → (B, T, C).
+    pub sa: SelfAttention<C, NH, HS, E, D>,
     /// (B, T, C) → (B, T, F) → (B, T, C).
     pub ffwd: FeedForward<C, F, E, D, A>,
+    /// Before attention.
+    pub ln1: N,
+    /// Before the feed-forward.
+    pub ln2: N,
+}
+
+/// gpt.py's `MultiHeadAttention` as this chapter grows it: chapter 6's
+/// heads, concatenated, then `proj`, a `Linear(C, C)` back into the
+/// residual pathway.
+#[derive(Debug, Clone)]
+pub struct SelfAttention<const C: usize, const NH: usize, const HS: usize, E: Dtype, D: Storage<E>>
+{
+    /// NH heads of HS channels, side by side: (B, T, C) → (B, T, C).
+    pub heads: MultiHeadAttention<C, NH, HS, E, D>,
+    /// (B, T, C) → (B, T, C).
+    pub proj: Linear<C, C, E, D>,
+}
+
+/// gpt.py's `FeedFoward`: `Linear(C, F)`, ReLU, `Linear(F, C)`, with
+/// F = 4·C (the paper's inner layer is four times wider). The activation
+/// `A` is a type of its own (chapter 8's EX4 swaps in GELU).
+#[derive(Debug, Clone)]
+pub struct FeedForward<const C: usize, const F: usize, E: Dtype, D: Storage<E>, A = ReLU> {
+    /// `nn.Sequential(nn.Linear(C, F), nn.ReLU(), nn.Linear(F, C))`.
+    pub net: (Linear<C, F, E, D>, A, Linear<F, C, E, D>),
 }
 // ANCHOR_END: block
 
+// The block's weights keep the names they have always had in checkpoints
+// (`sa.key`, `proj.weight`, `ffwd.0.weight`): the visitor names each
+// field's path.
 impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, E, D, A>
     TensorCollection<E, D> for Block<C, NH, HS, F, N, E, D, A>
 where
@@ -129,17 +141,16 @@ where
         visitor.visit_fields(
             (
                 Self::module("ln1", |s| &s.ln1, |s| &mut s.ln1),
-                Self::module("sa", |s| &s.sa, |s| &mut s.sa),
-                Self::module("proj", |s| &s.proj, |s| &mut s.proj),
+                Self::module("sa", |s| &s.sa.heads, |s| &mut s.sa.heads),
+                Self::module("proj", |s| &s.sa.proj, |s| &mut s.sa.proj),
                 Self::module("ln2", |s| &s.ln2, |s| &mut s.ln2),
-                Self::module("ffwd", |s| &s.ffwd, |s| &mut s.ffwd),
+                Self::module("ffwd", |s| &s.ffwd.net, |s| &mut s.ffwd.net),
             ),
-            |(ln1, sa, proj, ln2, ffwd)| Block {
+            |(ln1, heads, proj, ln2, net)| Block {
+                sa: SelfAttention { heads, proj },
+                ffwd: FeedForward { net },
                 ln1,
-                sa,
-                proj,
                 ln2,
-                ffwd,
             },
         )
     }
@@ -155,20 +166,64 @@ where
     /// A block drawn from `rng` in the lecture's order (heads, projection,
     /// feed-forward), PyTorch's default initialisation.
     pub fn new<R: Rng>(dev: &D, rng: &mut R) -> Result<Self, ModelError> {
-        let sa = MultiHeadAttention::new(dev, rng)?;
+        let heads = MultiHeadAttention::new(dev, rng)?;
         let proj = linear(dev, rng)?;
-        let ffwd = (linear(dev, rng)?, A::default(), linear(dev, rng)?);
+        let net = (linear(dev, rng)?, A::default(), linear(dev, rng)?);
         Ok(Self {
+            sa: SelfAttention { heads, proj },
+            ffwd: FeedForward { net },
             ln1: N::new(dev)?,
-            sa,
-            proj,
             ln2: N::new(dev)?,
-            ffwd,
         })
+    }
+
+    // ANCHOR: block_forward
+    /// (B, T, C) → (B, T, C), gpt.py's `Block.forward`. In training
+    /// (`dropout` set) each branch drops where gpt.py's does.
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Seq<C, D, T>, // (B, T, C)
+        dropout: &mut Dropping,
+    ) -> Seq<C, D, T> {
+        let x = x.retaped::<T>() + self.sa.forward(self.ln1.norm(x), dropout); // (B, T, C): x + sa(ln1(x))
+        x.retaped::<T>() + self.ffwd.forward(self.ln2.norm(x), dropout) // (B, T, C): x + ffwd(ln2(x))
+    }
+    // ANCHOR_END: block_forward
+}
+
+impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
+    SelfAttention<C, NH, HS, f32, D>
+{
+    /// (B, T, C) → (B, T, C): every head's attention (its weights dropped
+    /// in training), the heads side by side, `proj`, dropout. The plain
+    /// computation is [`composed::self_attention`](crate::ops::composed::self_attention);
+    /// the CPU runs it as one fused kernel.
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Seq<C, D, T>,
+        dropout: &mut Dropping,
+    ) -> Seq<C, D, T> {
+        let (h, proj) = (&self.heads, &self.proj);
+        let qkv = [&h.query, &h.key, &h.value];
+        D::self_attention::<C, NH, HS, T>(x, qkv, &proj.weight, &proj.bias, again(dropout))
     }
 }
 
-// ANCHOR: block_forward
+impl<const C: usize, const F: usize, D: Kernels, A: Activation> FeedForward<C, F, f32, D, A> {
+    /// (B, T, C) → (B, T, C): `net`, then dropout in training. The plain
+    /// computation is [`composed::feed_forward`](crate::ops::composed::feed_forward);
+    /// the CPU runs it as one fused kernel.
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Seq<C, D, T>,
+        dropout: &mut Dropping,
+    ) -> Seq<C, D, T> {
+        let (l1, l2) = (&self.net.0, &self.net.2);
+        let (first, second) = ((&l1.weight, &l1.bias), (&l2.weight, &l2.bias));
+        D::feed_forward::<C, F, A, T>(x, first, second, again(dropout))
+    }
+}
+
 impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A, T>
     Module<Seq<C, D, T>> for Block<C, NH, HS, F, N, f32, D, A>
 where
@@ -180,67 +235,9 @@ where
     type Output = Seq<C, D, T>;
     type Error = D::Err;
 
-    /// (B, T, C) → (B, T, C), nothing dropped: [`Block::forward_dropping`].
+    /// (B, T, C) → (B, T, C), nothing dropped.
     fn try_forward(&self, x: Seq<C, D, T>) -> Result<Self::Output, D::Err> {
-        self.forward_dropping(x, None)
-    }
-}
-
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A>
-    Block<C, NH, HS, F, N, f32, D, A>
-where
-    N: Norm<C, D>,
-    D: Kernels,
-    A: Activation,
-{
-    /// (B, T, C) → (B, T, C): `x = x + proj(sa(ln1(x)))`, then
-    /// `x = x + ffwd(ln2(x))`; in training (`dropping` set) the attention
-    /// weights, the projection's output and the feed-forward's output are
-    /// dropped, as gpt.py's three dropouts do.
-    pub fn forward_dropping<T: Tape<f32, D> + Merge<T>>(
-        &self,
-        x: Seq<C, D, T>, // (B, T, C)
-        mut dropping: Dropping,
-    ) -> Result<Seq<C, D, T>, D::Err> {
-        let (sa, proj) = (&self.sa, &self.proj);
-        let a = self.ln1.norm(x.retaped::<T>())?; // (B, T, C)
-        let a = D::self_attention::<C, NH, HS, T>(
-            a,
-            [&sa.query, &sa.key, &sa.value],
-            &proj.weight,
-            &proj.bias,
-            again(&mut dropping),
-        ); // (B, T, C): communication, the heads and their projection
-        let x = D::residual_add(x, a); // (B, T, C): the residual pathway, x + a
-        let f = self.ln2.norm(x.retaped::<T>())?; // (B, T, C)
-        let (l1, l2) = (&self.ffwd.0, &self.ffwd.2);
-        let f = D::feed_forward::<C, F, A, T>(
-            f,
-            (&l1.weight, &l1.bias),
-            (&l2.weight, &l2.bias),
-            dropping,
-        ); // (B, T, C): computation
-        Ok(D::residual_add(x, f)) // (B, T, C): x + f
-    }
-}
-// ANCHOR_END: block_forward
-
-impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A>
-    Block<C, NH, HS, F, N, f32, D, A>
-where
-    N: Norm<C, D>,
-    D: Kernels,
-    A: Activation,
-{
-    /// The block in training, dropping with probability `p`, the masks
-    /// drawn from `rng`.
-    pub fn forward_train<R: MaskRng>(
-        &self,
-        x: Seq<C, D, Train<D>>, // (B, T, C)
-        p: f32,
-        rng: &mut R,
-    ) -> Result<Seq<C, D, Train<D>>, ModelError> {
-        self.forward_dropping(x, Some((p, rng))).map_err(dev_err) // (B, T, C)
+        Ok(self.forward(x, &mut None))
     }
 }
 
@@ -529,34 +526,21 @@ where
     }
 
     // ANCHOR: gpt_forward
-    /// (B, T) → (B, T, V).
+    /// (B, T) → (B, T, V), gpt.py's `GPTLanguageModel.forward`; in
+    /// training (`dropout` set) every block drops.
     pub fn forward<T: Tape<f32, D> + Merge<T>>(
         &self,
         idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+        dropout: &mut Dropping,
     ) -> Result<Logits<D, T>, ModelError> {
-        let mut x = self.embeddings.forward(idx)?; // (B, T, C)
+        let mut x = self.embeddings.forward(idx)?; // (B, T, C): tok_emb + pos_emb
         for block in &self.blocks.modules {
-            x = block.try_forward(x).map_err(dev_err)?; // (B, T, C)
+            x = block.forward(x, dropout); // (B, T, C)
         }
-        let x = self.ln_f.norm(x).map_err(dev_err)?; // (B, T, C)
+        let x = self.ln_f.norm(x); // (B, T, C)
         self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
     }
     // ANCHOR_END: gpt_forward
-
-    /// [`forward`](Self::forward) in training, dropping with probability `p`.
-    pub fn forward_train<R: MaskRng>(
-        &self,
-        idx: Tensor<(usize, usize), usize, D, Train<D>>, // (B, T)
-        p: f32,
-        rng: &mut R,
-    ) -> Result<Logits<D, Train<D>>, ModelError> {
-        let mut x = self.embeddings.forward(idx)?; // (B, T, C)
-        for block in &self.blocks.modules {
-            x = block.forward_train(x, p, rng)?; // (B, T, C)
-        }
-        let x = self.ln_f.norm(x).map_err(dev_err)?; // (B, T, C)
-        self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
-    }
 }
 
 /// Chapter 7's measurements of one batch through a stack: the norm of the
@@ -618,21 +602,17 @@ where
         };
         for block in &self.blocks.modules {
             let (stream, a) = branch(x);
-            let a = block.ln1.norm(a).map_err(dev_err)?; // (B, T, C)
+            let a = block.ln1.norm(a); // (B, T, C)
             input_stds.push(std(a.as_vec()));
-            let a = block
-                .proj
-                .try_forward(block.sa.try_forward(a).map_err(dev_err)?)
-                .map_err(dev_err)?; // (B, T, C)
+            let a = block.sa.heads.try_forward(a).map_err(dev_err)?; // (B, T, C)
+            let a = block.sa.proj.try_forward(a).map_err(dev_err)?; // (B, T, C)
             let h = join(stream, a); // (B, T, C)
             let (stream, f) = branch(h);
-            let f = block
-                .ffwd
-                .try_forward(block.ln2.norm(f).map_err(dev_err)?)
-                .map_err(dev_err)?; // (B, T, C)
+            let f = block.ln2.norm(f); // (B, T, C)
+            let f = block.ffwd.net.try_forward(f).map_err(dev_err)?; // (B, T, C)
             x = join(stream, f); // (B, T, C)
         }
-        let x = self.ln_f.norm(x).map_err(dev_err)?; // (B, T, C)
+        let x = self.ln_f.norm(x); // (B, T, C)
         let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
         let grads = super::lm::cross_entropy(logits, targets).backward();
         let norm = |g: Vec<f32>| g.iter().map(|v| v * v).sum::<f32>().sqrt();
@@ -642,7 +622,7 @@ where
                 .as_vec(),
         )];
         for block in &self.blocks.modules {
-            grad_norms.push(norm(grads.get(&block.sa.query).as_vec()));
+            grad_norms.push(norm(grads.get(&block.sa.heads.query).as_vec()));
         }
         grad_norms.push(norm(grads.get(&self.lm_head.weight).as_vec()));
         Ok(DepthProfile {
@@ -688,10 +668,8 @@ where
         p: f32,
         rng: &mut R,
     ) -> Result<Tensor<Rank0, f32, D, Train<D>>, ModelError> {
-        Ok(super::lm::cross_entropy(
-            self.forward_train(idx, p, rng)?,
-            targets,
-        ))
+        let logits = self.forward(idx, &mut Some((p, rng as &mut dyn MaskRng)))?; // (B, T, V)
+        Ok(super::lm::cross_entropy(logits, targets))
     }
 
     fn init<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
@@ -718,7 +696,7 @@ where
         &self,
         idx: Tensor<(usize, usize), usize, D, T>,
     ) -> Result<Logits<D, T>, ModelError> {
-        self.forward(idx)
+        self.forward(idx, &mut None)
     }
 }
 

@@ -186,17 +186,6 @@ pub fn merge_heads<
 }
 // ANCHOR_END: heads
 
-// ANCHOR: residual_add
-/// The residual connection, `x + f(x)`: dfdx's elementwise addition of two
-/// tensors of the same shape (the lecture's `x = x + self.sa(...)`).
-pub fn residual_add<S: Shape, D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
-    x: Tensor<S, f32, D, T>, // the residual pathway
-    f: Tensor<S, f32, D, T>, // what a branch adds to it
-) -> Tensor<S, f32, D, T> {
-    x + f
-}
-// ANCHOR_END: residual_add
-
 // ANCHOR: qkv_heads
 /// Queries, keys and values of NH heads of HS channels, one row per
 /// (sequence, head): x (B, T, C) times each (C, C) map (every head's map side

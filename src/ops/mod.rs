@@ -19,7 +19,6 @@
 //! | [`Kernels::split_heads`], [`Kernels::merge_heads`] | 6 | reshape, permute, reshape | an index computed per element, both ways |
 //! | [`Kernels::layer_norm`] | 7 | mean, centre, variance, `/ σ`, `· γ + β` | nine (B, T, C) tensors and their broadcast indexing |
 //! | [`Kernels::qkv_heads`] | 6 | three `x @ w`, then `split_heads` each | two of three products' passes, the head split's index per element |
-//! | [`Kernels::residual_add`] | 7 | `x + f` | the elementwise backward's index per element |
 //! | [`Kernels::self_attention`] | 7 | `qkv_heads`, the causal softmax, dropout, `@ v`, `merge_heads`, `linear`, dropout | five (B, T, C) tensors and their gradients; the split and merge copies |
 //! | [`Kernels::feed_forward`] | 7 | `linear`, `relu` (or `fast_gelu`), `linear`, dropout | the (B, T, F) hidden layer as a tensor, its gradient and copies |
 //! | [`Kernels::grad_sum_squares`], [`Kernels::scale_grad`] | 8 | copies of every gradient; a traced product per parameter | every copy: the gradients are read and scaled where they lie |
@@ -208,15 +207,6 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
         Tensor<(usize, usize, Const<HS>), f32, Self, T>,
     ) {
         composed::qkv_heads::<C, NH, HS, Self, T>(x, query, key, value)
-    }
-
-    /// `x + f` for two tensors of the same shape: the residual connection of
-    /// chapter 7's blocks, with a backward pass for both.
-    fn residual_add<S: Shape, T: Tape<f32, Self> + Merge<T>>(
-        x: Tensor<S, f32, Self, T>,
-        f: Tensor<S, f32, Self, T>,
-    ) -> Tensor<S, f32, Self, T> {
-        composed::residual_add(x, f)
     }
 
     /// Multi-head causal self-attention and its projection, with dropout

@@ -186,13 +186,13 @@ fn check_block<D: Kernels>(
     let params: [(&str, Vec<f32>); 9] = [
         ("ln1.gamma", grads.get(&b.ln1.gamma).as_vec()),
         ("ln1.beta", grads.get(&b.ln1.beta).as_vec()),
-        ("sa.query", grads.get(&b.sa.query).as_vec()),
-        ("sa.key", grads.get(&b.sa.key).as_vec()),
-        ("sa.value", grads.get(&b.sa.value).as_vec()),
-        ("proj.weight", grads.get(&b.proj.weight).as_vec()),
-        ("proj.bias", grads.get(&b.proj.bias).as_vec()),
-        ("ffwd.0.weight", grads.get(&b.ffwd.0.weight).as_vec()),
-        ("ffwd.2.bias", grads.get(&b.ffwd.2.bias).as_vec()),
+        ("sa.query", grads.get(&b.sa.heads.query).as_vec()),
+        ("sa.key", grads.get(&b.sa.heads.key).as_vec()),
+        ("sa.value", grads.get(&b.sa.heads.value).as_vec()),
+        ("proj.weight", grads.get(&b.sa.proj.weight).as_vec()),
+        ("proj.bias", grads.get(&b.sa.proj.bias).as_vec()),
+        ("ffwd.0.weight", grads.get(&b.ffwd.net.0.weight).as_vec()),
+        ("ffwd.2.bias", grads.get(&b.ffwd.net.2.bias).as_vec()),
     ];
     for (name, got) in params {
         out.push(compare(

@@ -66,8 +66,8 @@ fn the_presets_start_from_gpt_py_initialisation() {
             "token embedding",
             m.embeddings.token_embedding_table.weight.as_vec(),
         ),
-        ("query", block.sa.query.as_vec()),
-        ("feed-forward", block.ffwd.0.weight.as_vec()),
+        ("query", block.sa.heads.query.as_vec()),
+        ("feed-forward", block.ffwd.net.0.weight.as_vec()),
         ("lm_head", m.lm_head.weight.as_vec()),
     ] {
         let (mean, s) = std(w);
@@ -76,7 +76,7 @@ fn the_presets_start_from_gpt_py_initialisation() {
             "{name}: mean {mean}, std {s}"
         );
     }
-    assert!(block.proj.bias.as_vec().iter().all(|&b| b == 0.0));
+    assert!(block.sa.proj.bias.as_vec().iter().all(|&b| b == 0.0));
     assert!(m.lm_head.bias.as_vec().iter().all(|&b| b == 0.0));
     assert!(block.ln1.gamma.as_vec().iter().all(|&g| g == 1.0));
     assert!(m.ln_f.beta.as_vec().iter().all(|&b| b == 0.0));
@@ -277,7 +277,7 @@ fn the_gpt_book_files_are_drawn_from_a_current_record() {
     use charlm::stages::gpt_book::{read_record, render, replay_start, RUNS, TEMPERATURES};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/gpt");
     let book = read_record(&dir).unwrap();
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::tempfile::tempdir().unwrap();
     render(&book, fresh.path()).unwrap();
     assert_eq!(crate::common::assert_files_current("gpt", fresh.path()), 3);
     let names: Vec<&str> = book.runs.iter().map(|r| r.name.as_str()).collect();

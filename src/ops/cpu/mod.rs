@@ -26,7 +26,6 @@
 //!   from the normalised rows the forward kept;
 //! - [`qkv`]: every head's queries, keys and values from one product over
 //!   all B·T tokens, copied straight into the heads' rows;
-//! - [`residual`]: the residual connection's addition, both ways, in slices;
 //! - [`mha`]: a block's whole multi-head attention, projection and dropout
 //!   included, on buffers of its own: the heads read their queries, keys and
 //!   values where one product wrote them, and write their outputs side by
@@ -53,7 +52,6 @@ pub mod mha;
 pub mod nll;
 pub mod norm;
 pub mod qkv;
-pub mod residual;
 
 // ANCHOR: cpu
 impl Kernels for Cpu {
@@ -144,13 +142,6 @@ impl Kernels for Cpu {
         Tensor<(usize, usize, Const<HS>), f32, Self, T>,
     ) {
         qkv::qkv_heads::<C, NH, HS, T>(x, query, key, value)
-    }
-
-    fn residual_add<S: Shape, T: Tape<f32, Self> + Merge<T>>(
-        x: Tensor<S, f32, Self, T>,
-        f: Tensor<S, f32, Self, T>,
-    ) -> Tensor<S, f32, Self, T> {
-        residual::residual_add(x, f)
     }
 
     fn self_attention<
