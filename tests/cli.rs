@@ -717,9 +717,15 @@ fn bench_times_a_workload_and_rejects_bad_flags() {
 #[path = "shared/any_text.rs"]
 mod shared;
 
+#[path = "shared/tempfile.rs"]
+mod tempfile;
+
 #[cfg(unix)]
 #[path = "cli/promises.rs"]
 mod promises;
+
+#[path = "cli/resume.rs"]
+mod resume;
 
 // The vocabulary comes from the data: the language models (bigram, head and
 // chapter 8's small GPT) train on a text of 90 characters (accents, Greek,

@@ -27,7 +27,11 @@ pub struct TourArgs {
 pub fn tour(a: TourArgs) -> Result<()> {
     charlm::fsutil::check_folder(&a.out)?;
     let data = DataSets::new();
-    let progress = |steps: usize| -> Box<dyn Watch> { Box::new(Bar::new(steps, a.json)) };
+    // Each run is named once, on stderr, with its bar; its losses are printed
+    // once, in the stage's summary on stdout.
+    let progress = |label: &str, steps: usize| -> Box<dyn Watch> {
+        Box::new(Bar::new(steps, a.json).labelled(label))
+    };
     let (mut reports, mut figures, mut failures) = (serde_json::Map::new(), Vec::new(), Vec::new());
     for (i, stage) in ALL.iter().enumerate() {
         if !a.json {

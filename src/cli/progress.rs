@@ -28,6 +28,9 @@ enum Show {
 /// A training run's [`Watch`]: progress, and the stop on a signal.
 pub struct Bar {
     bar: ProgressBar,
+    /// The run's last step: its `--steps`, counted from the start (a
+    /// resumed run's own, from the settings resolved with its checkpoint).
+    steps: usize,
     show: Show,
     /// Tokens per step (B·T), for tokens/s, where the run has them.
     tokens_per_step: Option<usize>,
@@ -35,6 +38,9 @@ pub struct Bar {
     start: Option<(usize, std::time::Instant)>,
     /// `--json-log`: a JSON line per estimate, and the first error writing it.
     log: Option<Log>,
+    /// Whether each estimate gets a line (not in the tour, whose summaries
+    /// print the losses).
+    estimates: bool,
 }
 
 /// `--json-log PATH`: one JSON object per loss estimate, a line each,
@@ -106,11 +112,23 @@ impl Bar {
         );
         Self {
             bar,
+            steps,
             show,
             tokens_per_step: None,
             start: None,
             log: None,
+            estimates: true,
         }
+    }
+
+    /// This bar, for one run of `charlm tour`: named by `label` (a line on
+    /// stderr, and the bar's prefix), without a line per estimate.
+    pub fn labelled(mut self, label: &str) -> Self {
+        if self.show != Show::Nothing {
+            eprintln!("-- {label}: {} steps", self.steps);
+        }
+        self.estimates = false;
+        self
     }
 
     /// This bar, also writing each estimate to `log`.
@@ -158,10 +176,11 @@ impl Watch for Bar {
                     log.write(e);
                 }
                 let line = format!(
-                    "step {:>6}: train loss {:.4}, val loss {:.4}",
-                    e.step, e.train, e.val
+                    "step {:>6}/{}: train loss {:.4}, val loss {:.4}",
+                    e.step, self.steps, e.train, e.val
                 );
                 match self.show {
+                    _ if !self.estimates => {}
                     Show::Bar => self.bar.println(line),
                     // stderr is unbuffered: the line is out when this returns
                     Show::Lines => eprintln!("{line}"),

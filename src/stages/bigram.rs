@@ -51,7 +51,10 @@ impl Stage for Bigram {
     }
 
     fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
-        let mut watch = progress(Settings::default().config.max_iters);
+        let mut watch = progress(
+            "the bigram language model, bigram.py's settings",
+            Settings::default().config.max_iters,
+        );
         let run = run_bigram(&Cpu::default(), data.text()?, &mut *watch)?;
         Ok(Tour {
             summary: run.summary(),

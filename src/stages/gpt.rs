@@ -153,7 +153,7 @@ impl Stage for Gpt {
             seed: 1337,
             sample_tokens: 300,
         };
-        let watch = &mut *progress(config.max_iters);
+        let watch = &mut *progress("the small preset, a short run", config.max_iters);
         let s = session::run::<Cpu, GptSmall<Cpu>>(&dev, data.text()?, &settings, None, watch)?;
         Ok(Tour {
             summary: s.summary(),

@@ -922,7 +922,7 @@ impl Stage for GptExercises {
             eval_interval: TOUR_STEPS,
             ..ex2_config()
         };
-        let ex2 = run_ex2(config, &mut *progress(TOUR_STEPS))?;
+        let ex2 = run_ex2(config, &mut *progress("EX2: a GPT that adds", TOUR_STEPS))?;
         // EX4 and EX3, short: one seed of each activation, then the names
         let short = TrainConfig {
             max_iters: TOUR_STEPS,
@@ -934,7 +934,10 @@ impl Stage for GptExercises {
             data.text()?,
             short,
             &EX4_SEEDS[..1],
-            &mut *progress(2 * TOUR_STEPS),
+            &mut *progress(
+                "EX4: the small preset with ReLU, then with GELU",
+                2 * TOUR_STEPS,
+            ),
         )?;
         let (model, corpus) = first.ok_or_else(|| StageError::Record("EX4 ran no seed".into()))?;
         let names = |c: TrainConfig| TrainConfig {
@@ -944,7 +947,10 @@ impl Stage for GptExercises {
             ..c
         };
         let (a, b) = ex3_configs();
-        let mut watch = progress(2 * TOUR_STEPS / 3);
+        let mut watch = progress(
+            "EX3: names from scratch, then finetuned from Shakespeare",
+            2 * TOUR_STEPS / 3,
+        );
         let sizes = [EX3_TRAIN_NAMES];
         let ex3 = run_ex3(
             &model,

@@ -54,8 +54,16 @@ impl Stage for OneHead {
     fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
         let (dev, text) = (Cpu::default(), data.text()?);
         let steps = Settings::default().config.max_iters;
-        let head = run_head(&dev, text, &mut *progress(steps))?;
-        let bigram = run_bigram(&dev, text, &mut *progress(steps))?; // for the comparison
+        let head = run_head(
+            &dev,
+            text,
+            &mut *progress("one head of self-attention", steps),
+        )?;
+        let bigram = run_bigram(
+            &dev,
+            text,
+            &mut *progress("the bigram model again, for the figure beside it", steps),
+        )?; // for the comparison
         let (_, figures) = save_figures(&head, &bigram, &out.join(ID), &["svg", "png"])?;
         Ok(Tour {
             summary: head.summary(),

@@ -85,7 +85,8 @@ pub fn run_ladder(text: &str, progress: Progress) -> Result<LadderRuns, StageErr
     let mut runs = Vec::new();
     let (mut heads, mut sequence) = (Vec::new(), String::new());
     for rung in RUNGS {
-        let watch = &mut *progress(settings.config.max_iters);
+        let label = format!("rung {}: {}", rung.name, rung.adds);
+        let watch = &mut *progress(&label, settings.config.max_iters);
         if rung.kind != Kind::MultiHead {
             runs.push(run_rung(&dev, rung, text, &settings, watch)?);
             continue;
@@ -142,7 +143,7 @@ impl Stage for Ladder {
     }
 
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
-        write_book_files(&run_ladder(data.text()?, &|_| Box::new(()))?, dir)
+        write_book_files(&run_ladder(data.text()?, &|_, _| Box::new(()))?, dir)
     }
 
     fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {

@@ -66,7 +66,8 @@ pub trait Stage: Sync {
     fn heading(&self) -> &'static str;
 
     /// Runs the chapter with its defaults, writes its figures (SVG and PNG)
-    /// into `out`, and reports. `progress(steps)` watches each training run.
+    /// into `out`, and reports. `progress(label, steps)` watches each training
+    /// run: `label` names it (the rung, the exercise) where the tour shows it.
     fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError>;
 
     /// Writes every figure (SVG) and number its chapter quotes into `dir`.
@@ -91,9 +92,10 @@ pub trait Stage: Sync {
 }
 // ANCHOR_END: stage
 
-/// Makes the [`Watch`] of one training run of `steps` steps: `charlm tour`
-/// shows a progress bar; tests and notebooks watch nothing.
-pub type Progress<'a> = &'a dyn Fn(usize) -> Box<dyn Watch + 'a>;
+/// Makes the [`Watch`] of one training run of `steps` steps, named by a
+/// label: `charlm tour` shows the label and a progress bar; tests and
+/// notebooks watch nothing.
+pub type Progress<'a> = &'a dyn Fn(&str, usize) -> Box<dyn Watch + 'a>;
 
 /// What [`Stage::tour`] reports.
 #[derive(Debug, Clone, Default)]

@@ -50,7 +50,10 @@ impl Stage for OneHot {
 
     fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
         let settings = OneHotSettings::default();
-        let mut watch = progress(settings.config.steps);
+        let mut watch = progress(
+            "the one-hot net, gradient descent on names.txt",
+            settings.config.steps,
+        );
         let on_step = |step: usize, loss: f32| {
             watch.event(Event::Step {
                 step: step + 1,

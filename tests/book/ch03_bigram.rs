@@ -337,7 +337,7 @@ mod checkpoints {
         let mut m = model(11, 1.0);
         let mut state = TrainState::new(&cfg());
         run(&dev, &mut m, c, &cfg(), &mut state, &mut rng, &mut ()).unwrap();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/bigram.safetensors");
         checkpoint::save(&path, &m, KIND, &c.vocab, &cfg(), &state, &rng).unwrap();
         let mut fresh = model(99, 1.0);
@@ -379,7 +379,7 @@ mod checkpoints {
         )
         .unwrap();
         assert_eq!((finish, state2.step), (Finish::Stopped, 70));
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::tempfile::tempdir().unwrap();
         let path = dir.path().join("half.safetensors");
         checkpoint::save(&path, &part, KIND, &c.vocab, &cfg(), &state2, &rng2).unwrap();
         let mut resumed = model(0, 1.0);
@@ -395,7 +395,7 @@ mod checkpoints {
     #[test]
     fn bad_checkpoints_are_clear_errors() {
         let (c, dev) = (corpus(), Cpu::default());
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::tempfile::tempdir().unwrap();
         let d = dir.path();
         let mut m = model(1, 1.0);
         let err = checkpoint::load(&dev, &d.join("missing.safetensors"), &mut m, KIND).unwrap_err();

@@ -39,7 +39,7 @@ pub fn corpus() -> &'static Corpus {
 /// equals the committed one in `chapters/figures/<stage>`. Returns how many
 /// files were compared.
 pub fn assert_book_files_current(stage: &dyn Stage) -> usize {
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::tempfile::tempdir().unwrap();
     stage.write_book_files(data(), fresh.path()).unwrap();
     assert_files_current(stage.id(), fresh.path())
 }

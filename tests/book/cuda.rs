@@ -110,7 +110,7 @@ fn every_model_kind_computes_on_cuda_what_it_computes_on_the_cpu() {
     let cuda = Cuda::try_build(0, 0)
         .expect("these tests need an NVIDIA GPU and its driver (libcuda.so.1)");
     let cpu = Cpu::default();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     for kind in Kind::ALL {
         let weights = dir.path().join(format!("{}.safetensors", kind.name()));
         let block = kind.with::<Cpu, _>(BlockOf).unwrap_or(8);

@@ -89,9 +89,15 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 /// Downloads `{server}/names.txt` into a fresh folder, expecting GOOD's
 /// checksum, from a server that answers once with `reply`.
-fn fetch(reply: Reply) -> (tempfile::TempDir, std::path::PathBuf, Result<(), DataError>) {
+fn fetch(
+    reply: Reply,
+) -> (
+    crate::tempfile::TempDir,
+    std::path::PathBuf,
+    Result<(), DataError>,
+) {
     let base = serve(vec![reply]);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let dest = dir.path().join("sub/names.txt");
     let result = data::download(
         &format!("{base}/names.txt"),
@@ -152,7 +158,7 @@ fn locator(local: &Path, base: Option<String>) -> Locator {
 
 #[test]
 fn resolution_order_explicit_env_local_download() {
-    let root = tempfile::tempdir().unwrap();
+    let root = crate::tempfile::tempdir().unwrap();
     let (env_dir, local_dir) = (root.path().join("env"), root.path().join("local"));
     fs::create_dir_all(&env_dir).unwrap();
     fs::create_dir_all(&local_dir).unwrap();
@@ -201,7 +207,7 @@ fn resolution_order_explicit_env_local_download() {
 
 #[test]
 fn missing_explicit_path_does_not_fall_back() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     fs::write(dir.path().join("names.txt"), "ok\n").unwrap();
     let l = locator(dir.path(), None);
     let err = l
@@ -218,7 +224,7 @@ fn unreachable_server_gives_an_error_that_says_what_to_do() {
         .local_addr()
         .unwrap()
         .port();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let l = locator(
         &dir.path().join("data"),
         Some(format!("http://127.0.0.1:{port}")),
@@ -246,7 +252,7 @@ fn unreachable_server_gives_an_error_that_says_what_to_do() {
 
 #[test]
 fn bad_files_give_clear_errors() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let path = |n: &str| dir.path().join(n);
     fs::write(path("empty.txt"), "").unwrap();
     fs::write(path("blank.txt"), "\n \n\n").unwrap();

@@ -153,7 +153,7 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/gpt_exercises");
     let record = read_record(&dir).unwrap();
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = crate::tempfile::tempdir().unwrap();
     render(&record, fresh.path()).unwrap();
     assert_eq!(crate::common::assert_files_current(ID, fresh.path()), 4);
     let one = ex1_pass(HeadsWay::OneByOne, 1).unwrap();

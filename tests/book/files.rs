@@ -25,7 +25,7 @@ type Model = BigramLanguageModel<f32, Cpu>;
 
 #[test]
 fn write_new_never_replaces_a_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let base = d.join("run-interrupted.safetensors");
     let first = write_new(&base, b"one").unwrap();
@@ -44,7 +44,7 @@ fn write_new_never_replaces_a_file() {
 
 #[test]
 fn writes_refuse_folders_and_keep_the_old_file_on_failure() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     fs::create_dir(d.join("folder")).unwrap();
     let err = write_atomic(&d.join("folder"), b"x").unwrap_err();
@@ -71,7 +71,7 @@ fn writes_refuse_folders_and_keep_the_old_file_on_failure() {
 
 #[test]
 fn check_output_compares_the_files_paths_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = d.join("data.txt");
     fs::write(&data, "text").unwrap();
@@ -117,9 +117,9 @@ fn check_output_compares_the_files_paths_name() {
 fn damaged(
     edit: impl Fn(&str, Vec<f32>) -> Vec<f32>,
     edit_meta: impl Fn(serde_json::Value) -> serde_json::Value,
-) -> (tempfile::TempDir, std::path::PathBuf) {
+) -> (crate::tempfile::TempDir, std::path::PathBuf) {
     let (c, dev) = (corpus(), Cpu::default());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
     let m = Model::new(&dev, c.vocab.len(), 1.0, &mut StdRng::seed_from_u64(0)).unwrap();
     let cfg = TrainConfig::tiny();

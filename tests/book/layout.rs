@@ -106,7 +106,7 @@ fn temp_path_keeps_folder_and_extension() {
 
 #[test]
 fn a_failed_write_leaves_the_old_file_and_no_temp() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::tempfile::tempdir().unwrap();
     let dest = dir.path().join("a.txt");
     write_atomic(&dest, b"old").unwrap();
     let err = write_atomic_with(&dest, |tmp| {

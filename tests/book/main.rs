@@ -7,6 +7,8 @@
 //! missing file fails loudly.
 
 mod common;
+#[path = "../shared/tempfile.rs"]
+mod tempfile;
 
 mod ch01_counts;
 mod ch02_onehot;
