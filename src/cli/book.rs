@@ -70,7 +70,7 @@ pub struct FiguresArgs {
     /// Chapter 8's (`gpt`) train its presets in full: several minutes.
     #[arg(long = "stage", value_name = "ID", value_parser = stage_id)]
     stages: Vec<&'static str>,
-    /// Where a stage keeps a record of its runs (chapter 8's `runs.json`),
+    /// Where a stage keeps a record of its runs (the ladder's and chapter 8's `runs.json`),
     /// draw its figures and numbers from that record instead of running
     /// again (after a change to how they are drawn); other stages as usual.
     #[arg(long)]

@@ -545,7 +545,7 @@ where
 
 /// Chapter 7's measurements of one batch through a stack: the norm of the
 /// loss's gradient at each layer, and the spread of what each block sees.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DepthProfile {
     /// ‖∂loss/∂W‖ for the token embedding, then each block's query map
     /// (bottom block first), then `lm_head`.

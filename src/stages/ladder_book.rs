@@ -26,7 +26,7 @@ use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
 use crate::train::session;
-use crate::train::{split_loss, TrainConfig};
+use crate::train::{split_loss, Eval, StopAt, TrainConfig};
 
 /// The stage's id: its book files are in `chapters/figures/ladder`.
 pub const ID: &str = "ladder";
@@ -40,6 +40,7 @@ pub struct Ladder;
 /// Chapter 7's measurements at initialisation, one batch through a stack of
 /// 12 blocks: with the residual pathway, without it (same weights), and with
 /// pre-norm LayerNorm.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Depth {
     /// Residual connections, no norm.
     pub residual: DepthProfile,
@@ -76,6 +77,84 @@ pub struct LadderRuns {
     pub heads: Vec<Vec<f64>>,
     /// The sequence's characters.
     pub sequence: String,
+}
+
+/// The file in `chapters/figures/ladder` that keeps the ladder's runs.
+pub const RECORD: &str = "runs.json";
+
+/// One rung's run as the book keeps it: its key figures and every estimate,
+/// at full precision.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RungRecord {
+    /// The rung's name.
+    pub preset: String,
+    /// The model's parameters.
+    pub params: usize,
+    /// The last estimate of the training loss.
+    pub train_loss: f32,
+    /// The last estimate of the validation loss.
+    pub val_loss: f32,
+    /// The final model's loss on the whole validation split.
+    pub whole_val_loss: f32,
+    /// The lecture's validation loss, where it gives one.
+    pub lecture_val: Option<f64>,
+    /// Every estimate, step 0 first.
+    pub evals: Vec<Eval>,
+    /// What the trained model wrote.
+    pub sample: String,
+}
+
+/// The ladder's runs, what chapters 6 and 7 draw their figures and numbers
+/// from (`charlm figures --stage ladder` makes it, in about three minutes;
+/// `--redraw` draws from it alone).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LadderRecord {
+    /// The rungs, bottom up.
+    pub runs: Vec<RungRecord>,
+    /// Chapter 7's measurements of deep stacks.
+    pub depth: Depth,
+    /// (head, 8 × 8 weights) for each of the multihead rung's four heads.
+    pub heads: Vec<Vec<f64>>,
+    /// The sequence they look at.
+    pub sequence: String,
+}
+
+impl LadderRecord {
+    /// The record of `runs`.
+    pub fn of(runs: &LadderRuns) -> Self {
+        let rungs = runs.runs.iter().map(|r| RungRecord {
+            preset: r.preset.to_string(),
+            params: r.report.params,
+            train_loss: r.report.train_loss,
+            val_loss: r.report.val_loss,
+            whole_val_loss: r.whole_val_loss,
+            lecture_val: r.lecture_val,
+            evals: r.evals.clone(),
+            sample: r.report.sample.clone(),
+        });
+        Self {
+            runs: rungs.collect(),
+            depth: runs.depth.clone(),
+            heads: runs.heads.clone(),
+            sequence: runs.sequence.clone(),
+        }
+    }
+}
+
+/// Reads the record in `dir`.
+pub fn read_record(dir: &Path) -> Result<LadderRecord, StageError> {
+    super::read_record(dir, RECORD, ID)
+}
+
+/// The first estimate after step 0 of every rung, and the one before it:
+/// the start of each run replayed (seconds, where the ladder takes minutes).
+pub fn replay_start(text: &str) -> Result<Vec<Vec<Eval>>, StageError> {
+    let (dev, settings) = (Cpu::default(), ladder::settings());
+    let stop = StopAt(settings.config.eval_interval + 1);
+    RUNGS
+        .iter()
+        .map(|&rung| Ok(run_rung(&dev, rung, text, &settings, &mut { stop })?.evals))
+        .collect()
 }
 
 /// Runs every rung of the ladder on `text` with the lecture's settings.
@@ -132,7 +211,7 @@ impl Stage for Ladder {
 
     fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
         let runs = run_ladder(data.text()?, progress)?;
-        let figures = save_figures(&runs, &out.join(ID), &["svg", "png"])?;
+        let figures = save_figures(&LadderRecord::of(&runs), &out.join(ID), &["svg", "png"])?;
         let rungs: Vec<serde_json::Value> = runs.runs.iter().map(json).collect();
         Ok(Tour {
             summary: ladder::table(&runs.runs),
@@ -142,8 +221,17 @@ impl Stage for Ladder {
         })
     }
 
+    /// Runs the whole ladder (about three minutes), then writes its record
+    /// and the files drawn from it.
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
-        write_book_files(&run_ladder(data.text()?, &|_, _| Box::new(()))?, dir)
+        let record = LadderRecord::of(&run_ladder(data.text()?, &|_, _| Box::new(()))?);
+        super::write_record(dir, RECORD, &record)?;
+        render(&record, dir)
+    }
+
+    fn redraw_book_files(&self, dir: &Path) -> Result<bool, StageError> {
+        render(&read_record(dir)?, dir)?;
+        Ok(true)
     }
 
     fn parity(&self, data: &DataSets) -> Result<Vec<Comparison>, StageError> {
@@ -172,15 +260,16 @@ impl Stage for Ladder {
     }
 }
 
-/// Writes the figures (SVG) and numbers chapters 6 and 7 quote, from `runs`.
-pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError> {
+/// Writes the figures (SVG) and numbers chapters 6 and 7 quote, drawn from
+/// the record of the ladder's runs alone.
+pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
     let mut numbers = BookNumbers::default();
     let mut put = |name: &str, value: String| numbers.put(name, value);
     let mut table = String::from(
         "| rung | what it adds | parameters | train loss | val loss | whole val split | lecture's val loss |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for (r, rung) in runs.runs.iter().zip(RUNGS) {
-        let q = &r.report;
+        let q = r;
         let lecture = r
             .lecture_val
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
@@ -205,10 +294,10 @@ pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError>
     let spread = runs
         .runs
         .iter()
-        .map(|r| (r.report.val_loss - r.whole_val_loss).abs())
+        .map(|r| (r.val_loss - r.whole_val_loss).abs())
         .fold(0f32, f32::max);
     put("estimate_spread", format!("{spread:.4}"));
-    let last = runs.runs.last().map(|r| r.report.sample.trim().to_string());
+    let last = runs.runs.last().map(|r| r.sample.trim().to_string());
     put(
         "sample",
         format!("```text\n{}\n```", last.unwrap_or_default()),
@@ -242,7 +331,7 @@ pub fn write_book_files(runs: &LadderRuns, dir: &Path) -> Result<(), StageError>
 /// The ladder's figures: the four heads' weights side by side, and the loss
 /// curves of chapter 6's rungs and of chapter 7's.
 pub fn save_figures(
-    runs: &LadderRuns,
+    runs: &LadderRecord,
     dir: &Path,
     extensions: &[&str],
 ) -> Result<Vec<PathBuf>, StageError> {
@@ -258,8 +347,8 @@ pub fn save_figures(
         runs: runs
             .runs
             .iter()
-            .filter(|r| names.contains(&r.preset))
-            .map(|r| (r.preset.to_string(), r.evals.as_slice()))
+            .filter(|r| names.contains(&r.preset.as_str()))
+            .map(|r| (r.preset.clone(), r.evals.as_slice()))
             .collect(),
     };
     let mut written = Vec::new();
