@@ -41,6 +41,9 @@ pub fn tour(a: TourArgs) -> Result<()> {
         let tour = stage.tour(&data, &a.out, &progress)?;
         if !a.json {
             print!("{}", tour.summary);
+            if !tour.summary.ends_with('\n') {
+                println!();
+            }
         }
         reports.insert(stage.id().to_string(), tour.report);
         figures.extend(tour.figures);

@@ -159,19 +159,31 @@ pub fn replay_start(text: &str) -> Result<Vec<Vec<Eval>>, StageError> {
 
 /// Runs every rung of the ladder on `text` with the lecture's settings.
 pub fn run_ladder(text: &str, progress: Progress) -> Result<LadderRuns, StageError> {
+    run_ladder_with(text, &ladder::settings(), progress)
+}
+
+/// Steps of each rung in the tour's short ladder (the lecture's are 5,000:
+/// `charlm ladder`, and the book's record).
+pub const TOUR_STEPS: usize = 500;
+
+/// Runs every rung of the ladder on `text` with `settings`.
+pub fn run_ladder_with(
+    text: &str,
+    settings: &session::Settings,
+    progress: Progress,
+) -> Result<LadderRuns, StageError> {
     let dev = Cpu::default();
-    let settings = ladder::settings();
     let mut runs = Vec::new();
     let (mut heads, mut sequence) = (Vec::new(), String::new());
     for rung in RUNGS {
         let label = format!("rung {}: {}", rung.name, rung.adds);
         let watch = &mut *progress(&label, settings.config.max_iters);
         if rung.kind != Kind::MultiHead {
-            runs.push(run_rung(&dev, rung, text, &settings, watch)?);
+            runs.push(run_rung(&dev, rung, text, settings, watch)?);
             continue;
         }
         // the multihead rung by its type, to look at its heads afterwards
-        let s = session::run::<Cpu, LectureMultiHead<Cpu>>(&dev, text, &settings, None, watch)?;
+        let s = session::run::<Cpu, LectureMultiHead<Cpu>>(&dev, text, settings, None, watch)?;
         let seq = s.corpus.val[SEQUENCE].to_vec();
         let x = dev
             .try_tensor_from_vec(seq.clone(), (1, 8))
@@ -206,15 +218,23 @@ impl Stage for Ladder {
     }
 
     fn heading(&self) -> &'static str {
-        "Chapters 6 and 7: the ladder, from one head to a Transformer (tiny Shakespeare)"
+        "Chapters 6 and 7: the ladder, from one head to a Transformer (tiny Shakespeare, short runs)"
     }
 
     fn tour(&self, data: &DataSets, out: &Path, progress: Progress) -> Result<Tour, StageError> {
-        let runs = run_ladder(data.text()?, progress)?;
+        // Every rung, short; the book's full runs are its record (`charlm ladder` trains them again).
+        let mut settings = ladder::settings();
+        settings.config.max_iters = TOUR_STEPS;
+        settings.config.eval_interval = TOUR_STEPS;
+        let runs = run_ladder_with(data.text()?, &settings, progress)?;
         let figures = save_figures(&LadderRecord::of(&runs), &out.join(ID), &["svg", "png"])?;
         let rungs: Vec<serde_json::Value> = runs.runs.iter().map(json).collect();
+        let note = format!(
+            "(each rung {TOUR_STEPS} steps; the lecture's {}: `charlm ladder`, about 3 minutes, or chapter 7's table)\n",
+            ladder::settings().config.max_iters
+        );
         Ok(Tour {
-            summary: ladder::table(&runs.runs),
+            summary: ladder::table(&runs.runs) + &note,
             report: serde_json::json!({ "rungs": rungs }),
             figures,
             failure: None,
