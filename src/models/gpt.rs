@@ -14,10 +14,7 @@
 //! same code.
 
 use dfdx::nn::modules::{LayerNorm1D, Repeated};
-use dfdx::nn::{
-    Module, ModuleVisitor, RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor,
-    ViewTensorMut, ViewTensorName, ZeroGrads,
-};
+use dfdx::nn::{Module, ModuleVisitor, TensorCollection, ZeroGrads};
 use dfdx::prelude::*;
 use num_traits::Float;
 use rand::distributions::uniform::SampleUniform;
@@ -506,7 +503,7 @@ where
 {
     /// A model for `vocab` tokens, drawn from `rng` in the lecture's order
     /// (embeddings, blocks, lm_head), PyTorch's default initialisation; then,
-    /// for chapter 8's presets, gpt.py's `_init_weights` ([`gpt_init`]).
+    /// for chapter 8's presets, gpt.py's `_init_weights` ([`init_weights`](Self::init_weights)).
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
         let embeddings = Embeddings::new(dev, vocab, rng)?;
         let modules = (0..L)
@@ -520,7 +517,7 @@ where
             preset: PhantomData,
         };
         if P::GPT_INIT {
-            gpt_init(&mut model, rng)?;
+            model.init_weights(rng)?;
         }
         Ok(model)
     }
@@ -700,47 +697,63 @@ where
     }
 }
 
-// ANCHOR: gpt_init
-/// gpt.py's `_init_weights`, for any model: every weight drawn from
-/// N(0, 0.02) (the linear maps and both embedding tables), every bias set
-/// to 0, LayerNorm's gamma and beta left at 1 and 0. Draws from `rng` in the
-/// order dfdx walks the model.
-pub fn gpt_init<D: Kernels, M: TensorCollection<f32, D>, R: Rng>(
-    model: &mut M,
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        const F: usize,
+        const L: usize,
+        const BLOCK: usize,
+        N,
+        D,
+        P: Preset,
+    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
+where
+    N: Norm<C, D>,
+    D: Kernels,
+{
+    // ANCHOR: gpt_init
+    /// gpt.py's `_init_weights`: every `nn.Linear`'s and `nn.Embedding`'s
+    /// weight drawn from N(0, 0.02), every bias set to 0, LayerNorm left at
+    /// gamma 1, beta 0. Draws from `rng` in the model's order.
+    pub fn init_weights<R: Rng>(&mut self, rng: &mut R) -> Result<(), ModelError> {
+        normal_(&mut self.embeddings.token_embedding_table.weight, rng)?;
+        normal_(&mut self.embeddings.position_embedding_table.weight, rng)?;
+        for block in &mut self.blocks.modules {
+            let heads = &mut block.sa.heads;
+            for w in [&mut heads.key, &mut heads.query, &mut heads.value] {
+                normal_(w, rng)?; // every head's nn.Linear(C, HS, bias=False)
+            }
+            let proj = &mut block.sa.proj;
+            normal_(&mut proj.weight, rng)?;
+            zeros_(&mut proj.bias)?;
+            let (first, second) = (&mut block.ffwd.net.0, &mut block.ffwd.net.2);
+            normal_(&mut first.weight, rng)?;
+            zeros_(&mut first.bias)?;
+            normal_(&mut second.weight, rng)?;
+            zeros_(&mut second.bias)?;
+        }
+        normal_(&mut self.lm_head.weight, rng)?;
+        zeros_(&mut self.lm_head.bias)
+    }
+    // ANCHOR_END: gpt_init
+}
+
+/// `torch.nn.init.normal_(t, mean=0.0, std=0.02)`, from `rng`.
+fn normal_<S: Shape, D: Kernels, R: Rng>(
+    t: &mut Tensor<S, f32, D>,
     rng: &mut R,
 ) -> Result<(), ModelError> {
-    struct Init<'a, R> {
-        rng: &'a mut R,
-    }
-    impl<D: Kernels, R: Rng> TensorVisitor<f32, D> for Init<'_, R> {
-        type Viewer = (ViewTensorMut, ViewTensorName);
-        type Err = D::Err;
-        type E2 = f32;
-        type D2 = D;
-
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, D>,
-            (t, name): (&mut Tensor<S, f32, D>, String),
-        ) -> Result<Option<Tensor<S, f32, D>>, D::Err> {
-            let n = t.shape().num_elements();
-            let values: Vec<f32> = if name.ends_with("bias") {
-                vec![0.0; n]
-            } else if name.ends_with("gamma") || name.ends_with("beta") {
-                return Ok(None); // LayerNorm: as built
-            } else {
-                let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("0.02 is a valid spread");
-                (0..n).map(|_| self.rng.sample(normal)).collect()
-            };
-            *t = t.device().try_tensor_from_vec(values, *t.shape())?;
-            Ok(None)
-        }
-    }
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut Init { rng },
-    })
-    .map_err(dev_err)?;
+    let normal = rand_distr::Normal::new(0.0f32, 0.02).expect("0.02 is a valid spread");
+    let values = (0..t.shape().num_elements()).map(|_| rng.sample(normal));
+    *t = t
+        .device()
+        .try_tensor_from_vec(values.collect(), *t.shape())
+        .map_err(dev_err)?;
     Ok(())
 }
-// ANCHOR_END: gpt_init
+
+/// `torch.nn.init.zeros_(t)`.
+fn zeros_<S: Shape, D: Kernels>(t: &mut Tensor<S, f32, D>) -> Result<(), ModelError> {
+    t.try_fill_with_zeros().map_err(dev_err)
+}

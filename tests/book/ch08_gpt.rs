@@ -2,7 +2,7 @@
 //! learning-rate schedule, gradient clipping, sampling, a `small` run on a
 //! tiny budget, and the chapter's record of its full runs.
 
-use charlm::models::gpt::{gpt_init, GptCpu, GptLecture, GptSmall};
+use charlm::models::gpt::{GptCpu, GptLecture, GptSmall};
 use charlm::models::lm::batch_tensors;
 use charlm::models::{Kind, LanguageModel};
 use charlm::stages::gpt::{gpt_preset, GPT_PRESETS};
@@ -84,7 +84,7 @@ fn the_presets_start_from_gpt_py_initialisation() {
     let again = GptSmall::<Cpu>::new(&dev, 65, &mut rng(2)).unwrap();
     assert_eq!(again.lm_head.weight.as_vec(), m.lm_head.weight.as_vec());
     let mut other = again.clone();
-    gpt_init(&mut other, &mut rng(3)).unwrap();
+    other.init_weights(&mut rng(3)).unwrap();
     assert_ne!(other.lm_head.weight.as_vec(), m.lm_head.weight.as_vec());
 }
 
