@@ -188,6 +188,7 @@ where
     // ANCHOR_END: block_forward
 }
 
+// ANCHOR: dispatch
 impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
     SelfAttention<C, NH, HS, f32, D>
 {
@@ -220,6 +221,7 @@ impl<const C: usize, const F: usize, D: Kernels, A: Activation> FeedForward<C, F
         D::feed_forward::<C, F, A, T>(x, first, second, again(dropout))
     }
 }
+// ANCHOR_END: dispatch
 
 impl<const C: usize, const NH: usize, const HS: usize, const F: usize, N, D, A, T>
     Module<Seq<C, D, T>> for Block<C, NH, HS, F, N, f32, D, A>

@@ -432,7 +432,9 @@ pub struct Embedding<C: Dim, E: Dtype, D: Storage<E>> {
     /// (V, C): row `i` belongs to token `i`.
     pub weight: Tensor<(usize, C), E, D>,
 }
+// ANCHOR_END: embedding
 
+// ANCHOR: embedding_machinery
 impl<C: Dim + Default, E: Dtype + Float + SampleUniform, D: Device<E>> TensorCollection<E, D>
     for Embedding<C, E, D>
 {
@@ -468,7 +470,7 @@ impl<C: Dim, D: Kernels, T: Tape<f32, D>> Module<Tensor<(usize, usize), usize, D
         Ok(D::embedding(self.weight.clone().put_tape(tape), idx)) // (B, T, C): weight[idx]
     }
 }
-// ANCHOR_END: embedding
+// ANCHOR_END: embedding_machinery
 
 impl<C: Dim, E: Dtype, D: Device<E>> Embedding<C, E, D> {
     /// Vocabulary size (V).
@@ -487,7 +489,9 @@ pub struct LmHead<const C: usize, E: Dtype, D: Storage<E>> {
     /// (V,).
     pub bias: Tensor<(usize,), E, D>,
 }
+// ANCHOR_END: lm_head
 
+// ANCHOR: lm_head_machinery
 impl<const C: usize, E: Dtype + Float + SampleUniform, D: Device<E>> TensorCollection<E, D>
     for LmHead<C, E, D>
 {
@@ -595,7 +599,7 @@ impl<const I: usize, const O: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>
         Ok(D::linear(x, &self.weight, &self.bias)) // (B, T, I) @ (I, O) + (O,) -> (B, T, O)
     }
 }
-// ANCHOR_END: lm_head
+// ANCHOR_END: lm_head_machinery
 
 impl<const C: usize, D: Device<f32>> LmHead<C, f32, D> {
     /// Initialised as PyTorch's `nn.Linear(C, vocab)`: weight then bias, both
