@@ -19,6 +19,7 @@
 //! | 8. a GPT at scale | [`models::gpt`] (the presets) | [`stages::gpt`], [`stages::gpt_book`] |
 //! | appendix: parity with PyTorch | | [`parity`], [`stages::parity`] |
 //! | appendix: how fast is it? | [`ops::cpu`] | [`bench`](mod@bench) |
+//! | appendix: how charlm is built | [`models::lm`] (the layers as dfdx collections), [`ops`], [`train::checkpoint`] | |
 //!
 //! ## The layers, bottom-up
 //!
