@@ -540,6 +540,32 @@ where
         self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
     }
     // ANCHOR_END: gpt_forward
+
+    // ANCHOR: gpt_init
+    /// gpt.py's `_init_weights`: every `nn.Linear`'s and `nn.Embedding`'s
+    /// weight drawn from N(0, 0.02), every bias set to 0, LayerNorm left at
+    /// gamma 1, beta 0. Draws from `rng` in the model's order.
+    pub fn init_weights<R: Rng>(&mut self, rng: &mut R) -> Result<(), ModelError> {
+        normal_(&mut self.embeddings.token_embedding_table.weight, rng)?;
+        normal_(&mut self.embeddings.position_embedding_table.weight, rng)?;
+        for block in &mut self.blocks.modules {
+            let heads = &mut block.sa.heads;
+            for w in [&mut heads.key, &mut heads.query, &mut heads.value] {
+                normal_(w, rng)?; // every head's nn.Linear(C, HS, bias=False)
+            }
+            let proj = &mut block.sa.proj;
+            normal_(&mut proj.weight, rng)?;
+            zeros_(&mut proj.bias)?;
+            let (first, second) = (&mut block.ffwd.net.0, &mut block.ffwd.net.2);
+            normal_(&mut first.weight, rng)?;
+            zeros_(&mut first.bias)?;
+            normal_(&mut second.weight, rng)?;
+            zeros_(&mut second.bias)?;
+        }
+        normal_(&mut self.lm_head.weight, rng)?;
+        zeros_(&mut self.lm_head.bias)
+    }
+    // ANCHOR_END: gpt_init
 }
 
 /// Chapter 7's measurements of one batch through a stack: the norm of the
@@ -697,48 +723,6 @@ where
     ) -> Result<Logits<D, T>, ModelError> {
         self.forward(idx, &mut None)
     }
-}
-
-impl<
-        const C: usize,
-        const NH: usize,
-        const HS: usize,
-        const F: usize,
-        const L: usize,
-        const BLOCK: usize,
-        N,
-        D,
-        P: Preset,
-    > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
-where
-    N: Norm<C, D>,
-    D: Kernels,
-{
-    // ANCHOR: gpt_init
-    /// gpt.py's `_init_weights`: every `nn.Linear`'s and `nn.Embedding`'s
-    /// weight drawn from N(0, 0.02), every bias set to 0, LayerNorm left at
-    /// gamma 1, beta 0. Draws from `rng` in the model's order.
-    pub fn init_weights<R: Rng>(&mut self, rng: &mut R) -> Result<(), ModelError> {
-        normal_(&mut self.embeddings.token_embedding_table.weight, rng)?;
-        normal_(&mut self.embeddings.position_embedding_table.weight, rng)?;
-        for block in &mut self.blocks.modules {
-            let heads = &mut block.sa.heads;
-            for w in [&mut heads.key, &mut heads.query, &mut heads.value] {
-                normal_(w, rng)?; // every head's nn.Linear(C, HS, bias=False)
-            }
-            let proj = &mut block.sa.proj;
-            normal_(&mut proj.weight, rng)?;
-            zeros_(&mut proj.bias)?;
-            let (first, second) = (&mut block.ffwd.net.0, &mut block.ffwd.net.2);
-            normal_(&mut first.weight, rng)?;
-            zeros_(&mut first.bias)?;
-            normal_(&mut second.weight, rng)?;
-            zeros_(&mut second.bias)?;
-        }
-        normal_(&mut self.lm_head.weight, rng)?;
-        zeros_(&mut self.lm_head.bias)
-    }
-    // ANCHOR_END: gpt_init
 }
 
 /// `torch.nn.init.normal_(t, mean=0.0, std=0.02)`, from `rng`.
