@@ -44,7 +44,8 @@ pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
 
 // ANCHOR: split_loss
 /// The mean loss over a whole split, cut into consecutive blocks of
-/// `block_size` tokens (every token but the last predicted once), in batches
+/// `block_size` tokens (each token after the first predicted once, but for a
+/// last stretch shorter than a block), in batches
 /// of `batch_size` blocks, with no tape: the number `estimate_loss`
 /// estimates from random batches, without its sampling noise. Introduced
 /// in chapter 7, where two rungs differ by less than that noise.
