@@ -121,8 +121,8 @@ impl Bar {
         }
     }
 
-    /// This bar, for one run of `charlm tour`: named by `label` (a line on
-    /// stderr, and the bar's prefix), without a line per estimate.
+    /// This bar, for one run of `charlm tour`: named by `label` in a line on
+    /// stderr before the bar, without a line per estimate.
     pub fn labelled(mut self, label: &str) -> Self {
         if self.show != Show::Nothing {
             eprintln!("-- {label}: {} steps", self.steps);

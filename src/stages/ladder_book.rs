@@ -289,25 +289,24 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
         "| rung | what it adds | parameters | train loss | val loss | whole val split | lecture's val loss |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
     for (r, rung) in runs.runs.iter().zip(RUNGS) {
-        let q = r;
         let lecture = r
             .lecture_val
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             table,
             "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
-            r.preset, rung.adds, q.params, q.train_loss, q.val_loss, r.whole_val_loss, lecture
+            r.preset, rung.adds, r.params, r.train_loss, r.val_loss, r.whole_val_loss, lecture
         );
         put(
             &format!("whole_val_{}", r.preset),
             format!("{:.4}", r.whole_val_loss),
         );
-        put(&format!("val_{}", r.preset), format!("{:.4}", q.val_loss));
+        put(&format!("val_{}", r.preset), format!("{:.4}", r.val_loss));
         put(
             &format!("train_{}", r.preset),
-            format!("{:.4}", q.train_loss),
+            format!("{:.4}", r.train_loss),
         );
-        put(&format!("params_{}", r.preset), q.params.to_string());
+        put(&format!("params_{}", r.preset), r.params.to_string());
         put(&format!("lecture_val_{}", r.preset), lecture.clone());
     }
     put("table", table.trim_end().to_string());
