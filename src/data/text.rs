@@ -76,20 +76,21 @@ impl std::fmt::Display for Split {
     }
 }
 
-// ANCHOR: corpus
 /// The lecture's share of the tokens that train: `n = int(0.9 * len(data))`.
 pub const TRAIN_FRACTION: f64 = 0.9;
 
+// ANCHOR: corpus
 /// A text as token ids: its vocabulary, and the ids split in two.
 #[derive(Debug, Clone)]
 pub struct Corpus {
-    /// The text's characters, sorted.
+    /// The text's characters, sorted: `chars = sorted(list(set(text)))`.
     pub vocab: Vocab,
-    /// The first `train_fraction` of the ids.
+    /// The first 90% of the ids: `train_data`.
     pub train: Vec<usize>,
-    /// The rest.
+    /// The rest: `val_data`.
     pub val: Vec<usize>,
 }
+// ANCHOR_END: corpus
 
 impl Corpus {
     /// The lecture's split: the first 90% of the tokens train, the rest
@@ -107,15 +108,15 @@ impl Corpus {
         Self::encode_split(text, vocab, fraction)
     }
 
-    /// `text` in `vocab` as one sequence of ids, split at
-    /// `floor(fraction * len)`.
+    // ANCHOR: split
+    /// `text` in `vocab` as one sequence of ids, split at `fraction` of it.
     fn encode_split(text: &str, vocab: Vocab, fraction: f64) -> Result<Self, TextError> {
-        let mut train = vocab.encode(text)?; // the whole text as one sequence, (len,)
-        let n = (fraction * train.len() as f64) as usize;
-        let val = train.split_off(n);
+        let mut train = vocab.encode(text)?; // data = encode(text), (len,)
+        let n = (fraction * train.len() as f64) as usize; // n = int(0.9 * len(data))
+        let val = train.split_off(n); // train_data = data[:n], val_data = data[n:]
         Ok(Self { vocab, train, val })
     }
-    // ANCHOR_END: corpus
+    // ANCHOR_END: split
 
     /// `text` in a vocabulary fixed beforehand, a pretrained model's (chapter
     /// 8's EX3), split as [`Corpus::new`] splits; a character outside it is
@@ -178,10 +179,8 @@ pub struct TokenBatch {
 }
 
 // ANCHOR: get_batch
-/// `batch_size` blocks of `block_size` tokens at random offsets of `data`,
-/// and the same blocks shifted by one as targets. Offsets are uniform in
-/// `0..len - block_size`, as in the lecture (`torch.randint`), drawn from
-/// `rng`.
+/// `batch_size` blocks of `block_size` tokens at random offsets of `data`
+/// (`torch.randint`, drawn from `rng`), and the same blocks shifted by one.
 pub fn get_batch<R: Rng>(
     data: &[usize],
     split: Split,
@@ -190,11 +189,12 @@ pub fn get_batch<R: Rng>(
     rng: &mut R,
 ) -> Result<TokenBatch, TextError> {
     check_batch(data.len(), split, batch_size, block_size)?;
-    let offsets: Vec<usize> = (0..batch_size)
+    let ix: Vec<usize> = (0..batch_size)
         .map(|_| rng.gen_range(0..data.len() - block_size)) // (B,): torch.randint
         .collect();
-    batch_at(data, split, &offsets, block_size)
+    batch_at(data, split, &ix, block_size)
 }
+// ANCHOR_END: get_batch
 
 /// The blocks of `block_size` tokens that start at `offsets`, and the same
 /// blocks shifted by one as targets: `x = data[i..i + T]`, `y = data[i + 1..i + T + 1]`.
@@ -205,20 +205,18 @@ pub fn batch_at(
     block_size: usize,
 ) -> Result<TokenBatch, TextError> {
     check_batch(data.len(), split, offsets.len(), block_size)?;
+    if let Some(&offset) = offsets.iter().find(|&&i| i >= data.len() - block_size) {
+        let len = data.len();
+        return Err(TextError::OffsetOutOfRange { offset, split, len });
+    }
     let mut x = Vec::with_capacity(offsets.len() * block_size); // (B, T)
     let mut y = Vec::with_capacity(offsets.len() * block_size); // (B, T)
+                                                                // ANCHOR: stack
     for &i in offsets {
-        if i >= data.len() - block_size {
-            let len = data.len();
-            return Err(TextError::OffsetOutOfRange {
-                offset: i,
-                split,
-                len,
-            });
-        }
-        x.extend_from_slice(&data[i..i + block_size]);
-        y.extend_from_slice(&data[i + 1..i + block_size + 1]);
+        x.extend_from_slice(&data[i..i + block_size]); // x = torch.stack([data[i:i+block_size] for i in ix])
+        y.extend_from_slice(&data[i + 1..i + block_size + 1]); // y: the same, one token on
     }
+    // ANCHOR_END: stack
     Ok(TokenBatch {
         batch_size: offsets.len(),
         block_size,
@@ -226,7 +224,6 @@ pub fn batch_at(
         y,
     })
 }
-// ANCHOR_END: get_batch
 
 /// At least one row of at least one token, and a block (plus its shifted
 /// target) that fits in the split.

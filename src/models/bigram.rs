@@ -72,7 +72,6 @@ impl<D: Kernels> BigramLanguageModel<f32, D> {
     }
 }
 
-// ANCHOR: forward
 impl<D: Kernels, T: Tape<f32, D>> Module<Tensor<(usize, usize), usize, D, T>>
     for BigramLanguageModel<f32, D>
 {
@@ -87,7 +86,6 @@ impl<D: Kernels, T: Tape<f32, D>> Module<Tensor<(usize, usize), usize, D, T>>
         self.token_embedding_table.try_forward(idx) // (B, T, V): row idx[b, t] of the table
     }
 }
-// ANCHOR_END: forward
 
 impl<D: Kernels> LanguageModel<D> for BigramLanguageModel<f32, D> {
     const KIND: &'static str = "bigram";
@@ -109,10 +107,14 @@ impl<D: Kernels> LanguageModel<D> for BigramLanguageModel<f32, D> {
         Some(1)
     }
 
+    // ANCHOR: forward
+    /// The lecture's `forward`: `logits = self.token_embedding_table(idx)`.
     fn logits<T: Tape<f32, D> + Merge<T>>(
         &self,
-        idx: Tensor<(usize, usize), usize, D, T>,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
     ) -> Result<Logits<D, T>, ModelError> {
-        self.try_forward(idx).map_err(dev_err)
+        let logits = self.token_embedding_table.try_forward(idx); // (B, T, V): row idx[b, t]
+        logits.map_err(dev_err)
     }
+    // ANCHOR_END: forward
 }

@@ -20,7 +20,7 @@ use rand_distr::StandardNormal;
 use super::bigram_counts::{encode_word, BigramError, RowSampler};
 use crate::data::vocab::Vocab;
 use crate::ops::composed::matmul_fixed_lhs;
-use crate::ops::Kernels;
+use crate::ops::{self, Kernels};
 
 /// The vocabulary size of names.txt: '.' and a..z.
 pub const NAMES_VOCAB: usize = 27;
@@ -414,7 +414,7 @@ pub fn loss<D: Kernels, T: Tape<f32, D> + Merge<T>>(
     let w_again = w.retaped::<T>(); // W is used twice: once more for the regulariser
     let nll = match forward {
         // xenc @ W, log_softmax, select the label's entry, mean, negate: one op
-        Forward::OneHot => D::linear_nll(&batch.xenc, w, &batch.ys), // ()
+        Forward::OneHot => ops::linear_nll(&batch.xenc, w, &batch.ys), // ()
         Forward::Lookup => (w.log_softmax::<Axis<1>>() // (V, V): ln softmax(W), row by row
             * batch.pair_freq.clone()) // (V, V): weighted by pair frequency
         .sum() // (): mean over the examples of ln p[y]

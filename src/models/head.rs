@@ -17,7 +17,7 @@ use rand::distributions::uniform::SampleUniform;
 use rand::Rng;
 
 use super::lm::{dev_err, normal, uniform, Embedding, LanguageModel, LmHead, Logits, ModelError};
-use crate::ops::Kernels;
+use crate::ops::{self, Kernels};
 
 /// A batch of sequences of N-vectors: (B, T, N).
 pub type Seq<const N: usize, D, T = NoneTape> = Tensor<(usize, usize, Const<N>), f32, D, T>;
@@ -89,7 +89,7 @@ impl<const C: usize, const H: usize, D: Kernels> Head<C, H, f32, D> {
         let k = project(&self.key, x.retaped::<T>()); // (B, T, H): key(x)
         let q = project(&self.query, x.retaped::<T>()); // (B, T, H): query(x)
         let v = project(&self.value, x); // (B, T, H): value(x)
-        D::causal_attention(q, k, v, (H as f32).powf(-0.5)) // softmax(q @ kᵀ · H^-0.5, masked) @ v, and wei
+        ops::causal_attention(q, k, v, (H as f32).powf(-0.5)) // softmax(q @ kᵀ · H^-0.5, masked) @ v, and wei
     }
     // ANCHOR_END: head_forward
 }

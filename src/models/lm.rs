@@ -22,7 +22,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::data::text::{Corpus, TokenBatch};
 use crate::ops::rng::MaskRng;
-use crate::ops::Kernels;
+use crate::ops::{self, Kernels};
 
 /// Errors of the language models.
 #[derive(Debug, thiserror::Error)]
@@ -85,27 +85,59 @@ pub fn check_vocab(expected: usize, corpus: &Corpus) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// A model's weights, which the optimiser, the gradients and checkpoints
+/// walk: dfdx's `TensorCollection`, implemented for every model ("How
+/// charlm is built" shows how).
+pub trait Params<D: Device<f32>>: TensorCollection<f32, D> {}
+
+impl<D: Device<f32>, M: TensorCollection<f32, D>> Params<D> for M {}
+
 // ANCHOR: language_model
 /// A model that maps token ids to the logits of the next token: what the
-/// training loop, the loss estimate, checkpoints and generation need.
-/// Implemented next to each model; the models are listed in
-/// [`Kind`](super::Kind).
-pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
+/// training loop, the loss estimate and generation need.
+pub trait LanguageModel<D: Kernels>: Params<D> + Sized {
     /// The name checkpoints record ("bigram", "head").
     const KIND: &'static str;
 
-    /// A freshly initialised model for a vocabulary of `vocab` tokens, every
-    /// random draw taken from `rng`.
+    /// A freshly initialised model for a vocabulary of `vocab` tokens.
     fn init<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError>;
-
-    /// The device its tensors live on.
-    fn device(&self) -> &D;
 
     /// Vocabulary size (V).
     fn vocab(&self) -> usize;
 
+    /// The logits of the next token at every position: (B, T) → (B, T, V).
+    fn logits<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>,
+    ) -> Result<Logits<D, T>, ModelError>;
+
+    /// The mean cross-entropy of next-token predictions.
+    fn loss<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+        targets: &Tensor<(usize,), usize, D>,     // (B·T,)
+    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError> {
+        Ok(cross_entropy(self.logits(idx)?, targets)) // ()
+    }
+
+    /// Appends `max_new_tokens` sampled tokens to each row of `idx`.
+    fn generate<R: Rng>(
+        &self,
+        idx: &[Vec<usize>],
+        max_new_tokens: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Vec<usize>>, ModelError> {
+        self.generate_streaming(idx, max_new_tokens, rng, &mut |_| true) // generate_with's loop
+    }
+
+    // ... and what later chapters add:
+    // ANCHOR_END: language_model
+
+    /// The device its tensors live on.
+    fn device(&self) -> &D;
+
     /// The longest context it takes, if it has a limit (a position table
-    /// has as many rows as positions).
+    /// has as many rows as positions; chapter 5).
     fn block(&self) -> Option<usize> {
         None
     }
@@ -118,18 +150,12 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         batch as u128 * block as u128 * self.vocab() as u128 * 8
     }
 
-    /// The logits of the next token at every position: (B, T) → (B, T, V).
-    fn logits<T: Tape<f32, D> + Merge<T>>(
-        &self,
-        idx: Tensor<(usize, usize), usize, D, T>,
-    ) -> Result<Logits<D, T>, ModelError>;
-
+    // ANCHOR: train_loss
     /// Whether [`train_loss`](Self::train_loss) applies dropout (chapter 7).
     const DROPOUT: bool = false;
 
     /// The loss in training mode: [`loss`](Self::loss), with dropout of
     /// probability `p` where the model has it, its masks drawn from `rng`.
-    /// Evaluation and generation never drop.
     fn train_loss<R: MaskRng>(
         &self,
         idx: Tensor<(usize, usize), usize, D, OwnedTape<f32, D>>, // (B, T)
@@ -137,36 +163,15 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         p: f32,
         rng: &mut R,
     ) -> Result<Tensor<Rank0, f32, D, OwnedTape<f32, D>>, ModelError> {
-        let _ = (p, rng);
+        let _ = (p, rng); // no dropout unless the model has it
         self.loss(idx, targets)
     }
-
-    /// The mean cross-entropy of next-token predictions: idx (B, T),
-    /// targets (B·T,).
-    fn loss<T: Tape<f32, D> + Merge<T>>(
-        &self,
-        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
-        targets: &Tensor<(usize,), usize, D>,     // (B·T,)
-    ) -> Result<Tensor<Rank0, f32, D, T>, ModelError> {
-        Ok(cross_entropy(self.logits(idx)?, targets)) // ()
-    }
+    // ANCHOR_END: train_loss
 
     /// How many of the last tokens generation must feed: the block (a
     /// bigram needs only 1), so each new token costs the same.
     fn context_needed(&self) -> Option<usize> {
         self.block()
-    }
-
-    /// Appends `max_new_tokens` sampled tokens to each row of `idx` (rows of
-    /// one length), feeding at most the last
-    /// [`context_needed`](Self::context_needed) tokens.
-    fn generate<R: Rng>(
-        &self,
-        idx: &[Vec<usize>],
-        max_new_tokens: usize,
-        rng: &mut R,
-    ) -> Result<Vec<Vec<usize>>, ModelError> {
-        self.generate_streaming(idx, max_new_tokens, rng, &mut |_| true)
     }
 
     /// [`generate`](Self::generate), handing each step's new tokens (one
@@ -209,22 +214,19 @@ pub trait LanguageModel<D: Kernels>: TensorCollection<f32, D> + Sized {
         )
     }
 }
-// ANCHOR_END: language_model
 
 // ANCHOR: cross_entropy
-/// `F.cross_entropy(logits.view(B*T, V), targets.view(B*T))`: the mean
-/// negative log-likelihood of index targets, over every position of every row.
+/// `F.cross_entropy(logits.view(B*T, V), targets.view(B*T))`.
 pub fn cross_entropy<D: Kernels, T: Tape<f32, D> + Merge<T>>(
     logits: Logits<D, T>,                 // (B, T, V)
     targets: &Tensor<(usize,), usize, D>, // (B·T,)
 ) -> Tensor<Rank0, f32, D, T> {
     let (b, t, v) = *logits.shape();
     let logits = logits.reshape_like(&(b * t, v)); // (B·T, V)
-    D::index_nll(logits, targets) // (): log_softmax, select, mean, negate
+    ops::index_nll(logits, targets) // (): log_softmax, select, mean, negate
 }
 // ANCHOR_END: cross_entropy
 
-// ANCHOR: generate
 /// The generation loop every language model shares: feed the contexts
 /// (cropped to the last `crop` tokens if given), take the logits of the last
 /// position, softmax, sample one token per row, append, repeat.
@@ -252,6 +254,7 @@ pub fn generate_with<R: Rng>(
     if let Some(&id) = rows.iter().flatten().find(|&&id| id >= vocab) {
         return Err(ModelError::TokenId { id, size: vocab });
     }
+    // ANCHOR: generate
     for _ in 0..max_new_tokens {
         let total = rows[0].len();
         let start = crop.map_or(0, |c| total.saturating_sub(c)); // idx[:, -block_size:]
@@ -273,9 +276,9 @@ pub fn generate_with<R: Rng>(
             break;
         }
     }
+    // ANCHOR_END: generate
     Ok(rows)
 }
-// ANCHOR_END: generate
 
 // ANCHOR: sampling
 /// How generation picks each next token from the logits: divided by the

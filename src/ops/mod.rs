@@ -76,6 +76,41 @@ impl Activation for FastGeLU {
 }
 // ANCHOR_END: activation
 
+/// The loss of chapter 2's one-hot model, `-mean log_softmax(x @ w)[ys]`:
+/// [`Kernels::linear_nll`] on this device (a fused kernel on the CPU,
+/// [`composed::linear_nll`] elsewhere).
+pub fn linear_nll<D: Kernels, T: Tape<f32, D> + Merge<T>>(
+    x: &Tensor<(usize, usize), f32, D>,
+    w: Tensor<(usize, usize), f32, D, T>,
+    ys: &Tensor<(usize,), usize, D>,
+) -> Tensor<Rank0, f32, D, T> {
+    D::linear_nll(x, w, ys)
+}
+
+/// The cross-entropy of index targets, `-mean log_softmax(logits)[ys]`:
+/// [`Kernels::index_nll`] on this device.
+pub fn index_nll<D: Kernels, T: Tape<f32, D> + Merge<T>>(
+    logits: Tensor<(usize, usize), f32, D, T>,
+    ys: &Tensor<(usize,), usize, D>,
+) -> Tensor<Rank0, f32, D, T> {
+    D::index_nll(logits, ys)
+}
+
+/// One head's causal attention, `softmax(q @ kᵀ · scale, masked) @ v`, and
+/// the weights: [`Kernels::causal_attention`] on this device.
+#[allow(clippy::type_complexity)]
+pub fn causal_attention<const H: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>(
+    q: Tensor<(usize, usize, Const<H>), f32, D, T>,
+    k: Tensor<(usize, usize, Const<H>), f32, D, T>,
+    v: Tensor<(usize, usize, Const<H>), f32, D, T>,
+    scale: f32,
+) -> (
+    Tensor<(usize, usize, Const<H>), f32, D, T>,
+    Tensor<(usize, usize, usize), f32, D>,
+) {
+    D::causal_attention(q, k, v, scale)
+}
+
 // ANCHOR: kernels
 /// Devices with charlm's kernels: every method defaults to [`composed`].
 pub trait Kernels: Device<f32> + dfdx::tensor::Cache {

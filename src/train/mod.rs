@@ -205,7 +205,6 @@ pub(crate) fn opt_err<E: std::fmt::Debug>(e: E) -> TrainError {
     TrainError::Optimizer(format!("{e:?}"))
 }
 
-// ANCHOR: config
 /// Training settings. `Default` is the lecture's bigram.py: batches of 32
 /// blocks of 8 tokens, 3,000 steps of AdamW at learning rate 1e-2, the loss
 /// estimated on 200 batches of each split every 300 steps.
@@ -265,14 +264,17 @@ pub enum LrSchedule {
 // ANCHOR_END: lr_schedule
 
 impl Default for TrainConfig {
+    /// bigram.py's hyperparameters.
     fn default() -> Self {
         Self {
-            batch_size: 32,
-            block_size: 8,
-            max_iters: 3000,
-            eval_interval: 300,
-            learning_rate: 1e-2,
-            eval_iters: 200,
+            // ANCHOR: config
+            batch_size: 32,      // how many independent sequences in parallel (B)
+            block_size: 8,       // the longest context for predictions (T)
+            max_iters: 3000,     // optimiser steps
+            eval_interval: 300,  // estimate the loss every this many steps
+            learning_rate: 1e-2, // AdamW's
+            eval_iters: 200,     // batches per split in each estimate
+            // ANCHOR_END: config
             weight_decay: 0.01,
             dropout: 0.0,
             lr_schedule: LrSchedule::Constant,
@@ -281,7 +283,6 @@ impl Default for TrainConfig {
         }
     }
 }
-// ANCHOR_END: config
 
 impl TrainConfig {
     /// The variant in the lecture's notes: a smaller learning rate, 1e-3,

@@ -132,7 +132,7 @@ pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     // ANCHOR: loop
     while state.step <= cfg.max_iters {
         if watch.stop(state.step) {
-            return Ok(Finish::Stopped);
+            return Ok(Finish::Stopped); // Ctrl-C: stop before the next step
         }
         if state.eval_due(cfg) {
             let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?;
@@ -145,38 +145,41 @@ pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
             break;
         }
         let start = Instant::now();
-        state.opt.cfg.lr = cfg.lr_at(state.step) as f64; // the schedule (constant by default)
-        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?;
-        let loss = match cfg.dropout {
-            0.0 => train_step(dev, model, &mut state.opt, &mut grads, &batch, state.step)?,
-            p => train_step_dropout(
-                dev,
-                model,
-                &mut state.opt,
-                &mut grads,
-                &batch,
-                state.step,
-                p,
-                rng,
-            )?,
-        };
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?; // xb, yb
+        let loss = step(dev, model, state, &mut grads, &batch, cfg, rng)?; // forward, backward, AdamW
         watch.event(state.record_step(loss, start.elapsed()));
     }
     // ANCHOR_END: loop
     Ok(Finish::Done)
 }
 
+/// One step of a run: the schedule's learning rate (chapter 8), then
+/// [`train_step`], or with dropout [`train_step_dropout`] (chapter 7).
+fn step<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
+    dev: &D,
+    model: &mut M,
+    state: &mut TrainState<D>,
+    grads: &mut Gradients<f32, D>,
+    batch: &TokenBatch,
+    cfg: &TrainConfig,
+    rng: &mut R,
+) -> Result<f32, TrainError> {
+    state.opt.cfg.lr = cfg.lr_at(state.step) as f64; // constant by default
+    let (opt, n) = (&mut state.opt, state.step);
+    match cfg.dropout {
+        0.0 => train_step(dev, model, opt, grads, batch, n),
+        p => train_step_dropout(dev, model, opt, grads, batch, n, p, rng),
+    }
+}
+
 // ANCHOR: train_step
-/// One optimiser step on one batch: forward (recording on the tape),
-/// backward, AdamW, and the gradients zeroed for the next step. Returns the
-/// batch's loss before the update; a NaN or infinite loss is an error
-/// naming `step`. `grads` is the buffer the steps reuse
-/// (`model.try_alloc_grads()` before the first).
+/// One optimiser step on one batch; returns the batch's loss before the
+/// update (a NaN or infinite loss is an error naming `step`).
 pub fn train_step<D: Kernels, M: LanguageModel<D>>(
     dev: &D,
     model: &mut M,
     opt: &mut AdamW<D>,
-    grads: &mut Gradients<f32, D>,
+    grads: &mut Gradients<f32, D>, // reused from step to step
     batch: &TokenBatch,
     step: usize,
 ) -> Result<f32, TrainError> {
@@ -198,8 +201,8 @@ fn update<D: Kernels, M: LanguageModel<D>>(
     if !value.is_finite() {
         return Err(TrainError::NonFiniteLoss { step, value });
     }
-    *grads = loss.backward(); // backward
-    opt.update(model, grads).map_err(opt_err)?; // AdamW step
+    *grads = loss.backward(); // loss.backward()
+    opt.update(model, grads).map_err(opt_err)?; // optimizer.step()
     model.zero_grads(grads); // optimizer.zero_grad()
     Ok(value)
 }
