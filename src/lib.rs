@@ -42,6 +42,7 @@ pub mod models;
 pub mod ops;
 pub mod parity;
 pub mod plot;
+pub mod presets;
 pub mod stages;
 pub mod torch_rng;
 pub mod train;

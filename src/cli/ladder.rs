@@ -7,7 +7,7 @@ use clap::Args;
 
 use charlm::data::{self, Dataset};
 use charlm::ops::Kernels;
-use charlm::stages::ladder::{self, RungRun, RUNGS};
+use charlm::stages::ladder::{self, RungRun};
 
 use super::progress::Bar;
 use super::{count_in, limits, on_device, DeviceArg, DeviceJob};
@@ -76,9 +76,9 @@ impl DeviceJob for Job<'_> {
 
     fn run<D: Kernels>(self, dev: &D) -> Result<Vec<RungRun>> {
         let mut runs = Vec::new();
-        for rung in RUNGS {
+        for rung in ladder::rungs() {
             if !self.json {
-                eprintln!("rung {}: {}", rung.name, rung.adds);
+                eprintln!("rung {}: {}", rung.name, rung.about);
             }
             let c = &self.settings.config;
             let mut bar = Bar::new(c.max_iters, self.json).with_tokens(c.batch_size * c.block_size);

@@ -16,8 +16,7 @@ use charlm::fsutil;
 use charlm::models::lm::Sampling;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::ops::Kernels;
-use charlm::stages::gpt::{gpt_preset, GptPreset, GPT_PRESETS, SMALL_GELU};
-use charlm::stages::ladder::{self, Rung};
+use charlm::presets::{self, Preset};
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Resume, Settings};
 use charlm::train::{self, Eval, Finish, ScheduleKind, TrainConfig, TrainFlags};
@@ -160,39 +159,53 @@ fn finite(s: &str) -> Result<f32, String> {
 /// chapter 8, then the training flags (which replace the preset's settings).
 #[derive(Debug, Args)]
 pub struct GptArgs {
-    /// A rung of the ladder (chapters 6 and 7): head, multihead, ffwd,
-    /// blocks, layernorm or dropout; or a GPT of chapter 8: small, cpu or
-    /// lecture (or small-gelu, exercise EX4's).
-    #[arg(long, value_name = "NAME", value_parser = preset_name)]
-    pub preset: Preset,
+    /// A named run from `presets::PRESETS`: a rung of the ladder (chapters 6
+    /// and 7) or a GPT of chapter 8.
+    #[arg(long, value_name = "NAME", value_parser = preset_parser())]
+    pub preset: &'static Preset,
     /// The training flags [defaults: the preset's; the ladder's are 5000
     /// steps, lr 1e-3, estimates every 500 steps].
     #[command(flatten)]
     pub train: TrainArgs,
 }
 
-/// What `--preset` names.
-#[derive(Debug, Clone, Copy)]
-pub enum Preset {
-    /// A rung of the ladder.
-    Rung(Rung),
-    /// A GPT of chapter 8.
-    Gpt(GptPreset),
+/// A preset by its name, for clap: `--help` lists the table with each
+/// preset's line, and an unknown name is refused with the list.
+fn preset_parser() -> PresetParser {
+    PresetParser
 }
 
-/// A preset by its name, for clap.
-fn preset_name(name: &str) -> Result<Preset, String> {
-    if let Some(rung) = ladder::rung(name) {
-        return Ok(Preset::Rung(rung));
+/// Parses `--preset NAME` from [`presets::PRESETS`].
+#[derive(Debug, Clone, Copy)]
+struct PresetParser;
+
+impl clap::builder::TypedValueParser for PresetParser {
+    type Value = &'static Preset;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let name = value.to_string_lossy();
+        presets::get(&name).ok_or_else(|| {
+            let choose = presets::names();
+            let message = format!(
+                "invalid value '{name}' for '--preset <NAME>': unknown preset; choose from {choose}\n"
+            );
+            clap::Error::raw(clap::error::ErrorKind::InvalidValue, message).with_cmd(cmd)
+        })
     }
-    gpt_preset(name).map(Preset::Gpt).ok_or_else(|| {
-        let names: Vec<&str> = ladder::RUNGS
-            .iter()
-            .map(|r| r.name)
-            .chain(GPT_PRESETS.iter().chain([&SMALL_GELU]).map(|p| p.name))
-            .collect();
-        format!("unknown preset; choose from {}", names.join(", "))
-    })
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        let values = presets::PRESETS.iter();
+        Some(Box::new(values.map(|p| {
+            clap::builder::PossibleValue::new(p.name).help(p.about)
+        })))
+    }
 }
 
 /// Flags of `charlm train`: the model, then the training flags.
@@ -224,13 +237,8 @@ pub fn train(kind: Kind, a: TrainArgs) -> Result<()> {
 /// `charlm gpt --preset NAME`: a rung of the ladder or a GPT of chapter 8,
 /// with its settings.
 pub fn gpt(a: GptArgs) -> Result<()> {
-    match a.preset {
-        Preset::Rung(rung) => {
-            let defaults = rung.settings(&ladder::settings()).config;
-            train_from(rung.kind, defaults, Some(rung.name), a.train)
-        }
-        Preset::Gpt(p) => train_from(p.kind, (p.config)(), Some(p.name), a.train),
-    }
+    let p = a.preset;
+    train_from(p.kind, p.config, Some(p.name), a.train)
 }
 
 /// Trains `kind` from the `defaults` that the flags override; `preset`

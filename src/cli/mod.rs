@@ -69,17 +69,12 @@ enum Command {
     /// Chapters 6 to 8: one rung of the lecture's ladder, from one head to
     /// a Transformer, or a GPT at scale.
     ///
-    /// Rungs (chapters 6 and 7): head (one head of 32), multihead (4 heads of
-    /// 8), ffwd (then a feed-forward layer), blocks (3 blocks with residual
-    /// connections and projections, feed-forward 4x), layernorm (pre-norm
-    /// LayerNorm), dropout (the same, dropping 20% in training). All at
-    /// n_embd 32, block 8, batch 32, 5000 AdamW steps at lr 1e-3. GPTs
-    /// (chapter 8): small (n_embd 64, 4 heads, 4 layers, block 32, batch 16),
-    /// cpu (nanoGPT's laptop run: n_embd 128, 4 layers, block 64, batch 12,
-    /// cosine schedule, clipping), lecture (gpt.py: n_embd 384, 6 heads,
-    /// 6 layers, block 256, batch 64, dropout 0.2). The sizes of each preset
-    /// are fixed by its model's type (dfdx 0.13 walks a model's parameters
-    /// from its type); --block may only shrink the context.
+    /// Each preset (listed under --preset) is a model and its training
+    /// settings; the flags replace the settings. The rungs all train at the
+    /// ladder's settings (n_embd 32, block 8, batch 32, 5000 AdamW steps at
+    /// lr 1e-3). A preset's sizes are fixed by its model's type (dfdx 0.13
+    /// walks a model's parameters from its type); --block may only shrink
+    /// the context.
     Gpt(lm::GptArgs),
     /// Chapters 6 and 7: every rung of the ladder, then a table of each
     /// one's parameters, validation loss, the lecture's, and speed.

@@ -254,25 +254,25 @@ pub struct Gpt<
     N,
     E: Dtype,
     D: Storage<E>,
-    P: Preset = Ladder,
+    P: Variant = Ladder,
 > {
     /// (B, T) → (B, T, C): tokens and positions.
     pub embeddings: Embeddings<C, BLOCK, E, D>,
-    /// L blocks, one after another (their activation is the preset's).
+    /// L blocks, one after another (their activation is the variant's).
     pub blocks: Repeated<Block<C, NH, HS, F, N, E, D, P::Act>, L>,
     /// The final norm, before `lm_head`.
     pub ln_f: N,
     /// (B, T, C) → (B, T, V).
     pub lm_head: LmHead<C, E, D>,
-    /// Which preset this is: its name and initialisation (no weights).
-    pub preset: PhantomData<P>,
+    /// Which variant this is: its name, initialisation and activation (no weights).
+    pub variant: PhantomData<P>,
 }
 // ANCHOR_END: gpt
 
 /// What a GPT type is called and how it starts: a rung of the ladder
 /// (chapter 7, named by its norm, PyTorch's default initialisation) or a
-/// preset of chapter 8.
-pub trait Preset: Copy + Clone + Default + std::fmt::Debug + Send + Sync + 'static {
+/// model of chapter 8 (its preset in [`crate::presets`]).
+pub trait Variant: Copy + Clone + Default + std::fmt::Debug + Send + Sync + 'static {
     /// The model kind's name; `None` takes the norm's ("blocks",
     /// "layernorm").
     const NAME: Option<&'static str>;
@@ -287,22 +287,22 @@ pub trait Preset: Copy + Clone + Default + std::fmt::Debug + Send + Sync + 'stat
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Ladder;
 
-impl Preset for Ladder {
+impl Variant for Ladder {
     const NAME: Option<&'static str> = None;
     const GPT_INIT: bool = false;
     type Act = ReLU;
 }
 
-macro_rules! preset {
+macro_rules! variant {
     ($(#[$doc:meta])* $ty:ident, $name:literal) => {
-        preset!($(#[$doc])* $ty, $name, ReLU);
+        variant!($(#[$doc])* $ty, $name, ReLU);
     };
     ($(#[$doc:meta])* $ty:ident, $name:literal, $act:ty) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, Default)]
         pub struct $ty;
 
-        impl Preset for $ty {
+        impl Variant for $ty {
             const NAME: Option<&'static str> = Some($name);
             const GPT_INIT: bool = true;
             type Act = $act;
@@ -310,23 +310,23 @@ macro_rules! preset {
     };
 }
 
-preset!(
+variant!(
     /// Chapter 8's `small` preset: the ladder's model scaled to train in
     /// about a minute on a laptop's CPU.
     Small,
     "gpt-small"
 );
-preset!(
+variant!(
     /// Chapter 8's `cpu` preset: nanoGPT's configuration for a laptop.
     Laptop,
     "gpt-cpu"
 );
-preset!(
+variant!(
     /// Chapter 8's `lecture` preset: gpt.py's full configuration.
     Lecture,
     "gpt-lecture"
 );
-preset!(
+variant!(
     /// Chapter 8's exercise EX4: the `small` preset with GELU in place of
     /// ReLU.
     SmallGelu,
@@ -380,7 +380,7 @@ impl<
         N,
         E: Dtype,
         D: Storage<E>,
-        P: Preset,
+        P: Variant,
     > Gpt<C, NH, HS, F, L, BLOCK, N, E, D, P>
 {
     /// The sizes this type fixes.
@@ -458,7 +458,7 @@ impl<
         N,
         E,
         D,
-        P: Preset,
+        P: Variant,
     > TensorCollection<E, D> for Gpt<C, NH, HS, F, L, BLOCK, N, E, D, P>
 where
     N: TensorCollection<E, D>,
@@ -482,7 +482,7 @@ where
                 blocks,
                 ln_f,
                 lm_head,
-                preset: PhantomData,
+                variant: PhantomData,
             },
         )
     }
@@ -497,7 +497,7 @@ impl<
         const BLOCK: usize,
         N,
         D,
-        P: Preset,
+        P: Variant,
     > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
 where
     N: Norm<C, D>,
@@ -516,7 +516,7 @@ where
             blocks: Repeated { modules },
             ln_f: N::new(dev)?,
             lm_head: LmHead::new(dev, vocab, rng)?,
-            preset: PhantomData,
+            variant: PhantomData,
         };
         if P::GPT_INIT {
             model.init_weights(rng)?;
@@ -589,7 +589,7 @@ impl<
         const BLOCK: usize,
         N,
         D,
-        P: Preset,
+        P: Variant,
     > Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
 where
     N: Norm<C, D>,
@@ -674,7 +674,7 @@ impl<
         const BLOCK: usize,
         N,
         D,
-        P: Preset,
+        P: Variant,
     > LanguageModel<D> for Gpt<C, NH, HS, F, L, BLOCK, N, f32, D, P>
 where
     N: Norm<C, D>,

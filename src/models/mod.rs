@@ -125,6 +125,20 @@ impl Kind {
         self.with::<dfdx::prelude::Cpu, _>(NameOf)
     }
 
+    /// The sizes a GPT's type fixes (chapter 7's and 8's models), or `None`.
+    pub fn gpt_sizes(self) -> Option<gpt::Sizes> {
+        type Dev = dfdx::prelude::Cpu;
+        Some(match self {
+            Kind::Blocks => gpt::LectureBlocks::<Dev>::SIZES,
+            Kind::LayerNorm => gpt::LectureLayerNorm::<Dev>::SIZES,
+            Kind::GptSmall => gpt::GptSmall::<Dev>::SIZES,
+            Kind::GptCpu => gpt::GptCpu::<Dev>::SIZES,
+            Kind::GptLecture => gpt::GptLecture::<Dev>::SIZES,
+            Kind::GptSmallGelu => gpt::GptSmallGelu::<Dev>::SIZES,
+            Kind::Bigram | Kind::Head | Kind::MultiHead | Kind::FeedForward => return None,
+        })
+    }
+
     /// The kind called `name`.
     pub fn from_name(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.name() == name)

@@ -12,72 +12,12 @@ use super::gpt_parity::{check_gpt, GptInputs};
 use super::{json, Progress, Stage, StageError, Tour};
 use crate::bench::{training_step, Workload};
 use crate::data::DataSets;
-use crate::models::gpt::{GptCpu, GptLecture, GptSmall, GptSmallGelu, Sizes};
-use crate::models::{Kind, LanguageModel, ModelJob};
+use crate::models::gpt::{GptCpu, GptLecture, GptSmall};
+use crate::models::{LanguageModel, ModelJob};
 use crate::parity::Comparison;
+use crate::presets::{self, Group};
 use crate::train::session::{self, Settings};
 use crate::train::TrainConfig;
-
-// ANCHOR: gpt_presets
-/// A preset of chapter 8: a model type and the settings it trains with.
-#[derive(Debug, Clone, Copy)]
-pub struct GptPreset {
-    /// `--preset NAME`.
-    pub name: &'static str,
-    /// The model type.
-    pub kind: Kind,
-    /// What it is, in a line.
-    pub about: &'static str,
-    /// Its training settings.
-    pub config: fn() -> TrainConfig,
-    /// The sizes its model type fixes.
-    pub sizes: Sizes,
-}
-
-/// The three presets: `small` (a minute or so on a laptop), `cpu`
-/// (nanoGPT's laptop run) and `lecture` (gpt.py, for a GPU).
-pub const GPT_PRESETS: [GptPreset; 3] = [
-    GptPreset {
-        name: "small",
-        kind: Kind::GptSmall,
-        about: "n_embd 64, 4 heads, 4 layers, block 32, batch 16, 5000 steps at 1e-3",
-        config: TrainConfig::gpt_small,
-        sizes: GptSmall::<Cpu>::SIZES,
-    },
-    GptPreset {
-        name: "cpu",
-        kind: Kind::GptCpu,
-        about: "nanoGPT's laptop run: n_embd 128, 4 heads, 4 layers, block 64, batch 12, 2000 steps, cosine 1e-3 to 1e-4",
-        config: TrainConfig::gpt_cpu,
-        sizes: GptCpu::<Cpu>::SIZES,
-    },
-    GptPreset {
-        name: "lecture",
-        kind: Kind::GptLecture,
-        about: "gpt.py: n_embd 384, 6 heads, 6 layers, block 256, batch 64, dropout 0.2, 5000 steps at 3e-4",
-        config: TrainConfig::gpt_lecture,
-        sizes: GptLecture::<Cpu>::SIZES,
-    },
-];
-// ANCHOR_END: gpt_presets
-
-/// Chapter 8's exercise EX4 as a preset: `small` with GELU in place of
-/// ReLU, the same settings (`charlm gpt --preset small-gelu`).
-pub const SMALL_GELU: GptPreset = GptPreset {
-    name: "small-gelu",
-    kind: Kind::GptSmallGelu,
-    about: "EX4: small with GELU in place of ReLU",
-    config: TrainConfig::gpt_small,
-    sizes: GptSmallGelu::<Cpu>::SIZES,
-};
-
-/// The preset called `name`: one of the three, or EX4's `small-gelu`.
-pub fn gpt_preset(name: &str) -> Option<GptPreset> {
-    GPT_PRESETS
-        .into_iter()
-        .chain([SMALL_GELU])
-        .find(|p| p.name == name)
-}
 
 /// The stage's id: its book files are in `chapters/figures/gpt`.
 pub const ID: &str = "gpt";
@@ -90,10 +30,6 @@ pub struct Gpt;
 /// Steps of the tour's short `small` run (the preset's own is 5,000:
 /// `charlm gpt --preset small`).
 pub const TOUR_STEPS: usize = 500;
-
-/// The lecture's validation loss for the `lecture` preset, trained on a GPU
-/// (the video).
-pub const LECTURE_VAL: f32 = 1.48;
 
 /// The validation loss the `small` preset is to reach (PyTorch's gpt.py at
 /// the same settings, on this project's machine: [`TORCH_SMALL_VAL`]).
@@ -126,8 +62,7 @@ pub fn preset_params(vocab: usize) -> Result<Vec<(&'static str, usize)>, StageEr
             Ok(M::init(&Cpu::default(), self.0, &mut rng)?.num_trainable_params())
         }
     }
-    GPT_PRESETS
-        .iter()
+    presets::group(Group::Gpt)
         .map(|p| Ok((p.name, p.kind.with(Count(vocab))?)))
         .collect()
 }
@@ -146,7 +81,7 @@ impl Stage for Gpt {
         let config = TrainConfig {
             max_iters: TOUR_STEPS,
             eval_interval: TOUR_STEPS / 2,
-            ..TrainConfig::gpt_small()
+            ..crate::presets::SMALL.config
         };
         let settings = Settings {
             config,
@@ -183,17 +118,17 @@ impl Stage for Gpt {
             Workload {
                 name: "gpt-small-step",
                 about: "chapter 8: one training step of the small preset (B=16, T=32, 4 layers of 64)",
-                prepare: |data| training_step::<GptSmall<Cpu>>(data, TrainConfig::gpt_small()),
+                prepare: |data| training_step::<GptSmall<Cpu>>(data, crate::presets::SMALL.config),
             },
             Workload {
                 name: "gpt-cpu-step",
                 about: "chapter 8: one training step of the cpu preset (B=12, T=64, 4 layers of 128, clipped)",
-                prepare: |data| training_step::<GptCpu<Cpu>>(data, TrainConfig::gpt_cpu()),
+                prepare: |data| training_step::<GptCpu<Cpu>>(data, crate::presets::CPU.config),
             },
             Workload {
                 name: "gpt-lecture-step",
                 about: "chapter 8: one training step of the lecture preset (B=64, T=256, 6 layers of 384, dropout 0.2)",
-                prepare: |data| training_step::<GptLecture<Cpu>>(data, TrainConfig::gpt_lecture()),
+                prepare: |data| training_step::<GptLecture<Cpu>>(data, crate::presets::LECTURE.config),
             },
         ]
     }

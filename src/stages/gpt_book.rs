@@ -20,8 +20,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
 use super::gpt::{
-    gpt_preset, preset_params, GptPreset, CPU_MINUTES, CPU_TARGET, GPT_PRESETS, LECTURE_VAL,
-    NANOGPT_CPU, SMALL_TARGET, TORCH_SMALL_VAL,
+    preset_params, CPU_MINUTES, CPU_TARGET, NANOGPT_CPU, SMALL_TARGET, TORCH_SMALL_VAL,
 };
 use super::{BookNumbers, StageError};
 use crate::data::text::Split;
@@ -30,6 +29,7 @@ use crate::models::bigram_counts::BigramCounts;
 use crate::models::lm::Sampling;
 use crate::models::{LanguageModel, ModelJob};
 use crate::plot::{Figure, TrainCurves};
+use crate::presets::{self, Group, Preset};
 use crate::train::session::{self, Settings};
 use crate::train::{split_loss, Eval, StopAt, TrainConfig};
 
@@ -130,17 +130,17 @@ fn run_text<'a>(data: &'a DataSets, file: &str) -> Result<&'a str, StageError> {
 }
 
 /// The run called `name` in [`RUNS`], and its preset.
-fn run_of(name: &str) -> Result<(&'static str, GptPreset, &'static str), StageError> {
+fn run_of(name: &str) -> Result<(&'static str, &'static Preset, &'static str), StageError> {
     let unknown = || StageError::Record(format!("chapter 8 has no run {name:?}"));
     let (name, preset, file) = RUNS.into_iter().find(|r| r.0 == name).ok_or_else(unknown)?;
-    Ok((name, gpt_preset(preset).ok_or_else(unknown)?, file))
+    Ok((name, presets::get(preset).ok_or_else(unknown)?, file))
 }
 
 /// A run's settings: its preset's, seed [`SEED`], no sample (the record's
 /// samples are drawn afterwards).
-fn settings(preset: &GptPreset) -> Settings {
+fn settings(preset: &Preset) -> Settings {
     Settings {
-        config: (preset.config)(),
+        config: preset.config,
         seed: SEED,
         sample_tokens: 0,
     }
@@ -223,7 +223,7 @@ fn train(
 /// The first estimate after step 0 of `name`'s run, and the one before it:
 /// a replay of the start of the run (seconds, where the run takes minutes).
 pub fn replay_start(data: &DataSets, name: &str) -> Result<Vec<Eval>, StageError> {
-    let interval = (run_of(name)?.1.config)().eval_interval;
+    let interval = run_of(name)?.1.config.eval_interval;
     Ok(train(data, name, Some(interval + 1), &[])?.0.evals)
 }
 
@@ -333,31 +333,35 @@ pub fn render(book: &GptBook, dir: &Path) -> Result<(), StageError> {
     let mut put = |name: &str, value: String| numbers.put(name, value);
     let vocab = book.runs.first().map_or(65, |r| r.vocab);
     let mut table = String::from("| preset | configuration | parameters |\n|---|---|---:|\n");
-    for ((name, params), preset) in preset_params(vocab)?.into_iter().zip(GPT_PRESETS) {
+    for ((name, params), preset) in preset_params(vocab)?
+        .into_iter()
+        .zip(presets::group(Group::Gpt))
+    {
         let _ = writeln!(table, "| `{name}` | {} | {params} |", preset.about);
         put(&format!("params_{name}"), params.to_string());
         put(
             &format!("params_by_hand_{name}"),
-            preset.sizes.params_sum(vocab),
+            preset.sizes().params_sum(vocab),
         );
     }
-    put("lecture_val", format!("{LECTURE_VAL:.2}"));
+    put(
+        "lecture_val",
+        format!("{:.2}", presets::LECTURE.lecture_val.unwrap_or(f64::NAN)),
+    );
     put("small_target", format!("{SMALL_TARGET:.2}"));
     put("torch_small_val", format!("{TORCH_SMALL_VAL:.4}"));
     put("cpu_target", format!("{CPU_TARGET:.2}"));
     put("cpu_budget_minutes", format!("{CPU_MINUTES:.0}"));
     put("nanogpt_cpu_val", format!("{:.2}", NANOGPT_CPU.0));
     put("nanogpt_cpu_minutes", format!("{:.0}", NANOGPT_CPU.1));
-    let lecture = gpt_preset("lecture").map_or_else(TrainConfig::gpt_lecture, |p| (p.config)());
+    let lecture = presets::LECTURE.config;
     put("lecture_dropout", format!("{}", lecture.dropout));
     put("lecture_steps", format!("{}", lecture.max_iters));
-    if let Some(p) = gpt_preset("lecture") {
-        let draws = p.sizes.dropout_draws(lecture.batch_size) as f64;
-        put(
-            "lecture_dropout_draws",
-            format!("{:.0} million", draws / 1e6),
-        );
-    }
+    let draws = presets::LECTURE.sizes().dropout_draws(lecture.batch_size) as f64;
+    put(
+        "lecture_dropout_draws",
+        format!("{:.0} million", draws / 1e6),
+    );
     put(
         "torch_spread",
         format!("{:.1e}", super::gpt_parity::torch_spread()?),

@@ -24,7 +24,7 @@ use crate::data::text::{Corpus, Split};
 use crate::data::vocab::Vocab;
 use crate::data::DataSets;
 use crate::models::attention_trick::randn;
-use crate::models::gpt::{Gpt, GptSmall, Preset, Small, SmallGelu};
+use crate::models::gpt::{Gpt, GptSmall, Small, SmallGelu, Variant};
 use crate::models::lm::Sampling;
 use crate::models::multihead::MultiHeadAttention;
 use crate::models::LanguageModel;
@@ -184,7 +184,7 @@ pub fn ex2_config() -> TrainConfig {
     TrainConfig {
         max_iters: 10_000,
         eval_interval: 1000,
-        ..TrainConfig::gpt_small()
+        ..crate::presets::SMALL.config
     }
 }
 
@@ -286,7 +286,7 @@ pub fn run_ex2(config: TrainConfig, watch: &mut dyn Watch) -> Result<Ex2, StageE
 
 /// EX3 and EX4 train the `small` preset as chapter 8 does: its settings.
 pub fn ex4_config() -> TrainConfig {
-    TrainConfig::gpt_small()
+    crate::presets::SMALL.config
 }
 
 /// EX4's seeds: each activation trains once from each, so that the
@@ -315,7 +315,7 @@ pub type SmallAs<P> = Gpt<64, 4, 16, 256, 4, 32, LayerNorm1D<64, f32, Cpu>, f32,
 /// Trains [`SmallAs<P>`] on `text` with `config` and `seed`: the run's
 /// record (its activation the preset's) and the trained model (with its
 /// corpus).
-pub fn train_preset<P: Preset>(
+pub fn train_preset<P: Variant>(
     text: &str,
     config: TrainConfig,
     seed: u64,
@@ -381,7 +381,7 @@ pub fn ex3_config(learning_rate: f32) -> TrainConfig {
         eval_interval: 50,
         eval_iters: 50,
         learning_rate,
-        ..TrainConfig::gpt_small()
+        ..crate::presets::SMALL.config
     }
 }
 

@@ -122,7 +122,7 @@ pub fn check_gpt<D: Kernels>(
         block_size: r.block_size,
         learning_rate: r.learning_rate,
         weight_decay: r.weight_decay,
-        ..TrainConfig::gpt_small()
+        ..crate::presets::SMALL.config
     };
     let losses = replay(dev, &mut model, &corpus, &cfg, &inputs.offsets)?;
     let k = STRICT_STEPS.min(losses.len());

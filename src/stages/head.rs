@@ -161,7 +161,7 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("head_initial", format!("{:.4}", head.report.initial_loss));
     // The lecture's number for this model, and the model trained as the
     // lecture trains it: longer, at a smaller learning rate.
-    let lecture = crate::stages::ladder::RUNGS[0].lecture_val;
+    let lecture = crate::presets::named("head").lecture_val;
     put(
         "lecture_val",
         lecture.map_or("-".into(), |v| format!("{v:.1}")),

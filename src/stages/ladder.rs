@@ -1,101 +1,34 @@
 //! The lecture's ladder (chapters 6 and 7): from one head to a Transformer,
 //! rung by rung, each a training run at the same settings
-//! ([`TrainConfig::ladder`]) with the validation loss the lecture quotes.
+//! ([`presets::LADDER`]) with the validation loss the lecture quotes.
 //!
 //! `charlm gpt --preset NAME` trains one rung, `charlm ladder` all of them.
 
 use serde::Serialize;
 
 use crate::data::text::Split;
-use crate::models::{Kind, LanguageModel, ModelJob};
+use crate::models::{LanguageModel, ModelJob};
 use crate::ops::Kernels;
+use crate::presets::{self, Group, Preset};
 use crate::train::session::{self, Report, Settings};
-use crate::train::{split_loss, Eval, TrainConfig, TrainError, Watch};
+use crate::train::{split_loss, Eval, TrainError, Watch};
 
-// ANCHOR: rungs
-/// One rung: its name, what it adds, the model, and the lecture's number.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rung {
-    /// The preset's name (`charlm gpt --preset NAME`).
-    pub name: &'static str,
-    /// What this rung adds to the one before.
-    pub adds: &'static str,
-    /// The model.
-    pub kind: Kind,
-    /// The validation loss the lecture reports for it (the commit messages
-    /// of karpathy/ng-video-lecture, and the video), if it gives one.
-    pub lecture_val: Option<f64>,
-    /// Dropout's probability in training.
-    pub dropout: f32,
+/// The ladder's rungs, bottom up: the [`Group::Ladder`] presets.
+pub fn rungs() -> impl Iterator<Item = &'static Preset> {
+    presets::group(Group::Ladder)
 }
-
-/// Every rung, bottom up.
-pub const RUNGS: [Rung; 6] = [
-    Rung {
-        name: "head",
-        adds: "one head of size 32 (chapter 5's model at the ladder's settings)",
-        kind: Kind::Head,
-        lecture_val: Some(2.4),
-        dropout: 0.0,
-    },
-    Rung {
-        name: "multihead",
-        adds: "4 heads of size 8, outputs concatenated",
-        kind: Kind::MultiHead,
-        lecture_val: Some(2.28),
-        dropout: 0.0,
-    },
-    Rung {
-        name: "ffwd",
-        adds: "a feed-forward layer per token (Linear 32→32, ReLU)",
-        kind: Kind::FeedForward,
-        lecture_val: Some(2.24),
-        dropout: 0.0,
-    },
-    Rung {
-        name: "blocks",
-        adds: "3 blocks, residual connections with projections, feed-forward 32→128→32",
-        kind: Kind::Blocks,
-        lecture_val: Some(2.08),
-        dropout: 0.0,
-    },
-    Rung {
-        name: "layernorm",
-        adds: "pre-norm LayerNorm in every block and before lm_head",
-        kind: Kind::LayerNorm,
-        lecture_val: Some(2.06),
-        dropout: 0.0,
-    },
-    Rung {
-        name: "dropout",
-        adds: "dropout 0.2 on the attention weights and after each projection and feed-forward",
-        kind: Kind::LayerNorm,
-        lecture_val: None,
-        dropout: 0.2,
-    },
-];
-// ANCHOR_END: rungs
 
 /// The rung called `name`.
-pub fn rung(name: &str) -> Option<Rung> {
-    RUNGS.into_iter().find(|r| r.name == name)
+pub fn rung(name: &str) -> Option<&'static Preset> {
+    rungs().find(|r| r.name == name)
 }
 
-/// The settings of the ladder's runs: [`TrainConfig::ladder`], seed 1337,
+/// The settings of the ladder's runs: [`presets::LADDER`], seed 1337,
 /// 500 sampled characters.
 pub fn settings() -> Settings {
     Settings {
-        config: TrainConfig::ladder(),
+        config: presets::LADDER,
         ..Settings::default()
-    }
-}
-
-impl Rung {
-    /// `settings` with this rung's dropout.
-    pub fn settings(&self, settings: &Settings) -> Settings {
-        let mut s = settings.clone();
-        s.config.dropout = self.dropout;
-        s
     }
 }
 
@@ -122,7 +55,7 @@ pub struct RungRun {
 /// `watch`.
 pub fn run_rung<D: Kernels>(
     dev: &D,
-    rung: Rung,
+    rung: &Preset,
     text: &str,
     settings: &Settings,
     watch: &mut dyn Watch,
@@ -141,7 +74,9 @@ pub fn run_rung<D: Kernels>(
             Ok((run.report, run.train.history.evals, whole))
         }
     }
-    let settings = &rung.settings(settings);
+    let mut settings = settings.clone();
+    settings.config.dropout = rung.config.dropout; // the one setting a rung changes
+    let settings = &settings;
     let (report, evals, whole_val_loss) = rung.kind.with(Job {
         dev,
         text,

@@ -10,7 +10,7 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
-use super::ladder::{self, run_rung, RungRun, RUNGS};
+use super::ladder::{self, run_rung, rungs, RungRun};
 use super::ladder_parity::{check_ladder, LadderInputs};
 use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{Iteration, Workload};
@@ -26,7 +26,7 @@ use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
 use crate::train::session;
-use crate::train::{split_loss, Eval, StopAt, TrainConfig};
+use crate::train::{split_loss, Eval, StopAt};
 
 /// The stage's id: its book files are in `chapters/figures/ladder`.
 pub const ID: &str = "ladder";
@@ -151,9 +151,8 @@ pub fn read_record(dir: &Path) -> Result<LadderRecord, StageError> {
 pub fn replay_start(text: &str) -> Result<Vec<Vec<Eval>>, StageError> {
     let (dev, settings) = (Cpu::default(), ladder::settings());
     let stop = StopAt(settings.config.eval_interval + 1);
-    RUNGS
-        .iter()
-        .map(|&rung| Ok(run_rung(&dev, rung, text, &settings, &mut { stop })?.evals))
+    rungs()
+        .map(|rung| Ok(run_rung(&dev, rung, text, &settings, &mut { stop })?.evals))
         .collect()
 }
 
@@ -175,8 +174,8 @@ pub fn run_ladder_with(
     let dev = Cpu::default();
     let mut runs = Vec::new();
     let (mut heads, mut sequence) = (Vec::new(), String::new());
-    for rung in RUNGS {
-        let label = format!("rung {}: {}", rung.name, rung.adds);
+    for rung in rungs() {
+        let label = format!("rung {}: {}", rung.name, rung.about);
         let watch = &mut *progress(&label, settings.config.max_iters);
         if rung.kind != Kind::MultiHead {
             runs.push(run_rung(&dev, rung, text, settings, watch)?);
@@ -288,14 +287,14 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
     let mut table = String::from(
         "| rung | what it adds | parameters | train loss | val loss | whole val split | lecture's val loss |\n|---|---|---:|---:|---:|---:|---:|\n",
     );
-    for (r, rung) in runs.runs.iter().zip(RUNGS) {
+    for (r, rung) in runs.runs.iter().zip(rungs()) {
         let lecture = r
             .lecture_val
             .map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         let _ = writeln!(
             table,
             "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
-            r.preset, rung.adds, r.params, r.train_loss, r.val_loss, r.whole_val_loss, lecture
+            r.preset, rung.about, r.params, r.train_loss, r.val_loss, r.whole_val_loss, lecture
         );
         put(
             &format!("whole_val_{}", r.preset),
@@ -438,5 +437,5 @@ pub fn save_figures(
 fn prepare_step<M: LanguageModel<Cpu> + 'static>(
     data: &DataSets,
 ) -> Result<Iteration<'_>, StageError> {
-    crate::bench::training_step::<M>(data, TrainConfig::ladder())
+    crate::bench::training_step::<M>(data, crate::presets::LADDER)
 }

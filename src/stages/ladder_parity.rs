@@ -99,7 +99,7 @@ pub fn check_ladder<D: Kernels>(
         block_size: r.block_size,
         learning_rate: r.learning_rate,
         weight_decay: r.weight_decay,
-        ..TrainConfig::ladder()
+        ..crate::presets::LADDER
     };
     let losses = replay(dev, &mut model, &corpus, &cfg, &inputs.offsets)?;
     let steps = losses.len();

@@ -263,24 +263,27 @@ pub enum LrSchedule {
 }
 // ANCHOR_END: lr_schedule
 
+/// bigram.py's hyperparameters: [`TrainConfig`]'s `Default`, and what
+/// every preset changes ([`presets`](crate::presets)).
+pub const BIGRAM_PY: TrainConfig = TrainConfig {
+    // ANCHOR: config
+    batch_size: 32,      // how many independent sequences in parallel (B)
+    block_size: 8,       // the longest context for predictions (T)
+    max_iters: 3000,     // optimiser steps
+    eval_interval: 300,  // estimate the loss every this many steps
+    learning_rate: 1e-2, // AdamW's
+    eval_iters: 200,     // batches per split in each estimate
+    // ANCHOR_END: config
+    weight_decay: 0.01,
+    dropout: 0.0,
+    lr_schedule: LrSchedule::Constant,
+    grad_clip: None,
+    beta2: 0.999,
+};
+
 impl Default for TrainConfig {
-    /// bigram.py's hyperparameters.
     fn default() -> Self {
-        Self {
-            // ANCHOR: config
-            batch_size: 32,      // how many independent sequences in parallel (B)
-            block_size: 8,       // the longest context for predictions (T)
-            max_iters: 3000,     // optimiser steps
-            eval_interval: 300,  // estimate the loss every this many steps
-            learning_rate: 1e-2, // AdamW's
-            eval_iters: 200,     // batches per split in each estimate
-            // ANCHOR_END: config
-            weight_decay: 0.01,
-            dropout: 0.0,
-            lr_schedule: LrSchedule::Constant,
-            grad_clip: None,
-            beta2: 0.999,
-        }
+        BIGRAM_PY
     }
 }
 
@@ -291,18 +294,6 @@ impl TrainConfig {
         Self {
             learning_rate: 1e-3,
             max_iters: 10_000,
-            ..Self::default()
-        }
-    }
-
-    /// The settings of every rung of the lecture's ladder (chapters 6 and 7):
-    /// batch 32 x block 8, 5,000 steps of AdamW at 1e-3, the loss estimated
-    /// on 200 batches of each split every 500 steps.
-    pub fn ladder() -> Self {
-        Self {
-            max_iters: 5000,
-            eval_interval: 500,
-            learning_rate: 1e-3,
             ..Self::default()
         }
     }
@@ -319,58 +310,6 @@ impl TrainConfig {
             ..Self::default()
         }
     }
-
-    // ANCHOR: gpt_presets
-    /// Chapter 8's `small` preset: batch 16 x block 32, 5,000 steps of AdamW
-    /// at 1e-3, the loss estimated on 200 batches every 500 steps.
-    pub fn gpt_small() -> Self {
-        Self {
-            batch_size: 16,
-            block_size: 32,
-            max_iters: 5000,
-            eval_interval: 500,
-            learning_rate: 1e-3,
-            ..Self::default()
-        }
-    }
-
-    /// Chapter 8's `cpu` preset, nanoGPT's laptop run: batch 12 x block 64,
-    /// 2,000 steps at 1e-3 with 100 steps of warm-up and a cosine down to
-    /// 1e-4, AdamW's beta2 0.99, weight decay 0.1, gradients clipped to
-    /// norm 1, the loss estimated on 200 batches every 250 steps.
-    pub fn gpt_cpu() -> Self {
-        Self {
-            batch_size: 12,
-            block_size: 64,
-            max_iters: 2000,
-            eval_interval: 250,
-            learning_rate: 1e-3,
-            lr_schedule: LrSchedule::Cosine {
-                warmup: 100,
-                min_lr: 1e-4,
-            },
-            grad_clip: Some(1.0),
-            beta2: 0.99,
-            weight_decay: 0.1,
-            ..Self::default()
-        }
-    }
-
-    /// Chapter 8's `lecture` preset, gpt.py's: batch 64 x block 256, 5,000
-    /// steps at 3e-4, dropout 0.2, the loss estimated on 200 batches every
-    /// 500 steps.
-    pub fn gpt_lecture() -> Self {
-        Self {
-            batch_size: 64,
-            block_size: 256,
-            max_iters: 5000,
-            eval_interval: 500,
-            learning_rate: 3e-4,
-            dropout: 0.2,
-            ..Self::default()
-        }
-    }
-    // ANCHOR_END: gpt_presets
 
     // ANCHOR: lr_at
     /// The learning rate of step `step` (0-based) under the schedule.

@@ -9,7 +9,7 @@ use charlm::models::head::Head;
 use charlm::models::lm::batch_tensors;
 use charlm::models::multihead::{LectureFeedForward, LectureMultiHead, MultiHeadAttention};
 use charlm::models::{Kind, LanguageModel, ModelJob};
-use charlm::stages::ladder::{self, RUNGS};
+use charlm::stages::ladder;
 use charlm::train::checkpoint;
 use charlm::train::session::{self, Settings};
 use charlm::train::TrainConfig;
@@ -180,7 +180,7 @@ fn every_rung_round_trips_through_a_checkpoint() {
                 config: TrainConfig {
                     max_iters: 5,
                     eval_iters: 1,
-                    ..TrainConfig::ladder()
+                    ..charlm::presets::LADDER
                 },
                 seed: 5,
                 sample_tokens: 5,
@@ -218,7 +218,7 @@ fn every_rung_trains_on_a_tiny_run() {
                     eval_iters: 10,
                     learning_rate: 1e-2,
                     dropout: self.0,
-                    ..TrainConfig::ladder()
+                    ..charlm::presets::LADDER
                 },
                 seed: 7,
                 sample_tokens: 20,
@@ -237,9 +237,9 @@ fn every_rung_trains_on_a_tiny_run() {
             (a.report.initial_loss, a.report.val_loss)
         }
     }
-    for rung in RUNGS {
+    for rung in ladder::rungs() {
         assert_eq!(Kind::from_name(rung.kind.name()), Some(rung.kind));
-        let (initial, val) = rung.kind.with::<Cpu, _>(Trains(rung.dropout));
+        let (initial, val) = rung.kind.with::<Cpu, _>(Trains(rung.config.dropout));
         assert!(
             val < 3.0 && val < initial - 0.8,
             "{}: {initial} -> {val}",

@@ -5,7 +5,7 @@
 use charlm::models::gpt::{GptCpu, GptLecture, GptSmall};
 use charlm::models::lm::batch_tensors;
 use charlm::models::{Kind, LanguageModel};
-use charlm::stages::gpt::{gpt_preset, GPT_PRESETS};
+use charlm::presets::{self, Group};
 use charlm::train::adamw::grad_norm;
 use charlm::train::session::{self, Settings};
 use charlm::train::{AdamW, LrSchedule, TrainConfig};
@@ -35,16 +35,16 @@ fn the_presets_have_the_lectures_parameter_counts() {
     assert_eq!(lecture.num_trainable_params(), 10_788_929);
     // the count by hand, from the sizes each preset's type fixes, is the program's
     let counts = charlm::stages::gpt::preset_params(v).unwrap();
-    for (p, (name, count)) in GPT_PRESETS.iter().zip(&counts) {
+    for (p, (name, count)) in presets::group(Group::Gpt).zip(&counts) {
         assert_eq!(p.name, *name);
-        assert_eq!(p.sizes.params(v), *count, "{name}");
+        assert_eq!(p.sizes().params(v), *count, "{name}");
     }
     assert_eq!(counts[2].1, 10_788_929);
-    assert!(GPT_PRESETS[0].sizes.params_sum(v).ends_with("= 209,729"));
-    let kinds: Vec<&str> = GPT_PRESETS.iter().map(|p| p.kind.name()).collect();
+    assert!(presets::SMALL.sizes().params_sum(v).ends_with("= 209,729"));
+    let kinds: Vec<&str> = presets::group(Group::Gpt).map(|p| p.kind.name()).collect();
     assert_eq!(kinds, ["gpt-small", "gpt-cpu", "gpt-lecture"]);
-    assert_eq!(gpt_preset("small").unwrap().kind, Kind::GptSmall);
-    assert!(gpt_preset("tiny").is_none());
+    assert_eq!(presets::get("small").unwrap().kind, Kind::GptSmall);
+    assert!(presets::get("tiny").is_none());
 }
 
 // gpt.py's _init_weights: N(0, 0.02) weights, zero biases, LayerNorm at 1 and 0.
@@ -91,7 +91,7 @@ fn the_presets_start_from_gpt_py_initialisation() {
 // nanoGPT's schedule: linear warm-up, cosine to min_lr at the last step.
 #[test]
 fn the_cosine_schedule_warms_up_then_decays_to_min_lr() {
-    let cfg = TrainConfig::gpt_cpu();
+    let cfg = charlm::presets::CPU.config;
     assert_eq!(
         cfg.lr_schedule,
         LrSchedule::Cosine {
@@ -111,13 +111,13 @@ fn the_cosine_schedule_warms_up_then_decays_to_min_lr() {
         assert!(cfg.lr_at(step) <= last, "not decreasing at {step}");
         last = cfg.lr_at(step);
     }
-    assert_eq!(TrainConfig::gpt_small().lr_at(1234), 1e-3); // constant
+    assert_eq!(charlm::presets::SMALL.config.lr_at(1234), 1e-3); // constant
     let bad = TrainConfig {
         lr_schedule: LrSchedule::Cosine {
             warmup: 0,
             min_lr: 2e-3,
         },
-        ..TrainConfig::gpt_small()
+        ..charlm::presets::SMALL.config
     };
     assert!(bad.validate().unwrap_err().to_string().contains("--min-lr"));
 }
@@ -185,7 +185,7 @@ fn the_small_preset_learns_on_a_tiny_budget() {
             max_iters: 60,
             eval_interval: 60,
             eval_iters: 4,
-            ..TrainConfig::gpt_small()
+            ..charlm::presets::SMALL.config
         },
         seed: 1337,
         sample_tokens: 20,
@@ -291,8 +291,8 @@ fn the_gpt_book_files_are_drawn_from_a_current_record() {
             "{}: the record is stale; run `cargo run --release -- figures --stage gpt`",
             run.name
         );
-        let preset = charlm::stages::gpt::gpt_preset(&run.preset).unwrap();
-        assert_eq!(run.config, (preset.config)(), "{}", run.name);
+        let preset = presets::get(&run.preset).unwrap();
+        assert_eq!(run.config, preset.config, "{}", run.name);
         assert_eq!(run.last().step, run.config.max_iters, "{}", run.name);
     }
     let run = |name: &str| book.runs.iter().find(|r| r.name == name).unwrap();
@@ -349,4 +349,29 @@ fn the_counting_model_on_names_as_text_is_chapter_1s() {
     // a text of one repeated name is nearly certain
     let easy = names_counts_loss(&"abc\n".repeat(500)).unwrap();
     assert!(easy < 0.1, "{easy}");
+}
+
+// One table holds every preset: each name once, every rung at the ladder's
+// settings but its dropout, EX4 at small's settings, a preset for every
+// model but chapter 3's bigram (which `charlm bigram` trains).
+#[test]
+fn one_table_holds_every_preset() {
+    let mut names: Vec<&str> = presets::PRESETS.iter().map(|p| p.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), presets::PRESETS.len());
+    for r in presets::group(Group::Ladder) {
+        let config = TrainConfig {
+            dropout: 0.0,
+            ..r.config
+        };
+        assert_eq!(config, presets::LADDER, "{}", r.name);
+    }
+    assert_eq!(presets::named("dropout").config.dropout, 0.2);
+    assert_eq!(presets::named("small-gelu").config, presets::SMALL.config);
+    for k in Kind::ALL {
+        let has = presets::PRESETS.iter().any(|p| p.kind == k);
+        assert_eq!(has, k != Kind::Bigram, "{k:?}");
+    }
+    assert_eq!(presets::LECTURE.config.batch_size, 64); // gpt.py's
 }

@@ -192,7 +192,7 @@ fn a_short_gpt_run_trains_on_cuda() {
             max_iters: 200,
             eval_interval: 200,
             eval_iters: 8,
-            ..TrainConfig::gpt_small()
+            ..charlm::presets::SMALL.config
         },
         seed: 1337,
         sample_tokens: 20,

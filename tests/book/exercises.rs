@@ -277,7 +277,7 @@ fn finetuning_starts_from_the_weights_it_is_given() {
         max_iters: 20,
         eval_interval: 10,
         eval_iters: 4,
-        ..TrainConfig::gpt_small()
+        ..charlm::presets::SMALL.config
     };
     let run = |m: &GptSmall<Cpu>| {
         charlm::stages::gpt_exercises::finetune(
