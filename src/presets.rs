@@ -61,62 +61,42 @@ const fn rung(name: &'static str, kind: Kind, about: &'static str, val: Option<f
     }
 }
 
+/// A GPT of chapter 8.
+const fn gpt(name: &'static str, kind: Kind, config: TrainConfig, about: &'static str) -> Preset {
+    Preset {
+        name,
+        group: Group::Gpt,
+        kind,
+        config,
+        about,
+        lecture_val: None,
+    }
+}
+
 // ANCHOR: gpt_presets
 /// `small`: the ladder's GPT scaled to train in minutes on a laptop's CPU.
-pub const SMALL: Preset = Preset {
-    name: "small",
-    group: Group::Gpt,
-    kind: Kind::GptSmall, // n_embd 64, 4 heads of 16, 4 layers, block 32
-    config: TrainConfig {
-        batch_size: 16,
-        block_size: 32,
-        max_iters: 5000,
-        eval_interval: 500,
-        learning_rate: 1e-3,
-        ..BIGRAM_PY
-    },
-    about: "n_embd 64, 4 heads, 4 layers, block 32, batch 16, 5000 steps at 1e-3",
-    lecture_val: None,
-};
+#[rustfmt::skip]
+pub const SMALL: Preset = gpt("small", Kind::GptSmall, TrainConfig {
+    batch_size: 16, block_size: 32, max_iters: 5000, eval_interval: 500, learning_rate: 1e-3,
+    ..BIGRAM_PY
+}, "n_embd 64, 4 heads, 4 layers, block 32, batch 16, 5000 steps at 1e-3");
 
 /// `cpu`: nanoGPT's configuration for a laptop.
-pub const CPU: Preset = Preset {
-    name: "cpu",
-    group: Group::Gpt,
-    kind: Kind::GptCpu, // nanoGPT's laptop run: n_embd 128, 4 heads of 32, 4 layers, block 64
-    config: TrainConfig {
-        batch_size: 12,
-        block_size: 64,
-        max_iters: 2000,
-        eval_interval: 250,
-        learning_rate: 1e-3,
-        lr_schedule: LrSchedule::Cosine { warmup: 100, min_lr: 1e-4 },
-        grad_clip: Some(1.0),
-        beta2: 0.99,
-        weight_decay: 0.1,
-        ..BIGRAM_PY
-    },
-    about: "nanoGPT's laptop run: n_embd 128, 4 heads, 4 layers, block 64, batch 12, 2000 steps, cosine 1e-3 to 1e-4",
-    lecture_val: None,
-};
+#[rustfmt::skip]
+pub const CPU: Preset = gpt("cpu", Kind::GptCpu, TrainConfig {
+    batch_size: 12, block_size: 64, max_iters: 2000, eval_interval: 250, learning_rate: 1e-3,
+    lr_schedule: LrSchedule::Cosine { warmup: 100, min_lr: 1e-4 }, // nanoGPT's schedule
+    grad_clip: Some(1.0), beta2: 0.99, weight_decay: 0.1,
+    ..BIGRAM_PY
+}, "nanoGPT's laptop run: n_embd 128, 4 heads, 4 layers, block 64, batch 12, 2000 steps, cosine 1e-3 to 1e-4");
 
 /// `lecture`: gpt.py's full configuration, for a GPU.
-pub const LECTURE: Preset = Preset {
-    name: "lecture",
-    group: Group::Gpt,
-    kind: Kind::GptLecture, // gpt.py: n_embd 384, 6 heads of 64, 6 layers, block 256
-    config: TrainConfig {
-        batch_size: 64,
-        block_size: 256,
-        max_iters: 5000,
-        eval_interval: 500,
-        learning_rate: 3e-4,
-        dropout: 0.2,
-        ..BIGRAM_PY
-    },
-    about: "gpt.py: n_embd 384, 6 heads, 6 layers, block 256, batch 64, dropout 0.2, 5000 steps at 3e-4",
-    lecture_val: Some(1.48),
-};
+#[rustfmt::skip]
+pub const LECTURE: Preset = Preset { lecture_val: Some(1.48), ..gpt("lecture", Kind::GptLecture, TrainConfig {
+    batch_size: 64, block_size: 256, max_iters: 5000, eval_interval: 500, learning_rate: 3e-4,
+    dropout: 0.2,
+    ..BIGRAM_PY
+}, "gpt.py: n_embd 384, 6 heads, 6 layers, block 256, batch 64, dropout 0.2, 5000 steps at 3e-4") };
 // ANCHOR_END: gpt_presets
 
 /// Every preset: the ladder bottom up, then chapter 8's.

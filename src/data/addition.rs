@@ -33,7 +33,6 @@ pub enum AdditionError {
     },
 }
 
-// ANCHOR: addition
 /// The task: sums of two numbers of `digits` digits each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Addition {
@@ -63,6 +62,7 @@ impl Addition {
         self.digits
     }
 
+    // ANCHOR: addition
     /// `a+b=`, each number zero-padded: what the model is prompted with.
     pub fn prompt(&self, p: Problem) -> String {
         let d = self.digits;
@@ -75,6 +75,8 @@ impl Addition {
         let d = self.digits + 1;
         format!("{:0d$}", p.a + p.b).chars().rev().collect()
     }
+
+    // ANCHOR_END: addition
 
     /// The problem's line: prompt, answer, newline.
     pub fn line(&self, p: Problem) -> String {
@@ -118,4 +120,3 @@ impl Addition {
         problems.iter().map(|&p| self.line(p)).collect()
     }
 }
-// ANCHOR_END: addition

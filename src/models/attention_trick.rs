@@ -139,9 +139,9 @@ pub struct Demo {
     pub means: [[f32; 2]; 3],
 }
 
-// ANCHOR: demo
 /// Runs the demo on `dev` with integers drawn from `rng`.
 pub fn demo<D: Device<f32>, R: Rng>(dev: &D, rng: &mut R) -> Demo {
+    // ANCHOR: demo
     let a: Tensor<Rank2<3, 3>, f32, D> = dev.ones().lower_tri(0); // (3, 3)
     let b_values: Vec<f32> = (0..6).map(|_| rng.gen_range(0..10) as f32).collect();
     let b: Tensor<Rank2<3, 2>, f32, D> = dev.tensor_from_vec(b_values, (Const, Const)); // (3, 2)
@@ -151,6 +151,7 @@ pub fn demo<D: Device<f32>, R: Rng>(dev: &D, rng: &mut R) -> Demo {
             .sum::<Rank1<3>, Axis<1>>()
             .broadcast::<Rank2<3, 3>, Axis<1>>(); // rows sum to 1
     let means = a_mean.clone().matmul(b.clone()); // (3, 2): row t = mean(b[0..=t])
+    // ANCHOR_END: demo
     Demo {
         a: grid(a.as_vec()),
         b: grid(b.as_vec()),
@@ -168,4 +169,3 @@ fn grid<const R: usize, const C: usize>(v: Vec<f32>) -> [[f32; C]; R] {
     }
     out
 }
-// ANCHOR_END: demo

@@ -97,9 +97,7 @@ pub struct Block<
     pub ln2: N,
 }
 
-/// gpt.py's `MultiHeadAttention` as this chapter grows it: chapter 6's
-/// heads, concatenated, then `proj`, a `Linear(C, C)` back into the
-/// residual pathway.
+/// gpt.py's `MultiHeadAttention`: chapter 6's heads, then `proj`.
 #[derive(Debug, Clone)]
 pub struct SelfAttention<const C: usize, const NH: usize, const HS: usize, E: Dtype, D: Storage<E>>
 {
@@ -109,9 +107,7 @@ pub struct SelfAttention<const C: usize, const NH: usize, const HS: usize, E: Dt
     pub proj: Linear<C, C, E, D>,
 }
 
-/// gpt.py's `FeedFoward`: `Linear(C, F)`, ReLU, `Linear(F, C)`, with
-/// F = 4·C (the paper's inner layer is four times wider). The activation
-/// `A` is a type of its own (chapter 8's EX4 swaps in GELU).
+/// gpt.py's `FeedFoward`, F = 4·C wide inside; `A` is its activation.
 #[derive(Debug, Clone)]
 pub struct FeedForward<const C: usize, const F: usize, E: Dtype, D: Storage<E>, A = ReLU> {
     /// `nn.Sequential(nn.Linear(C, F), nn.ReLU(), nn.Linear(F, C))`.
@@ -596,7 +592,6 @@ where
     D: Kernels,
     P::Act: Module<Seq<F, D, Train<D>>, Output = Seq<F, D, Train<D>>, Error = D::Err>,
 {
-    // ANCHOR: depth_profile
     /// One forward and backward pass of `idx` against `targets`, with the
     /// residual pathway (`x = x + block(x)`) or without it (`x = block(x)`,
     /// the same weights): the gradient's norm at every layer and the spread
@@ -615,8 +610,9 @@ where
         let mut input_stds = Vec::new();
         let tape = self.try_alloc_grads().map_err(dev_err)?; // a gradient for every weight
         let mut x = self.embeddings.forward(idx.traced(tape))?; // (B, T, C)
-                                                                // A branch's input: a copy of the stream (with a residual pathway to
-                                                                // add back onto) or the stream itself, its tape and all (without).
+
+        // A branch's input: a copy of the stream (with a residual pathway to
+        // add back onto) or the stream itself, its tape and all (without).
         let branch = |x: Seq<C, D, Train<D>>| match residual {
             true => (Some(x.retaped()), x),
             false => (None, x),
@@ -625,6 +621,7 @@ where
             Some(x) => x + out, // x + block(x)
             None => out,        // block(x)
         };
+        // ANCHOR: depth_profile
         for block in &self.blocks.modules {
             let (stream, a) = branch(x);
             let a = block.ln1.norm(a); // (B, T, C)
@@ -637,6 +634,7 @@ where
             let f = block.ffwd.net.try_forward(f).map_err(dev_err)?; // (B, T, C)
             x = join(stream, f); // (B, T, C)
         }
+        // ANCHOR_END: depth_profile
         let x = self.ln_f.norm(x); // (B, T, C)
         let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
         let grads = super::lm::cross_entropy(logits, targets).backward();
@@ -655,7 +653,6 @@ where
             input_stds,
         })
     }
-    // ANCHOR_END: depth_profile
 }
 
 /// A deep stack for chapter 7's measurements: 12 of the ladder's blocks,

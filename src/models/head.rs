@@ -197,13 +197,13 @@ impl<const C: usize, const H: usize, const BLOCK: usize, D: Kernels>
         })
     }
 
-    // ANCHOR: forward
     /// The logits of the next token at every position: (B, T) → (B, T, V),
     /// for T up to BLOCK; also the head's attention weights (B, T, T).
     pub fn forward_with_weights<T: Tape<f32, D> + Merge<T>>(
         &self,
         idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
     ) -> Result<(Logits<D, T>, Weights<D>), ModelError> {
+        // ANCHOR: forward
         let (b, t) = *idx.shape();
         if t > BLOCK {
             return Err(ModelError::ContextTooLong { t, block: BLOCK });
@@ -225,8 +225,8 @@ impl<const C: usize, const H: usize, const BLOCK: usize, D: Kernels>
         let (x, wei) = self.sa_head.forward_with_weights(x); // (B, T, H), (B, T, T)
         let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
         Ok((logits, wei))
+        // ANCHOR_END: forward
     }
-    // ANCHOR_END: forward
 }
 
 impl<
@@ -303,7 +303,6 @@ fn variance(v: &[f32]) -> f32 {
     (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0)) as f32
 }
 
-// ANCHOR: scaling
 /// Why the scale `head_size^-0.5`: with unit-variance k and q of shape
 /// (B, T, head_size), the entries of q·kᵀ sum head_size products, so their
 /// variance is about head_size; scaled, about 1.
@@ -312,6 +311,7 @@ pub fn scaling_stats<D: Device<f32>, R: Rng>(
     rng: &mut R,
     (b, t, head_size): (usize, usize, usize),
 ) -> ScalingStats {
+    // ANCHOR: scaling
     let mut randn = || super::attention_trick::randn(dev, (b, t, head_size), rng);
     let (k, q) = (randn(), randn()); // (B, T, hs) each
     let raw = q.clone().matmul(k.clone().permute::<_, Axes3<0, 2, 1>>()); // (B, T, T)
@@ -322,8 +322,8 @@ pub fn scaling_stats<D: Device<f32>, R: Rng>(
         raw: variance(&raw.as_vec()),
         scaled: variance(&scaled.as_vec()),
     }
+    // ANCHOR_END: scaling
 }
-// ANCHOR_END: scaling
 
 /// Softmax of a vector, and of the same vector times `factor`: large values
 /// make softmax approach one-hot (the lecture's `[0.1, -0.2, 0.3, -0.2, 0.5]`,

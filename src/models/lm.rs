@@ -150,12 +150,11 @@ pub trait LanguageModel<D: Kernels>: Params<D> + Sized {
         batch as u128 * block as u128 * self.vocab() as u128 * 8
     }
 
-    // ANCHOR: train_loss
     /// Whether [`train_loss`](Self::train_loss) applies dropout (chapter 7).
     const DROPOUT: bool = false;
 
-    /// The loss in training mode: [`loss`](Self::loss), with dropout of
-    /// probability `p` where the model has it, its masks drawn from `rng`.
+    // ANCHOR: train_loss
+    /// The loss in training: dropout of probability `p`, its masks from `rng`.
     fn train_loss<R: MaskRng>(
         &self,
         idx: Tensor<(usize, usize), usize, D, OwnedTape<f32, D>>, // (B, T)
@@ -280,7 +279,6 @@ pub fn generate_with<R: Rng>(
     Ok(rows)
 }
 
-// ANCHOR: sampling
 /// How generation picks each next token from the logits: divided by the
 /// temperature (1: the model's own distribution; lower: surer; towards 0:
 /// always the most likely), then, with `top_k`, only the k most likely kept.
@@ -305,6 +303,7 @@ impl Sampling {
     /// The unnormalised probabilities (V,) of one position's logits (V,):
     /// `exp((logit − max) / temperature)`, 0 outside the top k.
     pub fn weights(&self, logits: &[f32]) -> Vec<f64> {
+        // ANCHOR: sampling
         let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let t = self.temperature;
         let mut weights: Vec<f64> = logits
@@ -324,9 +323,9 @@ impl Sampling {
             weights[best] = 1.0;
         }
         weights
+        // ANCHOR_END: sampling
     }
 }
-// ANCHOR_END: sampling
 
 /// Inputs (B, T) and flattened targets (B·T,) on a device.
 pub type TokenTensors<D> = (Tensor<(usize, usize), usize, D>, Tensor<(usize,), usize, D>);

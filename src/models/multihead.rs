@@ -130,18 +130,18 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
     }
     // ANCHOR_END: multihead_forward
 
-    // ANCHOR: heads_one_by_one
-    /// Chapter 8's exercise EX1, from the other end: the lecture's
-    /// `MultiHeadAttention` as the video writes it, a list of heads run one
-    /// after the other and `torch.cat([h(x) for h in self.heads], dim=-1)`.
-    /// Head h's maps are columns h·HS..(h+1)·HS of the (C, C) maps, and each
-    /// head is chapter 5's attention on its own (B, T, HS). The same numbers
-    /// as [`forward_batched`](Self::forward_batched), in NH times as many
-    /// operations.
+    /// The lecture's `MultiHeadAttention` as the video writes it, a list of
+    /// heads run one after the other and
+    /// `torch.cat([h(x) for h in self.heads], dim=-1)`: head h's maps are
+    /// columns h·HS..(h+1)·HS of the (C, C) maps, and each head is chapter
+    /// 5's attention on its own (B, T, HS). The same numbers as
+    /// [`forward_batched`](Self::forward_batched) (chapter 8's EX1) and the
+    /// fused kernels, in NH times as many operations.
     pub fn forward_head_by_head<T: Tape<f32, D> + Merge<T> + std::fmt::Debug>(
         &self,
         x: Seq<C, D, T>,
     ) -> Seq<C, D, T> {
+        // ANCHOR: heads_one_by_one
         let (b, t, _) = *x.shape();
         let scale = (HS as f32).powf(-0.5);
         let mut inputs: Vec<Seq<C, D, T>> = (1..NH).map(|_| x.retaped::<T>()).collect();
@@ -163,8 +163,10 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         let first = heads.next().expect("C = NH·HS, so NH > 0"); // (B, T, HS)
         let cat = heads.fold(first, |cat, head| (cat, head).concat_along(Axis::<2>)); // (B, T, h·HS)
         cat.realize() // (B, T, C)
+                      // ANCHOR_END: heads_one_by_one
     }
 
+    // ANCHOR: heads_batched
     /// Every head at once, in dfdx's own operations: the heads a batch
     /// dimension, (B, T, C) → (B·NH, T, HS), one attention over all of them,
     /// and back. What [`forward_with_weights`](Self::forward_with_weights)
@@ -176,7 +178,7 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         let (out, _) = composed::causal_attention(q, k, v, (HS as f32).powf(-0.5)); // (B·NH, T, HS)
         composed::merge_heads::<C, NH, HS, D, T>(out, b) // (B, T, C)
     }
-    // ANCHOR_END: heads_one_by_one
+    // ANCHOR_END: heads_batched
 }
 
 /// Queries, keys and values, one row per head: (B·NH, T, HS) each.

@@ -87,7 +87,6 @@ pub fn causal_softmax<D: Device<f32>, T: Tape<f32, D> + Merge<T>>(
 }
 // ANCHOR_END: causal_softmax
 
-// ANCHOR: causal_attention
 /// One head's attention, as the lecture writes it: affinities `q @ kᵀ`,
 /// scaled, the future masked, softmax, and the weighted sum of the values.
 /// Returns the output and the weights.
@@ -101,14 +100,14 @@ pub fn causal_attention<const H: usize, D: Device<f32>, T: Tape<f32, D> + Merge<
     Tensor<(usize, usize, Const<H>), f32, D, T>,
     Tensor<(usize, usize, usize), f32, D>,
 ) {
+    // ANCHOR: causal_attention
     let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B, T, H) @ (B, H, T) -> (B, T, T): affinities
     let wei = causal_softmax(wei, scale); // (B, T, T): scaled, no future, rows sum to 1
     let (wei, tape) = wei.split_tape(); // keep a copy of the weights, to look at
     (wei.clone().put_tape(tape).matmul(v), wei) // (B, T, T) @ (B, T, H) -> (B, T, H)
+                                                // ANCHOR_END: causal_attention
 }
-// ANCHOR_END: causal_attention
 
-// ANCHOR: layer_norm
 /// LayerNorm over each token's row of C channels, as dfdx's `LayerNorm1D`
 /// computes it (`nn.LayerNorm(C)` in PyTorch): subtract the row's mean,
 /// divide by its standard deviation (the variance plus `epsilon`, square
@@ -119,6 +118,7 @@ pub fn layer_norm<const C: usize, D: Device<f32>, T: Tape<f32, D>>(
     beta: &Tensor<(Const<C>,), f32, D>,             // (C,)
     epsilon: f32,
 ) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
+    // ANCHOR: layer_norm
     let shape = *x.shape();
     let mean = x.retaped::<T>().mean::<_, Axis<2>>(); // (B, T): each row's mean
     let centred = x - mean.broadcast_like(&shape); // (B, T, C)
@@ -127,8 +127,8 @@ pub fn layer_norm<const C: usize, D: Device<f32>, T: Tape<f32, D>>(
     let xhat = centred / std.broadcast_like(&shape); // (B, T, C): mean 0, variance 1
     xhat * gamma.retaped::<T>().broadcast_like(&shape) + beta.retaped::<T>().broadcast_like(&shape)
     // (B, T, C)
+    // ANCHOR_END: layer_norm
 }
-// ANCHOR_END: layer_norm
 
 // ANCHOR: linear
 /// `nn.Linear` on every token: `x @ weightᵀ + bias` for x (B, T, I), weight
@@ -253,7 +253,6 @@ pub fn scale_grad<S: Shape, D: Device<f32>>(
     Ok(())
 }
 
-// ANCHOR: dropout
 /// `nn.Dropout(p)` in training: every entry zeroed with probability `p`,
 /// the others scaled by 1/(1−p) so that the expected value is unchanged.
 /// The mask comes from `rng`, the run's one generator (dfdx's `Dropout`
@@ -263,6 +262,7 @@ pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
     p: f32,
     rng: &mut dyn MaskRng,
 ) -> Tensor<S, f32, D, T> {
+    // ANCHOR: dropout
     if p == 0.0 {
         return x;
     }
@@ -273,12 +273,23 @@ pub fn dropout<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
         .collect();
     let mask = x.device().tensor_from_vec(mask, *x.shape());
     x * mask
+    // ANCHOR_END: dropout
 }
-// ANCHOR_END: dropout
 
 /// Dropout in training: its probability and the generator that draws the
 /// masks; `None` in evaluation (nothing is dropped).
 pub type Dropping<'a> = Option<(f32, &'a mut dyn MaskRng)>;
+
+/// `self.dropout(x)`: [`dropout`] in training, `x` itself in evaluation.
+pub fn drop_some<S: Shape, D: Device<f32>, T: Tape<f32, D>>(
+    x: Tensor<S, f32, D, T>,
+    dropping: &mut Dropping,
+) -> Tensor<S, f32, D, T> {
+    match dropping {
+        Some((p, rng)) => dropout(x, *p, &mut **rng),
+        None => x,
+    }
+}
 
 /// `dropping` lent out for one op, to be used again after it.
 pub fn again<'a>(dropping: &'a mut Dropping<'_>) -> Dropping<'a> {
@@ -287,7 +298,6 @@ pub fn again<'a>(dropping: &'a mut Dropping<'_>) -> Dropping<'a> {
         .map(|(p, rng)| (*p, &mut **rng as &mut dyn MaskRng))
 }
 
-// ANCHOR: self_attention
 /// The lecture's `MultiHeadAttention.forward`, dropout included: every
 /// head's queries, keys and values ([`qkv_heads`]); the affinities
 /// `q @ kᵀ`, scaled by HS^-0.5, the future masked, softmax; dropout on the
@@ -307,23 +317,18 @@ pub fn self_attention<
     proj_bias: &Tensor<Rank1<C>, f32, D>,           // (C,)
     mut dropping: Dropping,
 ) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
+    // ANCHOR: self_attention
     let b = x.shape().0;
-    let (q, k, v) = qkv_heads::<C, NH, HS, D, T>(x, query, key, value); // (B·NH, T, HS) each
+    let (q, k, v) = qkv_heads::<C, NH, HS, D, T>(x, query, key, value); // (B·NH, T, HS): every head's
     let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B·NH, T, T): affinities
-    let mut wei = causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T): scaled, no future
-    if let Some((p, rng)) = dropping.as_mut() {
-        wei = dropout(wei, *p, &mut **rng); // (B·NH, T, T)
-    }
-    let heads = merge_heads::<C, NH, HS, D, T>(wei.matmul(v), b); // (B, T, C)
-    let out = linear(heads, proj_weight, proj_bias); // (B, T, C)
-    match dropping {
-        Some((p, rng)) => dropout(out, p, rng), // (B, T, C)
-        None => out,
-    }
+    let wei = causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T): scaled, no future
+    let wei = drop_some(wei, &mut dropping); // (B·NH, T, T): self.dropout(wei)
+    let heads = merge_heads::<C, NH, HS, D, T>(wei.matmul(v), b); // (B, T, C): torch.cat(heads)
+    let out = linear(heads, proj_weight, proj_bias); // (B, T, C): self.proj(out)
+    drop_some(out, &mut dropping) // (B, T, C): self.dropout(...)
+                                  // ANCHOR_END: self_attention
 }
-// ANCHOR_END: self_attention
 
-// ANCHOR: feed_forward
 /// The lecture's `FeedFoward`: `Linear(C, F)`, ReLU (the activation `A`),
 /// `Linear(F, C)` on every token, then dropout.
 pub fn feed_forward<
@@ -336,13 +341,11 @@ pub fn feed_forward<
     x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
     (w1, b1): (&Tensor<Rank2<F, C>, f32, D>, &Tensor<Rank1<F>, f32, D>), // (F, C), (F,)
     (w2, b2): (&Tensor<Rank2<C, F>, f32, D>, &Tensor<Rank1<C>, f32, D>), // (C, F), (C,)
-    dropping: Dropping,
+    mut dropping: Dropping,
 ) -> Tensor<(usize, usize, Const<C>), f32, D, T> {
-    let h = A::apply(linear(x, w1, b1)); // (B, T, F): ReLU, or GELU
-    let out = linear(h, w2, b2); // (B, T, C)
-    match dropping {
-        Some((p, rng)) => dropout(out, p, rng), // (B, T, C)
-        None => out,
-    }
+    // ANCHOR: feed_forward
+    let h = A::apply(linear(x, w1, b1)); // (B, T, F): nn.Linear(C, 4 * C), nn.ReLU()
+    let out = linear(h, w2, b2); // (B, T, C): nn.Linear(4 * C, C)
+    drop_some(out, &mut dropping) // (B, T, C): nn.Dropout(dropout)
+                                  // ANCHOR_END: feed_forward
 }
-// ANCHOR_END: feed_forward

@@ -29,7 +29,6 @@ pub mod composed;
 pub mod cpu;
 pub mod rng;
 
-// ANCHOR: activation
 /// The feed-forward layer's nonlinearity, a type: dfdx's [`ReLU`] (the
 /// lecture's) or [`FastGeLU`], GELU as GPT-2 computes it,
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`. Introduced in chapter 8's
@@ -66,6 +65,7 @@ impl Activation for ReLU {
     }
 }
 
+// ANCHOR: activation
 impl Activation for FastGeLU {
     const KIND: ActivationKind = ActivationKind::Gelu;
     fn apply<S: Shape, D: Device<f32>, T: Tape<f32, D>>(

@@ -304,13 +304,13 @@ pub fn check_embedding<D: Kernels>(
     Ok(out)
 }
 
-// ANCHOR: video_start
 /// The video's first batch and its loss, on torch's generator replayed
 /// (chapter 1's `TorchGenerator`), in the lecture notebook's order:
 /// `torch.manual_seed(1337)`, a 4×8 training batch (`torch.randint` offsets),
 /// `torch.manual_seed(1337)` again, then the model, whose `nn.Embedding`
 /// table is `randn(65, 65)`.
 pub fn video_start(corpus: &Corpus) -> Result<(TokenBatch, f32), StageError> {
+    // ANCHOR: video_start
     let (b, t) = (4, 8);
     corpus.check_batches(b, t)?; // more tokens than the block, or a clear error
     let train = corpus.split(Split::Train);
@@ -326,5 +326,5 @@ pub fn video_start(corpus: &Corpus) -> Result<(TokenBatch, f32), StageError> {
     let (x, y) = batch_tensors(&dev, &batch)?; // (4, 8), (32,)
     let loss = model.loss(x, &y)?.as_vec()[0]; // ()
     Ok((batch, loss))
+    // ANCHOR_END: video_start
 }
-// ANCHOR_END: video_start

@@ -214,7 +214,7 @@ fn train(
         name,
         preset: preset.name,
         text: (file, run_text(data, file)?),
-        settings: &settings(&preset),
+        settings: &settings(preset),
         stop,
         samplings,
     })

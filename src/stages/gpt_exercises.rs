@@ -214,7 +214,6 @@ pub struct Ex2 {
     pub seconds: f64,
 }
 
-// ANCHOR: ex2_accuracy
 /// Prompts the model with each problem's `a+b=` (after a newline, where
 /// every line of its training text starts) and reads the next digits+1
 /// characters it writes, always the most likely: (right, the answers).
@@ -224,6 +223,7 @@ pub fn ex2_answers<M: LanguageModel<Cpu>>(
     vocab: &crate::data::vocab::Vocab,
     problems: &[Problem],
 ) -> Result<(usize, Vec<String>), StageError> {
+    // ANCHOR: ex2_accuracy
     let greedy = Sampling {
         temperature: 1.0,
         top_k: Some(1),
@@ -245,9 +245,9 @@ pub fn ex2_answers<M: LanguageModel<Cpu>>(
             answers.push(written);
         }
     }
+    // ANCHOR_END: ex2_accuracy
     Ok((right, answers))
 }
-// ANCHOR_END: ex2_accuracy
 
 /// Trains EX2's GPT with `config` ([`ex2_config`] for the book's run)
 /// under `watch`; its record.
@@ -391,7 +391,6 @@ pub fn ex3_configs() -> (TrainConfig, TrainConfig) {
     (ex3_config(1e-3), ex3_config(3e-4))
 }
 
-// ANCHOR: ex3_names
 /// EX3's small data set: `train` names to learn from (at most the largest
 /// of [`EX3_SIZES`]) and [`EX3_VAL_NAMES`] others to measure on, drawn at
 /// random (with `rng`) from the distinct `names` (names.txt lists some
@@ -416,6 +415,7 @@ pub fn ex3_names<R: rand::Rng>(
             names.len()
         )));
     }
+    // ANCHOR: ex3_names
     let picked: Vec<&String> = names.choose_multiple(rng, wanted).copied().collect();
     let lines = |names: &[&String]| names.iter().map(|n| format!("{n}\n")).collect::<String>();
     let (val, rest) = picked.split_at(EX3_VAL_NAMES);
@@ -425,8 +425,8 @@ pub fn ex3_names<R: rand::Rng>(
         train: vocab.encode(&lines(train)).map_err(TextError::from)?,
         val: vocab.encode(&lines(val)).map_err(TextError::from)?,
     })
+    // ANCHOR_END: ex3_names
 }
-// ANCHOR_END: ex3_names
 
 /// One of EX3's runs on the names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -443,7 +443,6 @@ pub struct Ex3Run {
     pub samples: Vec<String>,
 }
 
-// ANCHOR: finetune
 /// Trains `model` (fresh, or pretrained) on `corpus` with `config`, a
 /// fresh AdamW, the draws from `seed`: the same loop as every run, nothing
 /// else. Returns the model after the last step, the model of the lowest
@@ -457,6 +456,7 @@ pub fn finetune<M: LanguageModel<Cpu> + Clone>(
 ) -> Result<(M, M, TrainState<Cpu>), StageError> {
     let dev = Cpu::default();
     let mut rng = ChaCha12Rng::seed_from_u64(seed);
+    // ANCHOR: finetune
     let mut state = TrainState::new(config);
     let mut best = None;
     let mut keep = |m: &M, _: &TrainState<Cpu>, _: &ChaCha12Rng| {
@@ -466,9 +466,9 @@ pub fn finetune<M: LanguageModel<Cpu> + Clone>(
     let (m, c) = (&mut model, config);
     run_keeping(&dev, m, corpus, c, &mut state, &mut rng, watch, &mut keep)?;
     let best = best.unwrap_or_else(|| model.clone());
+    // ANCHOR_END: finetune
     Ok((model, best, state))
 }
-// ANCHOR_END: finetune
 
 /// The seed of EX3's name split and its runs' batches.
 pub const EX3_SEED: u64 = 1337;

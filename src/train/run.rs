@@ -18,7 +18,6 @@ use crate::models::LanguageModel;
 use crate::ops::rng::MaskRng;
 use crate::ops::Kernels;
 
-// ANCHOR: estimate_loss
 /// The mean loss over `eval_iters` random batches of each split, with no
 /// tape (nothing recorded for gradients): the lecture's `estimate_loss`.
 pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
@@ -28,6 +27,7 @@ pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
     cfg: &TrainConfig,
     rng: &mut R,
 ) -> Result<(f32, f32), TrainError> {
+    // ANCHOR: estimate_loss
     let mut out = [0f32; 2];
     for (mean, split) in out.iter_mut().zip([Split::Train, Split::Val]) {
         let mut total = 0f64;
@@ -39,10 +39,9 @@ pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
         *mean = (total / cfg.eval_iters as f64) as f32;
     }
     Ok((out[0], out[1]))
+    // ANCHOR_END: estimate_loss
 }
-// ANCHOR_END: estimate_loss
 
-// ANCHOR: split_loss
 /// The mean loss over a whole split, cut into consecutive blocks of
 /// `block_size` tokens (each token after the first predicted once, but for a
 /// last stretch shorter than a block), in batches
@@ -56,6 +55,7 @@ pub fn split_loss<D: Kernels, M: LanguageModel<D>>(
     split: Split,
     cfg: &TrainConfig,
 ) -> Result<f32, TrainError> {
+    // ANCHOR: split_loss
     let data = corpus.split(split);
     let t = cfg.block_size.max(1);
     let offsets: Vec<usize> = (0..data.len().saturating_sub(1) / t)
@@ -69,8 +69,8 @@ pub fn split_loss<D: Kernels, M: LanguageModel<D>>(
         blocks += chunk.len();
     }
     Ok((total / blocks.max(1) as f64) as f32)
+    // ANCHOR_END: split_loss
 }
-// ANCHOR_END: split_loss
 
 /// Trains `model` with AdamW on random training batches for `cfg.max_iters`
 /// steps, estimating the loss every `eval_interval` steps and after the last.
@@ -172,7 +172,6 @@ fn step<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     }
 }
 
-// ANCHOR: train_step
 /// One optimiser step on one batch; returns the batch's loss before the
 /// update (a NaN or infinite loss is an error naming `step`).
 pub fn train_step<D: Kernels, M: LanguageModel<D>>(
@@ -183,10 +182,12 @@ pub fn train_step<D: Kernels, M: LanguageModel<D>>(
     batch: &TokenBatch,
     step: usize,
 ) -> Result<f32, TrainError> {
+    // ANCHOR: train_step
     let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
     let tape = std::mem::replace(grads, Gradients::leaky());
     let loss = model.loss(x.traced(tape), &y)?; // forward, recording on the tape
     update(model, opt, grads, loss, step)
+    // ANCHOR_END: train_step
 }
 
 /// The rest of a step: the loss checked, backward, AdamW, zero_grad.
@@ -197,6 +198,7 @@ fn update<D: Kernels, M: LanguageModel<D>>(
     loss: Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
     step: usize,
 ) -> Result<f32, TrainError> {
+    // ANCHOR: update
     let value = loss.as_vec()[0];
     if !value.is_finite() {
         return Err(TrainError::NonFiniteLoss { step, value });
@@ -205,8 +207,8 @@ fn update<D: Kernels, M: LanguageModel<D>>(
     opt.update(model, grads).map_err(opt_err)?; // optimizer.step()
     model.zero_grads(grads); // optimizer.zero_grad()
     Ok(value)
+    // ANCHOR_END: update
 }
-// ANCHOR_END: train_step
 
 /// [`train_step`] in training mode with dropout: the forward pass zeroes
 /// activations with probability `p`, the masks drawn from `rng` (chapter 7).

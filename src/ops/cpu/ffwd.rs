@@ -21,7 +21,6 @@ use crate::ops::composed::Dropping;
 use crate::ops::rng::keep_mask;
 use crate::ops::ActivationKind;
 
-// ANCHOR: gelu
 /// `tanh y = 1 − 2 / (e^{2y} + 1)`, with the branch-free [`fast_exp`] so
 /// that loops over slices vectorise (libm's `tanhf`, which dfdx's
 /// `fast_gelu` calls, does not). GELU from it is tested within 1e-6 of
@@ -34,6 +33,7 @@ pub fn fast_tanh(y: f32) -> f32 {
 /// √(2/π), GELU's scale inside the tanh.
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
 
+// ANCHOR: gelu
 /// GELU as GPT-2 and dfdx's `fast_gelu` compute it:
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
 #[inline(always)]
@@ -41,6 +41,7 @@ pub fn gelu(x: f32) -> f32 {
     let inner = SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x));
     0.5 * x * (1.0 + fast_tanh(inner))
 }
+// ANCHOR_END: gelu
 
 /// The derivative of [`gelu`] at x: `0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)`,
 /// t the tanh above.
@@ -50,7 +51,6 @@ pub fn gelu_derivative(x: f32) -> f32 {
     let t = fast_tanh(SQRT_2_OVER_PI * (x + 0.044715 * (x_sq * x)));
     0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x_sq)
 }
-// ANCHOR_END: gelu
 
 // ANCHOR: feed_forward
 /// [`Kernels::feed_forward`](crate::ops::Kernels::feed_forward) on the CPU.
