@@ -15,8 +15,8 @@
 //! | 3. the bigram language model | [`models::bigram`], [`models::lm`], [`train`] | [`stages::bigram`] |
 //! | 4. the mathematical trick in self-attention | [`models::attention_trick`] | [`stages::attention_trick`] |
 //! | 5. one head of self-attention | [`models::head`] | [`stages::head`] |
-//! | 6, 7. multi-head attention, blocks, LayerNorm, dropout | [`models::multihead`], [`models::gpt`] | [`stages::ladder`], [`stages::ladder_book`] |
-//! | 8. a GPT at scale | [`models::gpt`] (the presets) | [`stages::gpt`], [`stages::gpt_book`] |
+//! | 6, 7. multi-head attention, blocks, LayerNorm, dropout | [`models::multihead`], [`models::gpt`] | [`stages::ladder`], [`stages::ladder::book`] |
+//! | 8. a GPT at scale | [`models::gpt`] (the presets) | [`stages::gpt`], [`stages::gpt::book`] |
 //! | appendix: parity with PyTorch | | [`parity`], [`stages::parity`] |
 //! | appendix: how fast is it? | [`ops::cpu`] | [`bench`](mod@bench) |
 //! | appendix: how charlm is built | [`models::lm`] (the layers as dfdx collections), [`ops`], [`train::checkpoint`] | |

@@ -151,7 +151,7 @@ pub fn demo<D: Device<f32>, R: Rng>(dev: &D, rng: &mut R) -> Demo {
             .sum::<Rank1<3>, Axis<1>>()
             .broadcast::<Rank2<3, 3>, Axis<1>>(); // rows sum to 1
     let means = a_mean.clone().matmul(b.clone()); // (3, 2): row t = mean(b[0..=t])
-    // ANCHOR_END: demo
+                                                  // ANCHOR_END: demo
     Demo {
         a: grid(a.as_vec()),
         b: grid(b.as_vec()),

@@ -41,63 +41,54 @@ pub fn dims<S: dfdx::shapes::Shape>(shape: &S) -> String {
     format!("({})", d.join(", "))
 }
 
-// ANCHOR: kinds
-/// The language models, by the name their checkpoints record: the registry
-/// that `charlm train`, `--resume` and `charlm generate` look a model up in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Chapter 3: [`bigram::BigramLanguageModel`].
-    Bigram,
-    /// Chapter 5: [`head::LectureHead`].
-    Head,
-    /// Chapter 6: [`multihead::LectureMultiHead`].
-    MultiHead,
-    /// Chapter 6: [`multihead::LectureFeedForward`].
-    FeedForward,
-    /// Chapter 7: [`gpt::LectureBlocks`].
-    Blocks,
-    /// Chapter 7: [`gpt::LectureLayerNorm`].
-    LayerNorm,
-    /// Chapter 8: [`gpt::GptSmall`].
-    GptSmall,
-    /// Chapter 8: [`gpt::GptCpu`].
-    GptCpu,
-    /// Chapter 8: [`gpt::GptLecture`].
-    GptLecture,
-    /// Chapter 8's exercise EX4: [`gpt::GptSmallGelu`].
-    GptSmallGelu,
+/// Declares [`Kind`], its [`Kind::ALL`] and its [`Kind::with`] from one
+/// line per model: `Variant => model type (in a device D)`.
+macro_rules! kinds {
+    ($($(#[$doc:meta])* $kind:ident => $model:ty,)*) => {
+        /// The language models, by the name their checkpoints record: the
+        /// registry that `charlm train`, `--resume` and `charlm generate`
+        /// look a model up in.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Kind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl Kind {
+            /// Every kind, in chapter order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$kind),*];
+
+            /// Runs `job` with this kind's model type.
+            pub fn with<D: Kernels, J: ModelJob<D>>(self, job: J) -> J::Output {
+                match self {
+                    $(Kind::$kind => job.run::<$model>(),)*
+                }
+            }
+        }
+    };
 }
 
-impl Kind {
-    /// Every kind, in chapter order.
-    pub const ALL: [Kind; 10] = [
-        Kind::Bigram,
-        Kind::Head,
-        Kind::MultiHead,
-        Kind::FeedForward,
-        Kind::Blocks,
-        Kind::LayerNorm,
-        Kind::GptSmall,
-        Kind::GptCpu,
-        Kind::GptLecture,
-        Kind::GptSmallGelu,
-    ];
-
-    /// Runs `job` with this kind's model type.
-    pub fn with<D: Kernels, J: ModelJob<D>>(self, job: J) -> J::Output {
-        match self {
-            Kind::Bigram => job.run::<bigram::BigramLanguageModel<f32, D>>(),
-            Kind::Head => job.run::<head::LectureHead<D>>(),
-            Kind::MultiHead => job.run::<multihead::LectureMultiHead<D>>(),
-            Kind::FeedForward => job.run::<multihead::LectureFeedForward<D>>(),
-            Kind::Blocks => job.run::<gpt::LectureBlocks<D>>(),
-            Kind::LayerNorm => job.run::<gpt::LectureLayerNorm<D>>(),
-            Kind::GptSmall => job.run::<gpt::GptSmall<D>>(),
-            Kind::GptCpu => job.run::<gpt::GptCpu<D>>(),
-            Kind::GptLecture => job.run::<gpt::GptLecture<D>>(),
-            Kind::GptSmallGelu => job.run::<gpt::GptSmallGelu<D>>(),
-        }
-    }
+// ANCHOR: kinds
+kinds! {
+    /// Chapter 3: the bigram language model.
+    Bigram => bigram::BigramLanguageModel<f32, D>,
+    /// Chapter 5: one head of self-attention.
+    Head => head::LectureHead<D>,
+    /// Chapter 6: four heads.
+    MultiHead => multihead::LectureMultiHead<D>,
+    /// Chapter 6: four heads, then a feed-forward layer.
+    FeedForward => multihead::LectureFeedForward<D>,
+    /// Chapter 7: three blocks with residual connections.
+    Blocks => gpt::LectureBlocks<D>,
+    /// Chapter 7: the blocks with LayerNorm.
+    LayerNorm => gpt::LectureLayerNorm<D>,
+    /// Chapter 8: the `small` preset's GPT.
+    GptSmall => gpt::GptSmall<D>,
+    /// Chapter 8: the `cpu` preset's GPT.
+    GptCpu => gpt::GptCpu<D>,
+    /// Chapter 8: the `lecture` preset's GPT (gpt.py's).
+    GptLecture => gpt::GptLecture<D>,
+    /// Chapter 8's exercise EX4: `small` with GELU.
+    GptSmallGelu => gpt::GptSmallGelu<D>,
 }
 // ANCHOR_END: kinds
 
@@ -141,6 +132,6 @@ impl Kind {
 
     /// The kind called `name`.
     pub fn from_name(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.name() == name)
+        Kind::ALL.iter().copied().find(|k| k.name() == name)
     }
 }

@@ -29,13 +29,9 @@ pub mod attention_trick;
 pub mod bigram;
 pub mod counts;
 pub mod gpt;
-pub mod gpt_book;
 pub mod gpt_exercises;
-pub mod gpt_parity;
 pub mod head;
 pub mod ladder;
-pub mod ladder_book;
-pub mod ladder_parity;
 pub mod onehot;
 pub mod parity;
 
@@ -48,7 +44,7 @@ pub static ALL: &[&dyn Stage] = &[
     &bigram::Bigram,
     &attention_trick::AttentionTrick,
     &head::OneHead,
-    &ladder_book::Ladder,
+    &ladder::book::Ladder,
     &gpt::Gpt,
     &gpt_exercises::GptExercises,
     &parity::Parity,

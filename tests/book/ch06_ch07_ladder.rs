@@ -335,7 +335,7 @@ fn the_gpt_drops_only_in_training() {
 // ladder`.)
 #[test]
 fn the_ladder_meets_the_lectures_numbers_and_the_book_is_current() {
-    use charlm::stages::ladder_book::{measure_depth, read_record, render, replay_start};
+    use charlm::stages::ladder::book::{measure_depth, read_record, render, replay_start};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/ladder");
     let record = read_record(&dir).unwrap();
     let names: Vec<&str> = record.runs.iter().map(|r| r.preset.as_str()).collect();

@@ -273,8 +273,8 @@ fn gpt_generation_is_deterministic_per_seed_and_crops_to_the_block() {
 // it meets the chapter's targets.
 #[test]
 fn the_gpt_book_files_are_drawn_from_a_current_record() {
+    use charlm::stages::gpt::book::{read_record, render, replay_start, RUNS, TEMPERATURES};
     use charlm::stages::gpt::preset_params;
-    use charlm::stages::gpt_book::{read_record, render, replay_start, RUNS, TEMPERATURES};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("chapters/figures/gpt");
     let book = read_record(&dir).unwrap();
     let fresh = crate::tempfile::tempdir().unwrap();
@@ -322,7 +322,7 @@ fn the_gpt_book_files_are_drawn_from_a_current_record() {
     for s in &book.samples {
         assert_eq!(
             s.text.chars().count(),
-            charlm::stages::gpt_book::SAMPLE_TOKENS
+            charlm::stages::gpt::book::SAMPLE_TOKENS
         );
     }
     assert_ne!(book.samples[0].text, book.samples[2].text);
@@ -334,7 +334,7 @@ fn the_gpt_book_files_are_drawn_from_a_current_record() {
 #[test]
 fn the_counting_model_on_names_as_text_is_chapter_1s() {
     use charlm::models::bigram_counts::BigramCounts;
-    use charlm::stages::gpt_book::names_counts_loss;
+    use charlm::stages::gpt::book::names_counts_loss;
     let loss = names_counts_loss(crate::common::data().names_text().unwrap()).unwrap();
     let words = crate::common::words();
     let all = BigramCounts::from_words(words)
@@ -369,7 +369,7 @@ fn one_table_holds_every_preset() {
     }
     assert_eq!(presets::named("dropout").config.dropout, 0.2);
     assert_eq!(presets::named("small-gelu").config, presets::SMALL.config);
-    for k in Kind::ALL {
+    for &k in Kind::ALL {
         let has = presets::PRESETS.iter().any(|p| p.kind == k);
         assert_eq!(has, k != Kind::Bigram, "{k:?}");
     }

@@ -111,7 +111,7 @@ fn every_model_kind_computes_on_cuda_what_it_computes_on_the_cpu() {
         .expect("these tests need an NVIDIA GPU and its driver (libcuda.so.1)");
     let cpu = Cpu::default();
     let dir = crate::tempfile::tempdir().unwrap();
-    for kind in Kind::ALL {
+    for &kind in Kind::ALL {
         let weights = dir.path().join(format!("{}.safetensors", kind.name()));
         let block = kind.with::<Cpu, _>(BlockOf).unwrap_or(8);
         let mut rng = ChaCha12Rng::seed_from_u64(kind as u64);

@@ -51,7 +51,7 @@ fn every_model_kind_is_found_by_the_name_its_checkpoints_record() {
             "gpt-small-gelu"
         ]
     );
-    for kind in Kind::ALL {
+    for &kind in Kind::ALL {
         assert_eq!(Kind::from_name(kind.name()), Some(kind));
     }
     assert_eq!(Kind::from_name("gpt-7"), None);

@@ -273,7 +273,7 @@ fn speed_table_is_the_output_of_one_side_by_side_run() {
 
 #[test]
 fn the_ladder_matches_pytorch_and_fails_when_moved() {
-    use charlm::stages::ladder_parity::{check_ladder, LadderInputs};
+    use charlm::stages::ladder::parity::{check_ladder, LadderInputs};
     let dev = Cpu::default();
     let inputs = LadderInputs::reference().unwrap();
     let all = check_ladder(&dev, text(), &inputs).unwrap();
@@ -320,7 +320,7 @@ fn the_ladder_matches_pytorch_and_fails_when_moved() {
 
 #[test]
 fn the_small_gpt_matches_pytorch_and_fails_when_moved() {
-    use charlm::stages::gpt_parity::{check_gpt, GptInputs};
+    use charlm::stages::gpt::parity::{check_gpt, GptInputs};
     let dev = Cpu::default();
     let inputs = GptInputs::reference().unwrap();
     let all = check_gpt(&dev, text(), &inputs).unwrap();

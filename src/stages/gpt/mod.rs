@@ -1,6 +1,9 @@
 //! Chapter 8's presets: the lecture's GPT scaled up, each a model type (its
 //! sizes) and its training settings, run by `charlm gpt --preset NAME`.
 
+pub mod book;
+pub mod parity;
+
 use std::path::Path;
 
 use dfdx::nn::NumParams;
@@ -8,7 +11,6 @@ use dfdx::prelude::Cpu;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
-use super::gpt_parity::{check_gpt, GptInputs};
 use super::{json, Progress, Stage, StageError, Tour};
 use crate::bench::{training_step, Workload};
 use crate::data::DataSets;
@@ -18,12 +20,13 @@ use crate::parity::Comparison;
 use crate::presets::{self, Group};
 use crate::train::session::{self, Settings};
 use crate::train::TrainConfig;
+use parity::{check_gpt, GptInputs};
 
 /// The stage's id: its book files are in `chapters/figures/gpt`.
 pub const ID: &str = "gpt";
 
 /// Chapter 8 in the registry: the presets' runs, samples and numbers
-/// ([`gpt_book`](super::gpt_book)), a short `small` run in the tour, the
+/// ([`book`]), a short `small` run in the tour, the
 /// check against gpt.py, and the presets' training steps as workloads.
 pub struct Gpt;
 
@@ -99,13 +102,13 @@ impl Stage for Gpt {
     }
 
     /// Runs every run of the chapter in full (several minutes), then writes
-    /// the record and the files drawn from it ([`gpt_book`](super::gpt_book)).
+    /// the record and the files drawn from it ([`book`]).
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
-        super::gpt_book::write_book_files(&super::gpt_book::run_book(data)?, dir)
+        book::write_book_files(&book::run_book(data)?, dir)
     }
 
     fn redraw_book_files(&self, dir: &Path) -> Result<bool, StageError> {
-        super::gpt_book::render(&super::gpt_book::read_record(dir)?, dir)?;
+        book::render(&book::read_record(dir)?, dir)?;
         Ok(true)
     }
 

@@ -4,6 +4,9 @@
 //!
 //! `charlm gpt --preset NAME` trains one rung, `charlm ladder` all of them.
 
+pub mod book;
+pub mod parity;
+
 use serde::Serialize;
 
 use crate::data::text::Split;

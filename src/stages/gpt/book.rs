@@ -19,10 +19,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
-use super::gpt::{
-    preset_params, CPU_MINUTES, CPU_TARGET, NANOGPT_CPU, SMALL_TARGET, TORCH_SMALL_VAL,
-};
-use super::{BookNumbers, StageError};
+use super::{preset_params, CPU_MINUTES, CPU_TARGET, NANOGPT_CPU, SMALL_TARGET, TORCH_SMALL_VAL};
 use crate::data::text::Split;
 use crate::data::DataSets;
 use crate::models::bigram_counts::BigramCounts;
@@ -30,6 +27,7 @@ use crate::models::lm::Sampling;
 use crate::models::{LanguageModel, ModelJob};
 use crate::plot::{Figure, TrainCurves};
 use crate::presets::{self, Group, Preset};
+use crate::stages::{BookNumbers, StageError};
 use crate::train::session::{self, Settings};
 use crate::train::{split_loss, Eval, StopAt, TrainConfig};
 
@@ -317,13 +315,13 @@ pub const RECORD: &str = "runs.json";
 
 /// Writes the record, then the files drawn from it.
 pub fn write_book_files(book: &GptBook, dir: &Path) -> Result<(), StageError> {
-    super::write_record(dir, RECORD, book)?;
+    crate::stages::write_record(dir, RECORD, book)?;
     render(book, dir)
 }
 
 /// Reads a record written by [`write_book_files`].
 pub fn read_record(dir: &Path) -> Result<GptBook, StageError> {
-    super::read_record(dir, RECORD, super::gpt::ID)
+    crate::stages::read_record(dir, RECORD, super::ID)
 }
 
 /// The chapter's figures and numbers, from the record: `numbers.md`,
@@ -364,7 +362,7 @@ pub fn render(book: &GptBook, dir: &Path) -> Result<(), StageError> {
     );
     put(
         "torch_spread",
-        format!("{:.1e}", super::gpt_parity::torch_spread()?),
+        format!("{:.1e}", super::parity::torch_spread()?),
     );
     put("presets", table.trim_end().to_string());
     let mut runs = String::from(

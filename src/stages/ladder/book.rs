@@ -10,9 +10,8 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
-use super::ladder::{self, run_rung, rungs, RungRun};
-use super::ladder_parity::{check_ladder, LadderInputs};
-use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
+use super::parity::{check_ladder, LadderInputs};
+use super::{self as ladder, run_rung, rungs, RungRun};
 use crate::bench::{Iteration, Workload};
 use crate::data::text::{Corpus, Split};
 use crate::data::DataSets;
@@ -25,6 +24,7 @@ use crate::models::Kind;
 use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
+use crate::stages::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::train::session;
 use crate::train::{split_loss, Eval, StopAt};
 
@@ -143,7 +143,7 @@ impl LadderRecord {
 
 /// Reads the record in `dir`.
 pub fn read_record(dir: &Path) -> Result<LadderRecord, StageError> {
-    super::read_record(dir, RECORD, ID)
+    crate::stages::read_record(dir, RECORD, ID)
 }
 
 /// The first estimate after step 0 of every rung, and the one before it:
@@ -244,7 +244,7 @@ impl Stage for Ladder {
     /// and the files drawn from it.
     fn write_book_files(&self, data: &DataSets, dir: &Path) -> Result<(), StageError> {
         let record = LadderRecord::of(&run_ladder(data.text()?, &|_, _| Box::new(()))?);
-        super::write_record(dir, RECORD, &record)?;
+        crate::stages::write_record(dir, RECORD, &record)?;
         render(&record, dir)
     }
 

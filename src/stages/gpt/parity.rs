@@ -16,14 +16,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::Deserialize;
 
-use super::bigram::SHAKESPEARE_VOCAB;
-use super::StageError;
 use crate::data::text::{batch_at, Corpus, Split};
 use crate::models::gpt::GptSmall;
 use crate::models::lm::{batch_tensors, check_vocab};
 use crate::models::LanguageModel;
 use crate::ops::Kernels;
 use crate::parity::{compare, load_named, ref_file, replay, Comparison, RefError};
+use crate::stages::bigram::SHAKESPEARE_VOCAB;
+use crate::stages::StageError;
 use crate::train::TrainConfig;
 
 /// The column of these checks in the parity table.

@@ -11,13 +11,13 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::Deserialize;
 
-use super::bigram::SHAKESPEARE_VOCAB;
-use super::{dev_err, StageError};
 use crate::data::text::Corpus;
 use crate::models::gpt::{Block, LectureLayerNorm};
 use crate::models::lm::check_vocab;
 use crate::ops::Kernels;
 use crate::parity::{compare, load_named, ref_file, replay, Comparison, RefError};
+use crate::stages::bigram::SHAKESPEARE_VOCAB;
+use crate::stages::{dev_err, StageError};
 use crate::train::TrainConfig;
 
 /// The column of these checks in the parity table.
