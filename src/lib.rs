@@ -15,8 +15,8 @@
 //! | 3. the bigram language model | [`models::bigram`], [`models::lm`], [`train`] | [`stages::bigram`] |
 //! | 4. the mathematical trick in self-attention | [`models::attention_trick`] | [`stages::attention_trick`] |
 //! | 5. one head of self-attention | [`models::head`] | [`stages::head`] |
-//! | 6, 7. multi-head attention, blocks, LayerNorm, dropout | [`models::multihead`], [`models::gpt`] | [`stages::ladder`], [`stages::ladder::book`] |
-//! | 8. a GPT at scale | [`models::gpt`] (the presets) | [`stages::gpt`], [`stages::gpt::book`] |
+//! | 6, 7. multi-head attention, blocks, LayerNorm, dropout | [`models::multihead`], [`models::gpt`] | [`presets`] (the rungs), [`stages::ladder`], [`stages::ladder::book`] |
+//! | 8. a GPT at scale | [`models::gpt`] (the model types) | [`presets`], [`stages::gpt`], [`stages::gpt::book`], [`stages::gpt_exercises`] |
 //! | appendix: parity with PyTorch | | [`parity`], [`stages::parity`] |
 //! | appendix: how fast is it? | [`ops::cpu`] | [`bench`](mod@bench) |
 //! | appendix: how charlm is built | [`models::lm`] (the layers as dfdx collections), [`ops`], [`train::checkpoint`] | |
@@ -29,7 +29,8 @@
 //! | [`ops`] | the kernel trait: the composed dfdx ops the book shows, fused on the CPU (chapter 2 on) |
 //! | [`models`] | one file per model, bottom-up, and the registry of language models |
 //! | [`train`] | settings, AdamW, the loop, checkpoints, a whole session (chapter 3) |
-//! | [`stages`] | one file per chapter behind one `Stage` trait, and the registry `stages::ALL` |
+//! | [`presets`] | every named run in one table: the ladder's rungs, chapter 8's GPTs |
+//! | [`stages`] | one file (or folder) per chapter behind one `Stage` trait, and the registry `stages::ALL` |
 //! | [`parity`], [`bench`](mod@bench) | the appendices' machinery |
 //! | [`torch_rng`] | PyTorch's CPU random streams replayed, for the video's numbers (`--rng torch`, chapters 1 and 2) |
 //! | [`plot`], [`fsutil`] | figures; files written atomically |

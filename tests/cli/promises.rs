@@ -262,7 +262,7 @@ fn the_save_path_is_checked_before_training() {
         "the path names a folder; give a file name",
     );
     fails(
-        &["tour", "--out", "file"],
+        "tour --out file",
         d,
         "cannot write in the folder file: it is a file, not a folder",
     );
@@ -499,20 +499,16 @@ fn huge_numbers_are_refused_in_one_line() {
         here,
         "from 0 to 10000000",
     );
-    rejected(
-        &["counts", "--samples", "4000000000"],
-        here,
-        "from 0 to 1000000",
-    );
-    rejected(&["bench", "--threads", "100000"], here, "from 1 to 1024");
+    rejected("counts --samples 4000000000", here, "from 0 to 1000000");
+    rejected("bench --threads 100000", here, "from 1 to 1024");
     // in range for clap, beyond any machine's memory: refused before allocating
     fails(
-        &["head", "--batch", "100000000"],
+        "head --batch 100000000",
         here,
         "a training step of batch 100000000 x block 8 needs about",
     );
     fails(
-        &["bigram", "--batch", "1000000000", "--block", "1000"],
+        "bigram --batch 1000000000 --block 1000",
         here,
         "use a smaller --batch or --block",
     );
@@ -578,24 +574,24 @@ fn stale_temporary_files_are_removed() {
 fn io_errors_say_what_and_where_once() {
     let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
-    let o = charlm(&["generate", "--checkpoint", "nope.safetensors"], d);
+    let o = charlm("generate --checkpoint nope.safetensors", d);
     let err = stderr(&o);
     assert_eq!(
         err.trim_end(),
         "error: cannot read nope.safetensors: no such file or folder"
     );
     fails(
-        &["bigram", "--data", "."],
+        "bigram --data .",
         d,
         ". is a folder; --data takes a text file",
     );
     fails(
-        &["counts", "--data", "."],
+        "counts --data .",
         d,
         ". is a folder; --data takes a text file",
     );
     fails(
-        &["counts", "--figure", "fifo.svg", "--data", "missing.txt"],
+        "counts --figure fifo.svg --data missing.txt",
         d,
         "missing.txt: no such file",
     );

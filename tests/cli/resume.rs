@@ -52,27 +52,14 @@ fn a_resumed_run_counts_to_its_own_steps() {
     let dir = crate::tempfile::tempdir().unwrap();
     let d = dir.path();
     stopped_at_20(&d.join("cut.safetensors"));
-    let o = charlm(
-        &["bigram", "--resume", "cut.safetensors", "--tokens", "0"],
-        d,
-    );
+    let o = charlm("bigram --resume cut.safetensors --tokens 0", d);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     for step in ["step     40/60:", "step     60/60:"] {
         assert!(err.contains(step), "{step:?} in {err}");
     }
     assert!(!err.contains("/3000"), "{err}");
-    let o = charlm(
-        &[
-            "bigram",
-            "--resume",
-            "cut.safetensors",
-            "--tokens",
-            "0",
-            "--json",
-        ],
-        d,
-    );
+    let o = charlm("bigram --resume cut.safetensors --tokens 0 --json", d);
     assert!(o.status.success(), "{}", stderr(&o));
     let v = json_of(&o);
     assert_eq!(v["steps"], 60);
