@@ -125,8 +125,9 @@ pub fn layer_norm<const C: usize, D: Device<f32>, T: Tape<f32, D>>(
     let var = centred.retaped::<T>().square().mean::<_, Axis<2>>(); // (B, T): each row's variance
     let std = (var + epsilon).sqrt(); // (B, T)
     let xhat = centred / std.broadcast_like(&shape); // (B, T, C): mean 0, variance 1
-    xhat * gamma.retaped::<T>().broadcast_like(&shape) + beta.retaped::<T>().broadcast_like(&shape)
-    // (B, T, C)
+    let gamma = gamma.retaped::<T>().broadcast_like(&shape); // (B, T, C)
+    let beta = beta.retaped::<T>().broadcast_like(&shape); // (B, T, C)
+    xhat * gamma + beta
     // ANCHOR_END: layer_norm
 }
 
@@ -323,7 +324,8 @@ pub fn self_attention<
     let wei = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B·NH, T, T): affinities
     let wei = causal_softmax(wei, (HS as f32).powf(-0.5)); // (B·NH, T, T): scaled, no future
     let wei = drop_some(wei, &mut dropping); // (B·NH, T, T): self.dropout(wei)
-    let heads = merge_heads::<C, NH, HS, D, T>(wei.matmul(v), b); // (B, T, C): torch.cat(heads)
+    let out = wei.matmul(v); // (B·NH, T, HS): each head's weighted values
+    let heads = merge_heads::<C, NH, HS, D, T>(out, b); // (B, T, C): torch.cat(heads)
     let out = linear(heads, proj_weight, proj_bias); // (B, T, C): self.proj(out)
     drop_some(out, &mut dropping) // (B, T, C): self.dropout(...)
                                   // ANCHOR_END: self_attention
