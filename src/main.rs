@@ -8,6 +8,7 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
+    die_of_sigpipe();
     match cli::run(cli::Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -32,4 +33,18 @@ fn one_line(e: &anyhow::Error) -> String {
         }
     }
     line.replace('\n', " ")
+}
+
+/// Rust starts every program with SIGPIPE ignored, so output to a closed pipe
+/// (`charlm counts --json | true`, `charlm bigram | head -c 10`) is an error,
+/// and `println!` panics on it. Unix tools die of SIGPIPE instead, quietly;
+/// so does charlm. Nothing is lost: every file charlm writes goes to a
+/// temporary file first and is renamed only when complete.
+fn die_of_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: `signal` with SIG_DFL installs no handler; it runs first in
+    // main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -596,3 +596,34 @@ fn io_errors_say_what_and_where_once() {
         "missing.txt: no such file",
     );
 }
+
+// Output to a closed pipe (`charlm counts --json | true`, `charlm bigram |
+// head -c 10`) ends charlm as it ends any Unix tool: killed by SIGPIPE,
+// quietly, never a panic.
+#[test]
+fn a_closed_pipe_ends_charlm_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = crate::tempfile::tempdir().unwrap();
+    for line in [
+        "counts --json",
+        "bigram --steps 2 --eval-iters 1 --tokens 20",
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader); // the reading end is closed before charlm writes a byte
+        let o = Command::new(env!("CARGO_BIN_EXE_charlm"))
+            .args(line.split_whitespace())
+            .current_dir(dir.path())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("the charlm binary runs");
+        let err = stderr(&o);
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "{line}: {:?}: {err}",
+            o.status
+        );
+        assert!(!err.contains("panicked"), "{line}: {err}");
+    }
+}
