@@ -33,6 +33,12 @@ impl<const N: usize> CommandLine for [&str; N] {
     }
 }
 
+impl CommandLine for [String] {
+    fn words(&self) -> Vec<String> {
+        self.to_vec()
+    }
+}
+
 impl CommandLine for Vec<&str> {
     fn words(&self) -> Vec<String> {
         self[..].words()
@@ -94,12 +100,6 @@ fn rejected(line: &(impl CommandLine + ?Sized), cwd: &Path, needle: &str) {
         "{args:?}: expected {needle:?} in {err}"
     );
     assert!(!err.contains("panicked"), "{err}");
-}
-
-impl CommandLine for [String] {
-    fn words(&self) -> Vec<String> {
-        self.to_vec()
-    }
 }
 
 #[path = "shared/any_text.rs"]

@@ -161,7 +161,7 @@ fn finite(s: &str) -> Result<f32, String> {
 pub struct GptArgs {
     /// A named run from `presets::PRESETS`: a rung of the ladder (chapters 6
     /// and 7) or a GPT of chapter 8.
-    #[arg(long, value_name = "NAME", value_parser = preset_parser())]
+    #[arg(long, value_name = "NAME", value_parser = PresetParser)]
     pub preset: &'static Preset,
     /// The training flags [defaults: the preset's; the ladder's are 5000
     /// steps, lr 1e-3, estimates every 500 steps].
@@ -169,13 +169,8 @@ pub struct GptArgs {
     pub train: TrainArgs,
 }
 
-/// A preset by its name, for clap: `--help` lists the table with each
-/// preset's line, and an unknown name is refused with the list.
-fn preset_parser() -> PresetParser {
-    PresetParser
-}
-
-/// Parses `--preset NAME` from [`presets::PRESETS`].
+/// Parses `--preset NAME` from [`presets::PRESETS`]: `--help` lists the
+/// table with each preset's line, and an unknown name is refused with the list.
 #[derive(Debug, Clone, Copy)]
 struct PresetParser;
 
