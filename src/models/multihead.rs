@@ -137,7 +137,7 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
     /// 5's attention on its own (B, T, HS). The same numbers as
     /// [`forward_batched`](Self::forward_batched) (chapter 8's EX1) and the
     /// fused kernels, in NH times as many operations.
-    pub fn forward_head_by_head<T: Tape<f32, D> + Merge<T> + std::fmt::Debug>(
+    pub fn forward_head_by_head<T: Tape<f32, D> + Merge<T>>(
         &self,
         x: Seq<C, D, T>,
     ) -> Seq<C, D, T> {
@@ -151,18 +151,17 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
             let project = |x: Tensor<(usize, Const<C>), f32, D, T>,
                            w: &Tensor<Rank2<C, C>, f32, D>| {
                 let w = w.retaped::<T>().slice((.., h * HS..(h + 1) * HS)); // (C, HS): head h's columns
-                x.matmul(w).reshape_like(&(b, t, HS)) // (B·T, C) @ (C, HS) -> (B, T, HS)
+                x.matmul(w).reshape_like(&(b, t, Const::<HS>)) // (B·T, C) @ (C, HS) -> (B, T, HS)
             };
             let q = project(x.retaped::<T>(), &self.query); // (B, T, HS)
             let k = project(x.retaped::<T>(), &self.key); // (B, T, HS)
             let v = project(x, &self.value); // (B, T, HS)
-            let (q, k, v) = (q.realize(), k.realize(), v.realize()); // HS as a type again
-            let (out, _) = composed::causal_attention::<HS, D, T>(q, k, v, scale); // (B, T, HS)
-            out.realize::<(usize, usize, usize)>() // (B, T, HS), its width a run-time size
+            let (out, _) = composed::causal_attention::<HS, D, T>(q, k, v, scale); // (B, T, HS): chapter 5's attention
+            out.reshape_like(&(b, t, HS)) // (B, T, HS), its width a run-time size
         });
         let first = heads.next().expect("C = NH·HS, so NH > 0"); // (B, T, HS)
         let cat = heads.fold(first, |cat, head| (cat, head).concat_along(Axis::<2>)); // (B, T, h·HS)
-        cat.realize() // (B, T, C)
+        cat.reshape_like(&(b, t, Const::<C>)) // (B, T, C)
                       // ANCHOR_END: heads_one_by_one
     }
 
@@ -199,15 +198,23 @@ pub fn merge_heads<
     D::merge_heads::<C, NH, HS, T>(out, b) // (B, T, C)
 }
 
-impl<const C: usize, const NH: usize, const HS: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>
-    Module<Seq<C, D, T>> for MultiHeadAttention<C, NH, HS, f32, D>
+/// The rungs of chapter 6 train through this: the lecture's list of heads,
+/// [`forward_head_by_head`](MultiHeadAttention::forward_head_by_head).
+/// (Chapter 7's blocks run every head at once instead.)
+impl<
+        const C: usize,
+        const NH: usize,
+        const HS: usize,
+        D: Kernels,
+        T: Tape<f32, D> + Merge<T>,
+    > Module<Seq<C, D, T>> for MultiHeadAttention<C, NH, HS, f32, D>
 {
     type Output = Seq<C, D, T>;
     type Error = D::Err;
 
     /// (B, T, C) → (B, T, C).
     fn try_forward(&self, x: Seq<C, D, T>) -> Result<Self::Output, D::Err> {
-        Ok(self.forward_with_weights(x).0)
+        Ok(self.forward_head_by_head(x))
     }
 }
 
@@ -433,7 +440,19 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
     }
 
     // ANCHOR: multihead_model_forward
-    /// (B, T) → (B, T, V), and every head's attention weights.
+    /// (B, T) → (B, T, V): the forward the rung trains.
+    pub fn forward<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
+    ) -> Result<Logits<D, T>, ModelError> {
+        let x = self.embeddings.forward(idx)?; // (B, T, C)
+        let x = self.sa_heads.try_forward(x).map_err(dev_err)?; // (B, T, C): the heads, one by one
+        self.lm_head.try_forward(x).map_err(dev_err) // (B, T, V)
+    }
+    // ANCHOR_END: multihead_model_forward
+
+    /// (B, T) → (B, T, V) with every head at once, and each head's attention
+    /// weights, (B·NH, T, T), for the figures.
     pub fn forward_with_weights<T: Tape<f32, D> + Merge<T>>(
         &self,
         idx: Tensor<(usize, usize), usize, D, T>, // (B, T)
@@ -443,7 +462,6 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
         let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
         Ok((logits, wei))
     }
-    // ANCHOR_END: multihead_model_forward
 }
 
 impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Kernels>
@@ -503,7 +521,7 @@ impl<const C: usize, const NH: usize, const HS: usize, const BLOCK: usize, D: Ke
         &self,
         idx: Tensor<(usize, usize), usize, D, T>,
     ) -> Result<Logits<D, T>, ModelError> {
-        Ok(self.forward_with_weights(idx)?.0)
+        self.forward(idx)
     }
 }
 

@@ -64,6 +64,36 @@ fn multihead_attention_is_heads_side_by_side() {
     }
 }
 
+// Chapter 6's rungs train the lecture's list of heads: the logits they
+// train on are `forward_head_by_head`'s, bit for bit, and the gradients
+// that reach each head's columns are those of every head at once (1e-5).
+#[test]
+fn the_multihead_rung_trains_its_list_of_heads() {
+    use charlm::models::lm::cross_entropy;
+    let dev = Cpu::default();
+    let m = LectureMultiHead::new(&dev, 65, &mut rng(5)).unwrap();
+    let batch = corpus().get_batch(Split::Train, 4, 8, &mut rng(6)).unwrap();
+    let (x, y) = batch_tensors(&dev, &batch).unwrap();
+    let trained = m.logits(x.clone()).unwrap().as_vec();
+    let emb = m.embeddings.forward(x.clone()).unwrap();
+    let by_hand = m.lm_head.forward(m.sa_heads.forward_head_by_head(emb));
+    assert_eq!(trained, by_hand.as_vec(), "the rung's logits are the list of heads'");
+    let ff = LectureFeedForward::new(&dev, 65, &mut rng(5)).unwrap();
+    let emb = ff.embeddings.forward(x.clone()).unwrap();
+    let heads = ff.sa_heads.forward_head_by_head(emb);
+    let by_hand = ff.lm_head.forward(ff.ffwd.forward(heads).relu());
+    assert_eq!(ff.logits(x.clone()).unwrap().as_vec(), by_hand.as_vec());
+
+    let one_by_one = m.loss(x.clone().traced(m.alloc_grads()), &y).unwrap().backward();
+    let logits = m.forward_with_weights(x.traced(m.alloc_grads())).unwrap().0;
+    let at_once = cross_entropy(logits, &y).backward();
+    for (name, w) in [("query", &m.sa_heads.query), ("key", &m.sa_heads.key), ("value", &m.sa_heads.value)] {
+        let (a, b) = (one_by_one.get(w).as_vec(), at_once.get(w).as_vec());
+        assert!(a.iter().any(|g| *g != 0.0), "{name}: some gradient reaches the heads");
+        assert!(max_diff(&a, &b) < 1e-5, "{name}: {}", max_diff(&a, &b));
+    }
+}
+
 /// Runs a check on every model of the ladder above one head.
 trait EachModel {
     fn check<M: LanguageModel<Cpu>>(&self, name: &str);
