@@ -71,6 +71,13 @@ pub fn plain(e: &io::Error) -> String {
         K::ReadOnlyFilesystem => "the file system is read-only".to_string(),
         K::StorageFull => "the disk is full".to_string(),
         K::AlreadyExists => "it already exists".to_string(),
+        K::FileTooLarge => "it would pass the file-size limit (ulimit -f)".to_string(),
+        #[cfg(unix)]
+        _ if e.raw_os_error() == Some(libc::ELOOP) => "its symbolic links form a loop".to_string(),
+        #[cfg(unix)]
+        _ if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+            "the name is too long for the file system".to_string()
+        }
         _ => {
             let text = e.to_string();
             let text = match text.find(" (os error") {
@@ -86,12 +93,47 @@ pub fn plain(e: &io::Error) -> String {
     }
 }
 
-/// Reads a whole file; the error names the path, once.
+/// Reads a whole file; the error names the path, once. Only a regular file
+/// is read (a FIFO would block, a device might never end), and only one that
+/// fits in the free memory: its size is checked before anything is
+/// allocated.
 pub fn read(path: &Path) -> Result<Vec<u8>, FsError> {
-    if path.is_dir() {
-        return Err(FsError::refused("read", path, "it is a folder, not a file"));
+    let size = check_readable(path)?;
+    let available = crate::train::available_memory().map_or(u64::MAX, |a| a);
+    if size > available {
+        let (size, free) = (size as u128, available as u128);
+        return Err(FsError::refused(
+            "read",
+            path,
+            format!(
+                "it is {}, more than the {} of free memory",
+                crate::train::bytes_in_words(size),
+                crate::train::bytes_in_words(free)
+            ),
+        ));
     }
-    fs::read(path).map_err(|e| FsError::io("read", path, &e))
+    let mut file = fs::File::open(path).map_err(|e| FsError::io("read", path, &e))?;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // No more than the size it had: a file that grows while read is cut there.
+    io::Read::read_to_end(&mut io::Read::take(&mut file, size), &mut bytes)
+        .map_err(|e| FsError::io("read", path, &e))?;
+    Ok(bytes)
+}
+
+/// Checks, without opening it, that `path` is a regular file charlm can
+/// read, and returns its size: a folder, a FIFO, a device, a socket, a
+/// missing file or a loop of symbolic links is refused in plain words.
+pub fn check_readable(path: &Path) -> Result<u64, FsError> {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(m.len()),
+        Ok(m) if m.is_dir() => Err(FsError::refused("read", path, "it is a folder, not a file")),
+        Ok(_) => Err(FsError::refused(
+            "read",
+            path,
+            "it is not a regular file (a FIFO, a device or a socket); give a file",
+        )),
+        Err(e) => Err(FsError::io("read", path, &e)),
+    }
 }
 
 /// Where a write to `dest` really goes: `dest` itself, or, when `dest` is a
@@ -188,19 +230,22 @@ fn same_destination(a: &Path, b: &Path) -> bool {
 // ANCHOR: check_output
 /// Checks, before any work starts, that `dest` can be written: it is (or will
 /// be) a regular file, its folder exists or can be made, a file can be
-/// created in that folder, and it is none of `others`, each a (role, path)
-/// pair such as `("the --data file", data)`: the run's inputs and its other
-/// outputs. Returns where the bytes will go (`dest`, or the file a symbolic
-/// link at `dest` names).
+/// created there, its temporary name fits the file system, and it is none of
+/// `others`, each a (role, path) pair such as `("the --data file", data)`:
+/// the run's inputs and its other outputs. Nothing is created: a refused run
+/// leaves no empty folder. Returns where the bytes will go (`dest`, or the
+/// file a symbolic link at `dest` names).
 pub fn check_output(dest: &Path, others: &[(&str, &Path)]) -> Result<PathBuf, FsError> {
     let target = resolve(dest)?;
     refuse_non_regular(&target, dest)?;
-    // The folder first: `new/../data.txt` names data.txt only once `new` exists.
     check_folder(&folder_of(&target))?;
-    let target = resolve(dest)?;
-    refuse_non_regular(&target, dest)?;
+    check_name_fits(&target, dest)?;
+    // `new/../data.txt` is data.txt once `new` is made: compare planned paths.
+    let planned = planned(&target);
     for (role, other) in others {
-        if same_destination(&target, other) {
+        let input = planned_existing(other);
+        let same_plan = matches!((&planned, &input), (Some(a), Some(b)) if a == b);
+        if same_destination(&target, other) || same_plan {
             return Err(FsError::refused(
                 "write",
                 dest,
@@ -212,18 +257,94 @@ pub fn check_output(dest: &Path, others: &[(&str, &Path)]) -> Result<PathBuf, Fs
 }
 // ANCHOR_END: check_output
 
-/// Checks, before any work starts, that files can be written into `dir`:
-/// it is a folder (made if missing) in which a file can be created.
-pub fn check_folder(dir: &Path) -> Result<(), FsError> {
-    if dir.exists() && !dir.is_dir() {
+/// The longest file name most file systems take, in bytes.
+const NAME_MAX: usize = 255;
+
+/// Refuses a destination whose temporary file (`.NAME.charlm-PID-N.tmpEXT`)
+/// would have too long a name: the save would fail only after the work.
+fn check_name_fits(target: &Path, shown: &Path) -> Result<(), FsError> {
+    let tmp = temp_path_for(target);
+    let len = tmp.file_name().map_or(0, |n| n.len());
+    // room for the counter N to grow
+    let spare = 8;
+    if len + spare > NAME_MAX {
+        let name = target.file_name().map_or(0, |n| n.len());
+        let most = name.saturating_sub(len + spare - NAME_MAX);
         return Err(FsError::refused(
-            "write in the folder",
-            dir,
-            "it is a file, not a folder",
+            "write",
+            shown,
+            format!(
+                "the file name is too long: charlm writes through a temporary file named \
+                 .NAME.charlm-PID-N.tmp beside it, which must fit in {NAME_MAX} bytes; \
+                 use a name of at most {most} bytes"
+            ),
         ));
     }
-    fs::create_dir_all(dir).map_err(|e| FsError::io("create the folder", dir, &e))?;
-    let probe = temp_path_for(&dir.join("probe"));
+    Ok(())
+}
+
+/// Where `path` will be once its missing folders are made: its longest
+/// existing beginning, canonical, then the rest with `.` and `..` applied
+/// (the folders made will be real folders, not links). `None` if not even
+/// the working folder can be read.
+fn planned(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let parts: Vec<Component<'_>> = path.components().collect();
+    for k in (0..=parts.len()).rev() {
+        let start: PathBuf = parts[..k].iter().collect();
+        let start = if start.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            start
+        };
+        let Ok(mut out) = fs::canonicalize(&start) else {
+            continue;
+        };
+        for part in &parts[k..] {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
+                }
+                Component::CurDir => {}
+                other => out.push(other.as_os_str()),
+            }
+        }
+        return Some(out);
+    }
+    None
+}
+
+/// [`planned`] of an existing file (an input): its canonical path.
+fn planned_existing(path: &Path) -> Option<PathBuf> {
+    fs::canonicalize(path).ok()
+}
+
+/// Checks, before any work starts, that files can be written into `dir`:
+/// it is a folder, or can be made one (its nearest existing ancestor is a
+/// folder), and a file can be created there. Nothing is left behind: the
+/// folder is not made until something is written into it.
+pub fn check_folder(dir: &Path) -> Result<(), FsError> {
+    let mut existing = dir.to_path_buf();
+    loop {
+        match fs::metadata(&existing) {
+            Ok(m) if m.is_dir() => break,
+            Ok(_) => {
+                return Err(FsError::refused(
+                    "write in the folder",
+                    &existing,
+                    "it is a file, not a folder",
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                existing = match existing.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                    _ => PathBuf::from("."),
+                };
+            }
+            Err(e) => return Err(FsError::io("write in the folder", dir, &e)),
+        }
+    }
+    let probe = temp_path_for(&existing.join("probe"));
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -382,8 +503,7 @@ where
 {
     let target = resolve(dest)?;
     refuse_non_regular(&target, dest)?;
-    let folder = folder_of(&target);
-    fs::create_dir_all(&folder).map_err(|e| FsError::io("create the folder", &folder, &e))?;
+    let made = make_folders(&folder_of(&target))?;
     remove_stale_temps(&target);
     let tmp = temp_path_for(&target);
     let mut result = write(&tmp).map_err(|e| FsError::io("write", dest, &e));
@@ -405,5 +525,31 @@ where
         };
     }
     let _ = fs::remove_file(&tmp);
+    if result.is_err() {
+        remove_made(&made);
+    }
     result.map(|()| target)
+}
+
+/// Makes `dir` and its missing ancestors; returns those it made, outermost
+/// first, for [`remove_made`] to take back if what goes in them fails.
+pub fn make_folders(dir: &Path) -> Result<Vec<PathBuf>, FsError> {
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .filter(|a| !a.as_os_str().is_empty())
+        .take_while(|a| fs::symlink_metadata(a).is_err())
+        .map(Path::to_path_buf)
+        .collect();
+    fs::create_dir_all(dir).map_err(|e| FsError::io("create the folder", dir, &e))?;
+    Ok(missing.into_iter().rev().collect())
+}
+
+/// Removes the folders [`make_folders`] made, innermost first, as long as
+/// they are empty: a failed write leaves no empty folder behind.
+pub fn remove_made(made: &[PathBuf]) {
+    for dir in made.iter().rev() {
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
 }

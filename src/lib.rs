@@ -34,11 +34,13 @@
 //! | [`parity`], [`bench`](mod@bench) | the appendices' machinery |
 //! | [`torch_rng`] | PyTorch's CPU random streams replayed, for the video's numbers (`--rng torch`, chapters 1 and 2) |
 //! | [`plot`], [`fsutil`] | figures; files written atomically |
+//! | [`interrupt`] | a stop request (a signal) that every long wait checks |
 #![warn(missing_docs)]
 
 pub mod bench;
 pub mod data;
 pub mod fsutil;
+pub mod interrupt;
 pub mod models;
 pub mod ops;
 pub mod parity;

@@ -23,7 +23,9 @@ use charlm::train::{self, Eval, Finish, ScheduleKind, TrainConfig, TrainFlags};
 
 use super::progress::{Bar, Log};
 use super::signals::{self, Stopped};
-use super::{count_in, limits, on_device, positive, probability, DeviceArg, DeviceJob};
+use super::{
+    count_in, limits, non_negative, on_device, positive, probability, DeviceArg, DeviceJob,
+};
 
 /// Training flags shared by the language models (chapter 3 on).
 #[derive(Debug, Args)]
@@ -63,7 +65,7 @@ pub struct TrainArgs {
     warmup: Option<usize>,
     /// The cosine schedule's rate at the last step, from 0 to --lr
     /// [default: --lr / 10].
-    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = finite)]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, value_parser = non_negative)]
     min_lr: Option<f32>,
     /// Clip the gradients' global norm to X (a finite number > 0) before
     /// each step [default: no clipping; the cpu preset's 1].
@@ -142,16 +144,6 @@ impl TrainArgs {
             eval_interval: self.eval_interval,
             eval_iters: self.eval_iters,
         }
-    }
-}
-
-/// A finite number, for clap.
-fn finite(s: &str) -> Result<f32, String> {
-    let x: f32 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(format!("{s} is not a finite number"))
     }
 }
 
@@ -265,6 +257,13 @@ fn train_from(
     if let Some(log) = &a.json_log {
         fsutil::check_output(log, &inputs)?;
     }
+    // Where a stopped run's checkpoint will go, decided now: beside --save,
+    // else here, else (a read-only folder) the temporary folder.
+    let interrupted_dir = match save {
+        Some(path) => path.parent().unwrap_or(Path::new("")).to_path_buf(),
+        None if fsutil::check_folder(Path::new(".")).is_ok() => PathBuf::new(),
+        None => std::env::temp_dir(),
+    };
     let text = data::read_text(&data_path)?;
     // The run's settings, resolved once: the preset's (or the checkpoint's), then the flags.
     let config = train::resolve(defaults, a.resume.as_deref(), &a.flags())?;
@@ -280,6 +279,7 @@ fn train_from(
         resume: a.resume.as_deref(),
         init: a.init.as_deref(),
         save,
+        interrupted_dir,
         json_log: a.json_log.as_deref(),
         json: a.json,
         preset,
@@ -295,6 +295,7 @@ struct TrainJob<'a> {
     resume: Option<&'a Path>,
     init: Option<&'a Path>,
     save: Option<&'a Path>,
+    interrupted_dir: PathBuf,
     json_log: Option<&'a Path>,
     json: bool,
     preset: Option<&'static str>,
@@ -340,8 +341,8 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
         drop(bar);
         // ANCHOR: stopped
         if let (Finish::Stopped, Some(signal)) = (run.finish, signals::received()) {
-            // To a new file: never over --save's best model, nor an earlier one.
-            let default = PathBuf::from(format!("{}-interrupted.safetensors", M::KIND));
+            // To a new file beside --save: never over its best model, nor an earlier one.
+            let default = job.interrupted_dir.join(format!("{}-interrupted.safetensors", M::KIND));
             let saved = fsutil::write_new(&default, &run.checkpoint_bytes(&default)?)?;
             let (step, path) = (run.state.step, saved.display());
             let mut what = format!(

@@ -227,6 +227,14 @@ pub fn positive(text: &str) -> std::result::Result<f32, String> {
     }
 }
 
+/// A clap parser for a finite number >= 0 (the cosine schedule's floor).
+pub fn non_negative(text: &str) -> std::result::Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err("must be a finite number >= 0".to_string()),
+    }
+}
+
 /// A clap parser for a probability of dropping: at least 0, below 1.
 pub fn probability(text: &str) -> std::result::Result<f32, String> {
     match text.parse::<f32>() {

@@ -47,25 +47,22 @@ pub struct Bar {
 /// flushed as it is written (for plotting while the run goes).
 pub struct Log {
     path: std::path::PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
+    /// Opened at the first estimate, when the run has passed every check: a
+    /// refused run leaves an old log as it was.
+    file: Option<std::io::BufWriter<std::fs::File>>,
     config: TrainConfig,
     started: std::time::Instant,
     error: Option<std::io::Error>,
 }
 
 impl Log {
-    /// Creates (or empties) the log at `path`, for a run with `config`.
+    /// The log at `path` (checked up front with [`fsutil::check_output`]),
+    /// for a run with `config`; the file is created, or emptied, at the
+    /// run's first estimate.
     pub fn create(path: &std::path::Path, config: TrainConfig) -> anyhow::Result<Self> {
-        let file = std::fs::File::create(path).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write --json-log {}: {}",
-                path.display(),
-                fsutil::plain(&e)
-            )
-        })?;
         Ok(Self {
             path: path.to_path_buf(),
-            file: std::io::BufWriter::new(file),
+            file: None,
             config,
             started: std::time::Instant::now(),
             error: None,
@@ -84,7 +81,15 @@ impl Log {
             "tokens": e.step * c.batch_size * c.block_size,
             "seconds": self.started.elapsed().as_secs_f64(),
         });
-        let written = writeln!(self.file, "{line}").and_then(|()| self.file.flush());
+        let file = match self.file.take() {
+            Some(file) => Ok(file),
+            None => std::fs::File::create(&self.path).map(std::io::BufWriter::new),
+        };
+        let written = file.and_then(|mut file| {
+            writeln!(file, "{line}").and_then(|()| file.flush())?;
+            self.file = Some(file);
+            Ok(())
+        });
         if let (Err(e), None) = (written, &self.error) {
             self.error = Some(e);
         }
@@ -159,6 +164,12 @@ impl Watch for Bar {
     fn event(&mut self, event: Event) {
         match event {
             Event::Step { step, loss } => {
+                if self.start.is_none() {
+                    // A resumed run starts where its checkpoint stood: the
+                    // jump there is not progress made at this rate.
+                    self.bar.set_position(step.saturating_sub(1) as u64);
+                    self.bar.reset_eta();
+                }
                 let (first, since) = *self.start.get_or_insert((step, std::time::Instant::now()));
                 let message = match self.tokens_per_step {
                     Some(n) if step > first => {

@@ -7,15 +7,14 @@
 //! save always finishes: there is never a half-written file.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-/// The last signal received (0: none yet).
-static RECEIVED: OnceLock<Arc<AtomicUsize>> = OnceLock::new();
-
+/// The last signal received (0: none yet): the library's stop request, so
+/// that its long waits (a loss estimate, a download) end too.
 fn received_flag() -> &'static Arc<AtomicUsize> {
-    RECEIVED.get_or_init(|| Arc::new(AtomicUsize::new(0)))
+    charlm::interrupt::flag()
 }
 
 /// The signals that stop a run.

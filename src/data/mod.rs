@@ -188,6 +188,9 @@ pub struct Locator {
     pub allow_download: bool,
     /// Connect/read timeout for downloads.
     pub timeout: Duration,
+    /// The longest a whole download may take: a server that trickles a
+    /// byte now and then is given up on.
+    pub deadline: Duration,
 }
 
 impl Default for Locator {
@@ -198,6 +201,7 @@ impl Default for Locator {
             base_url: None,
             allow_download: true,
             timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(300),
         }
     }
 }
@@ -230,16 +234,17 @@ impl Locator {
     /// data folders in order, else a verified download into `local_dir`.
     pub fn resolve(&self, dataset: Dataset, explicit: Option<&Path>) -> Result<PathBuf, DataError> {
         if let Some(path) = explicit {
-            return if path.is_file() {
-                Ok(path.to_path_buf())
-            } else if path.is_dir() {
-                Err(DataError::Folder {
+            return match fsutil::check_readable(path) {
+                Ok(_) => Ok(path.to_path_buf()),
+                Err(_) if path.is_dir() => Err(DataError::Folder {
                     path: path.to_path_buf(),
-                })
-            } else {
-                Err(DataError::MissingExplicit {
-                    path: path.to_path_buf(),
-                })
+                }),
+                Err(e) if e.kind == Some(io::ErrorKind::NotFound) => {
+                    Err(DataError::MissingExplicit {
+                        path: path.to_path_buf(),
+                    })
+                }
+                Err(e) => Err(e.into()), // a FIFO, a device, a loop of links
             };
         }
         let mut searched = Vec::new();
@@ -263,7 +268,7 @@ impl Locator {
             &self.url_for(dataset),
             &dest,
             dataset.sha256(),
-            self.timeout,
+            (self.timeout, self.deadline),
         )
         .map_err(|e| not_found(e.to_string()))?;
         Ok(dest)
@@ -325,23 +330,28 @@ pub fn load_text(dataset: Dataset, explicit: Option<&Path>) -> Result<String, Da
 /// Downloads `url` to `dest`, streaming through SHA-256. The bytes go to a
 /// temporary file beside `dest`, which is renamed to `dest` only when the
 /// checksum equals `sha256_hex`; on any failure nothing is left behind.
+/// `timeout` bounds each wait for the server, `deadline` the whole download;
+/// a stop request ([`crate::interrupt`]) ends it between reads.
 pub fn download(
     url: &str,
     dest: &Path,
     sha256_hex: &str,
-    timeout: Duration,
+    (timeout, deadline): (Duration, Duration),
 ) -> Result<(), DataError> {
     let fail = |reason: String| DataError::Download {
         url: url.to_string(),
         reason,
     };
+    let started = std::time::Instant::now();
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(timeout)
         .timeout_read(timeout)
+        .timeout(deadline)
         .build();
     let response = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let mut body = response.into_reader();
     fsutil::check_output(dest, &[])?;
+    let made = fsutil::make_folders(dest.parent().unwrap_or(Path::new(".")))?;
     fsutil::remove_stale_temps(dest);
     let tmp = fsutil::temp_path_for(dest);
     let result = (|| {
@@ -349,10 +359,19 @@ pub fn download(
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
+            crate::interrupt::check().map_err(|e| fail(e.to_string()))?;
+            if started.elapsed() > deadline {
+                let secs = deadline.as_secs();
+                return Err(fail(format!("it took longer than {secs} s; try again later")));
+            }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) if started.elapsed() >= deadline => {
+                    let secs = deadline.as_secs();
+                    return Err(fail(format!("it took longer than {secs} s; try again later")));
+                }
                 Err(e) => return Err(fail(format!("connection broke off: {e}"))),
             };
             hasher.update(&buf[..n]);
@@ -371,6 +390,7 @@ pub fn download(
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
+        fsutil::remove_made(&made); // no empty ./data left by a failed download
     }
     result
 }
@@ -387,10 +407,30 @@ pub fn sha256_file(path: &Path) -> Result<String, DataError> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
-/// Reads a file as UTF-8 text. An empty file and invalid UTF-8 are errors
-/// that say where the problem is.
+/// Reads a file as UTF-8 text, as the lecture's Python reads it: a leading
+/// byte-order mark is dropped (it marks the encoding, it is not text), and
+/// Windows (`\r\n`) and old Mac (`\r`) line ends become `\n` (Python's
+/// universal newlines). An empty file and invalid UTF-8 are errors that say
+/// where the problem is.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
     let bytes = fsutil::read(path)?;
+    let mut text = decode_text(path, bytes)?;
+    if text.starts_with('\u{feff}') {
+        text.drain(..'\u{feff}'.len_utf8());
+    }
+    if text.contains('\r') {
+        text = text.replace("\r\n", "\n").replace('\r', "\n");
+    }
+    if text.is_empty() {
+        return Err(DataError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(text)
+}
+
+/// `bytes` as UTF-8, or an error that says where the first invalid byte is.
+fn decode_text(path: &Path, bytes: Vec<u8>) -> Result<String, DataError> {
     if bytes.is_empty() {
         return Err(DataError::Empty {
             path: path.to_path_buf(),

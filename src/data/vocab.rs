@@ -10,7 +10,7 @@ pub const BOUNDARY: char = '.';
 
 /// A character outside the vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("character {ch:?} at position {position} is not in the vocabulary ({size} characters: {chars:?})")]
+#[error("character {ch:?} at position {position} is not in the vocabulary ({size} characters: {})", shown(chars))]
 pub struct UnknownChar {
     /// The character.
     pub ch: char,
@@ -20,6 +20,19 @@ pub struct UnknownChar {
     pub size: usize,
     /// The vocabulary's characters, for the message.
     pub chars: String,
+}
+
+/// The vocabulary in a message: all of it when short, else its first 100
+/// characters and how many more (a huge vocabulary is not one huge line).
+fn shown(chars: &str) -> String {
+    const MOST: usize = 100;
+    match chars.char_indices().nth(MOST) {
+        None => format!("{chars:?}"),
+        Some((end, _)) => {
+            let more = chars.chars().count() - MOST;
+            format!("{:?} and {more} more", &chars[..end])
+        }
+    }
 }
 
 // ANCHOR: vocab

@@ -31,6 +31,14 @@ pub enum BigramError {
     /// Smoothing must be a finite number ≥ 0.
     #[error("smoothing must be a finite number >= 0, got {0}")]
     BadSmoothing(f64),
+    /// Smoothing so large that the lecture's float32 rows of `N + k` overflow.
+    #[error("smoothing {k:e} is too large: the rows of N + k, in float32 as the lecture's, would overflow; use at most {most:.1e}")]
+    SmoothingTooLarge {
+        /// The smoothing asked for.
+        k: f64,
+        /// The largest that works for this vocabulary.
+        most: f64,
+    },
     /// A row of `N + k` that sums to zero cannot be normalised.
     #[error(
         "the row of {ch:?} has no counts, so its probabilities are undefined; use smoothing > 0"
@@ -48,6 +56,43 @@ pub enum BigramError {
     /// The NLL of no words at all is undefined.
     #[error("no bigrams to evaluate: the word list is empty")]
     NoBigrams,
+    /// The (V, V) tables would not fit in the free memory.
+    #[error(
+        "the names hold {vocab} distinct characters: the {vocab} x {vocab} tables need about \
+         {needed} of memory, more than the {available} free; use names in fewer characters"
+    )]
+    TooManyChars {
+        /// V.
+        vocab: usize,
+        /// The estimate, in words.
+        needed: String,
+        /// What is free, in words.
+        available: String,
+    },
+}
+
+/// Smoothing `k` is a finite number >= 0, small enough that every row of
+/// `N + k` (V entries) summed in float32, as the lecture does, stays finite.
+fn check_smoothing(k: f64, v: usize) -> Result<(), BigramError> {
+    if !(k.is_finite() && k >= 0.0) {
+        return Err(BigramError::BadSmoothing(k));
+    }
+    let most = f64::from(f32::MAX) / (2.0 * v.max(1) as f64);
+    if k > most {
+        return Err(BigramError::SmoothingTooLarge { k, most });
+    }
+    Ok(())
+}
+
+/// Checks that (V, V) tables fit in memory before they are made: the
+/// counts N, the probabilities P and a working copy, 4 bytes an entry each.
+pub fn check_tables(vocab: usize) -> Result<(), BigramError> {
+    let v = vocab as u128;
+    crate::train::fits(v * v * 12).map_err(|(needed, available)| BigramError::TooManyChars {
+        vocab,
+        needed,
+        available,
+    })
 }
 
 // ANCHOR: bigrams
@@ -88,7 +133,9 @@ impl BigramCounts {
     /// Counts the bigrams of `words` over the names vocabulary built from them.
     /// The only possible error is a word containing '.'.
     pub fn from_words<S: AsRef<str>>(words: &[S]) -> Result<Self, BigramError> {
-        Self::with_vocab(Vocab::for_names(words), words)
+        let vocab = Vocab::for_names(words);
+        check_tables(vocab.len())?;
+        Self::with_vocab(vocab, words)
     }
 
     // ANCHOR: count_array
@@ -234,10 +281,8 @@ impl BigramModel {
     /// `P = (N + k) / (N + k).sum(1, keepdim)`: add `k` to every count (model
     /// smoothing, so that no bigram is impossible) and normalise each row.
     pub fn new(counts: BigramCounts, smoothing: f64) -> Result<Self, BigramError> {
-        if !(smoothing.is_finite() && smoothing >= 0.0) {
-            return Err(BigramError::BadSmoothing(smoothing));
-        }
         let v = counts.size();
+        check_smoothing(smoothing, v)?; // a number >= 0, not so large that float32 overflows
         let mut probs = vec![0f64; v * v]; // (V, V)
         for i in 0..v {
             let row: Vec<f64> = counts

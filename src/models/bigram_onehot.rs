@@ -41,6 +41,21 @@ pub enum OneHotError {
         /// The vocabulary's size.
         got: usize,
     },
+    /// The (N, V) one-hot inputs and the (V, V) tables would not fit in memory.
+    #[error(
+        "{n} examples of {vocab} characters need about {needed} of memory for the one-hot inputs \
+         and the (V, V) tables, more than the {available} free; use names in fewer characters"
+    )]
+    TooBig {
+        /// Examples.
+        n: usize,
+        /// V.
+        vocab: usize,
+        /// The estimate, in words.
+        needed: String,
+        /// What is free, in words.
+        available: String,
+    },
     /// A pair holds an index outside the vocabulary.
     #[error("character index {index} is outside the vocabulary of {size} characters")]
     Index {
@@ -56,7 +71,7 @@ pub enum OneHotError {
     #[error("the regularisation strength must be a finite number >= 0, got {0}")]
     BadRegularisation(f32),
     /// Training diverged.
-    #[error("the loss became {value} at step {step}; training stopped (try a smaller --lr)")]
+    #[error("the loss became {value} at step {step}; training stopped (try a smaller --lr or --reg)")]
     NonFiniteLoss {
         /// The step (0-based) whose forward pass gave the loss.
         step: usize,
@@ -173,6 +188,15 @@ impl<D: Kernels> Batch<D> {
             });
         }
         let n = pairs.len();
+        // xenc, the logits, the probabilities and their gradients (N, V);
+        // W, its gradient and the pair frequencies (V, V): 4 bytes each.
+        let floats = (n as u128 * 6 + v as u128 * 4) * v as u128;
+        crate::train::fits(floats * 4).map_err(|(needed, available)| OneHotError::TooBig {
+            n,
+            vocab: v,
+            needed,
+            available,
+        })?;
         let xs = dev
             .try_tensor_from_vec(pairs.xs.clone(), (n,))
             .map_err(dev_err)?; // (N,)

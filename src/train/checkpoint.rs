@@ -213,15 +213,135 @@ pub fn to_bytes<D: Device<f32>, M: TensorCollection<f32, D>>(
 }
 // ANCHOR_END: save
 
-/// Reads `path`'s metadata and vocabulary, without touching any model: what
-/// `charlm generate` needs to know which model to build.
+/// Reads `path`'s metadata and vocabulary, without touching any model (nor
+/// reading its tensors): what `charlm generate` needs to know which model to
+/// build.
 pub fn read_meta(path: &Path) -> Result<(Meta, Vocab), CheckpointError> {
-    parse_meta(path, &read(path)?)
+    let header = read_header(path)?;
+    Ok((header.meta, header.vocab))
 }
 
 /// The file's bytes.
 fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     Ok(fsutil::read(path)?)
+}
+
+/// What a checkpoint's header says, read without its tensors.
+struct Header {
+    meta: Meta,
+    vocab: Vocab,
+    /// The bytes of F32 tensor data the header declares (weights and
+    /// moments; a scalar of another type is not counted).
+    data_bytes: u64,
+    /// Each tensor's type and shape, by name.
+    tensors: HashMap<String, (String, Vec<usize>)>,
+}
+
+/// The longest header charlm reads: safetensors' own limit.
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Reads and checks a checkpoint's header alone: its length against the
+/// file's, every tensor's bytes against its shape, and the tensors' total
+/// against the file's size, so that nothing the file declares is allocated
+/// before it is known to be there.
+fn read_header(path: &Path) -> Result<Header, CheckpointError> {
+    use std::io::Read;
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let len = fsutil::check_readable(path)?;
+    let io = |e: std::io::Error| CheckpointError::from(fsutil::FsError::io("read", path, &e));
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut first = [0u8; 8];
+    file.read_exact(&mut first)
+        .map_err(|_| corrupt("not a safetensors file (shorter than its 8-byte header length)".into()))?;
+    let n = u64::from_le_bytes(first);
+    if n > MAX_HEADER || n > len - 8 {
+        return Err(corrupt(format!(
+            "not a safetensors file (its header claims {n} bytes; the file has {len})"
+        )));
+    }
+    let mut text = Vec::with_capacity(n as usize);
+    file.take(n).read_to_end(&mut text).map_err(io)?;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
+        .map_err(|e| corrupt(format!("not a safetensors file (its header is not JSON: {e})")))?;
+    let mut data_bytes = 0u64;
+    let mut spans = Vec::new();
+    let mut tensors = HashMap::new();
+    for (name, t) in &header {
+        if name == "__metadata__" {
+            continue;
+        }
+        let bad = || corrupt(format!("tensor {name:?} is described wrongly in the header"));
+        let shape: Vec<u64> = t["shape"]
+            .as_array()
+            .ok_or_else(bad)?
+            .iter()
+            .map(|d| d.as_u64().ok_or_else(bad))
+            .collect::<Result<_, _>>()?;
+        let size = match t["dtype"].as_str() {
+            Some("F32" | "I32" | "U32") => 4,
+            Some("F64" | "I64" | "U64") => 8,
+            Some("F16" | "BF16" | "I16" | "U16") => 2,
+            Some("I8" | "U8" | "BOOL") => 1,
+            _ => return Err(bad()),
+        };
+        let offsets = t["data_offsets"].as_array().ok_or_else(bad)?;
+        let (Some(start), Some(end)) = (
+            offsets.first().and_then(|v| v.as_u64()),
+            offsets.get(1).and_then(|v| v.as_u64()),
+        ) else {
+            return Err(bad());
+        };
+        let bytes = shape
+            .iter()
+            .try_fold(size, |acc: u64, &d| acc.checked_mul(d))
+            .ok_or_else(bad)?;
+        if end < start || end - start != bytes {
+            return Err(bad());
+        }
+        let dtype = t["dtype"].as_str().unwrap_or_default();
+        if dtype != "F32" && bytes > 8 {
+            // dfdx saves a module's scalars (LayerNorm's epsilon) beside its tensors
+            return Err(corrupt(format!(
+                "tensor {name:?} is {dtype} of shape {shape:?}; charlm writes F32 tensors and scalars"
+            )));
+        }
+        if dtype == "F32" {
+            data_bytes = data_bytes.checked_add(bytes).ok_or_else(bad)?;
+        }
+        spans.push((start, end));
+        let dims = shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+        let dtype = t["dtype"].as_str().unwrap_or_default().to_string();
+        tensors.insert(name.clone(), (dtype, dims));
+    }
+    spans.sort_unstable();
+    let mut at = 0;
+    for (start, end) in spans {
+        if start != at {
+            return Err(corrupt("its tensors overlap or leave gaps".into()));
+        }
+        at = end;
+    }
+    if 8 + n + at != len {
+        return Err(corrupt(format!(
+            "its header declares {} bytes, the file has {len} (truncated or padded)",
+            8 + n + at
+        )));
+    }
+    let json = header
+        .get("__metadata__")
+        .and_then(|m| m.get(META_KEY))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| corrupt("no charlm metadata".to_string()))?;
+    let (meta, vocab) = parse_meta_json(path, json)?;
+    Ok(Header {
+        meta,
+        vocab,
+        data_bytes,
+        tensors,
+    })
 }
 
 fn parse_meta(path: &Path, bytes: &[u8]) -> Result<(Meta, Vocab), CheckpointError> {
@@ -236,6 +356,15 @@ fn parse_meta(path: &Path, bytes: &[u8]) -> Result<(Meta, Vocab), CheckpointErro
         .as_ref()
         .and_then(|m| m.get(META_KEY))
         .ok_or_else(|| corrupt("no charlm metadata".to_string()))?;
+    parse_meta_json(path, json)
+}
+
+/// The charlm metadata's JSON, checked: its format, its vocabulary.
+fn parse_meta_json(path: &Path, json: &str) -> Result<(Meta, Vocab), CheckpointError> {
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
     let meta: Meta =
         serde_json::from_str(json).map_err(|e| corrupt(format!("bad metadata: {e}")))?;
     if meta.format != FORMAT {
@@ -249,6 +378,9 @@ fn parse_meta(path: &Path, bytes: &[u8]) -> Result<(Meta, Vocab), CheckpointErro
         };
         return Err(corrupt(reason));
     }
+    meta.config
+        .validate()
+        .map_err(|e| corrupt(format!("its saved settings are invalid: {e}")))?;
     let vocab = Vocab::from_chars(meta.vocab.chars().collect())
         .ok_or_else(|| corrupt("the vocabulary is empty or repeats a character".to_string()))?;
     Ok((meta, vocab))
@@ -316,6 +448,17 @@ fn load_parsed<D: Device<f32>, M: TensorCollection<f32, D>>(
                 "{name:?} holds {bad} (the run that wrote it diverged, or the file is damaged)"
             )));
         }
+        // What training can write: weights and first moments far below
+        // 1e6, second moments (squared gradients) at least 0.
+        let (lo, hi) = match name.starts_with("adamw.v.") {
+            true => (0.0, 1e12),
+            false => (-1e6, 1e6),
+        };
+        if let Some(bad) = values.iter().find(|v| !(lo..=hi).contains(*v)) {
+            return Err(corrupt(format!(
+                "{name:?} holds {bad}, which no training run writes there (the file is damaged)"
+            )));
+        }
         Ok(values)
     };
     // Check every weight before dfdx copies them in.
@@ -367,20 +510,118 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
     dev: &D,
     path: &Path,
 ) -> Result<(M, Loaded<D>), CheckpointError> {
-    let bytes = read(path)?;
-    let (meta, vocab) = parse_meta(path, &bytes)?;
+    let Header {
+        meta,
+        data_bytes,
+        tensors,
+        ..
+    } = read_header(path)?;
     if meta.model != M::KIND {
         return Err(CheckpointError::Mismatch {
             path: path.to_path_buf(),
             reason: format!("it holds a {} model, not a {} model", meta.model, M::KIND),
         });
     }
-    // The weights are replaced by the saved ones; the draws only give them a shape.
-    let mut rng = <ChaCha12Rng as rand::SeedableRng>::seed_from_u64(0);
-    let mut model = M::init(dev, vocab.len(), &mut rng).map_err(|e| CheckpointError::Corrupt {
+    // Before the model is built at the vocabulary the file declares: its
+    // weights and their two moments (12 bytes a weight) must be what the
+    // file holds, and must fit in memory.
+    let vocab_len = meta.vocab.chars().count();
+    let weights = super::weights_for::<D, M>(dev, vocab_len).map_err(|e| CheckpointError::Corrupt {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
+    // A checkpoint written before the first step has no moments yet.
+    let has_moments = tensors.keys().any(|name| name.starts_with("adamw."));
+    let needed = weights.saturating_mul(if has_moments { 12 } else { 4 });
+    if weights.saturating_mul(4) > u128::from(data_bytes) {
+        return Err(CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its vocabulary of {vocab_len} characters makes a {} model whose weights take {} \
+                 bytes, but its tensors hold only {data_bytes}",
+                M::KIND,
+                weights.saturating_mul(4)
+            ),
+        });
+    }
+    super::check_weights_fit(M::KIND, vocab_len, weights).map_err(|e| CheckpointError::Mismatch {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let model = init_for::<D, M>(dev, path, vocab_len)?;
+    // Every tensor's shape, from the header, before the file is read whole.
+    for (name, shape) in inventory(&model) {
+        let n = shape.iter().product::<usize>();
+        check_declared(path, &tensors, &name, &shape, vocab_len)?;
+        if has_moments {
+            for moment in [format!("adamw.m.{name}"), format!("adamw.v.{name}")] {
+                check_declared(path, &tensors, &moment, &[n], vocab_len)?;
+            }
+        }
+    }
+    if needed != u128::from(data_bytes) {
+        return Err(CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it holds {data_bytes} bytes of tensors, more than the {needed} of a {} model \
+                 and its AdamW state",
+                M::KIND
+            ),
+        });
+    }
+    load_model_read(dev, path, model)
+}
+
+/// A model of `M`'s kind for `vocab` tokens, to be filled from `path`.
+fn init_for<D: Kernels, M: LanguageModel<D>>(
+    dev: &D,
+    path: &Path,
+    vocab: usize,
+) -> Result<M, CheckpointError> {
+    // The weights are replaced by the saved ones; the draws only give them a shape.
+    let mut rng = <ChaCha12Rng as rand::SeedableRng>::seed_from_u64(0);
+    M::init(dev, vocab, &mut rng).map_err(|e| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// The tensor `name` as the header declares it: there, F32, of `shape`.
+fn check_declared(
+    path: &Path,
+    tensors: &HashMap<String, (String, Vec<usize>)>,
+    name: &str,
+    shape: &[usize],
+    vocab: usize,
+) -> Result<(), CheckpointError> {
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let (dtype, saved) = tensors
+        .get(name)
+        .ok_or_else(|| mismatch(format!("no tensor {name:?}")))?;
+    if dtype != "F32" {
+        return Err(mismatch(format!("{name:?} is {dtype}, not F32")));
+    }
+    if saved != shape {
+        return Err(mismatch(format!(
+            "{name:?} has shape {saved:?}, the model {shape:?} (the checkpoint's vocabulary has \
+             {vocab} characters)"
+        )));
+    }
+    Ok(())
+}
+
+/// The rest of [`load_model`], once the header has been checked: the file
+/// read whole, its weights into `model`.
+fn load_model_read<D: Kernels, M: LanguageModel<D>>(
+    dev: &D,
+    path: &Path,
+    mut model: M,
+) -> Result<(M, Loaded<D>), CheckpointError> {
+    let bytes = read(path)?;
+    let (meta, vocab) = parse_meta(path, &bytes)?;
     let loaded = load_parsed(dev, path, &bytes, (meta, vocab), &mut model, M::KIND)?;
     Ok((model, loaded))
 }

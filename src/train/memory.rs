@@ -76,3 +76,52 @@ pub fn check_memory<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
     }
     Ok(())
 }
+
+/// How many weights a model of kind `M` has for a vocabulary of `vocab`
+/// tokens, found without building it at that size: every model's sizes are
+/// polynomials of degree at most 2 in the vocabulary (a bigram's V × V
+/// table, a GPT's V × C embedding and lm_head), so models of 1, 2 and 3
+/// tokens give it exactly (Newton's forward differences).
+pub fn weights_for<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
+    dev: &D,
+    vocab: usize,
+) -> Result<u128, TrainError> {
+    use dfdx::nn::NumParams;
+    let mut rng = <rand_chacha::ChaCha12Rng as rand::SeedableRng>::seed_from_u64(0);
+    let mut at = |v: usize| -> Result<i128, TrainError> {
+        Ok(M::init(dev, v, &mut rng)?.num_trainable_params() as i128)
+    };
+    let (p1, p2, p3) = (at(1)?, at(2)?, at(3)?);
+    let v = vocab as i128 - 1;
+    let (d1, d2) = (p2 - p1, p3 - 2 * p2 + p1);
+    let n = p1 + v * d1 + v * (v - 1) / 2 * d2;
+    Ok(u128::try_from(n.max(0)).unwrap_or(0))
+}
+
+/// Refuses a model whose weights, gradients and AdamW's two moments (16
+/// bytes a weight) would not fit in the free memory, before it is built:
+/// a text with very many distinct characters makes a bigram's V × V table
+/// huge. `weights` is [`weights_for`]'s count.
+pub fn check_weights_fit(kind: &'static str, vocab: usize, weights: u128) -> Result<(), TrainError> {
+    let needed = weights.saturating_mul(16);
+    let available = available_memory().map_or(1u128 << 40, u128::from);
+    if needed > available {
+        return Err(TrainError::ModelTooBig {
+            model: kind,
+            vocab,
+            needed: bytes_in_words(needed),
+            available: bytes_in_words(available),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `bytes` fit in the free memory; if not, the need and what is
+/// free, in words, for an error that says so before anything is allocated.
+pub fn fits(bytes: u128) -> Result<(), (String, String)> {
+    let available = available_memory().map_or(1u128 << 40, u128::from);
+    if bytes > available {
+        return Err((bytes_in_words(bytes), bytes_in_words(available)));
+    }
+    Ok(())
+}

@@ -31,7 +31,10 @@ mod state;
 pub use adamw::AdamW;
 pub use config::{LrSchedule, TrainConfig, BIGRAM_PY};
 pub use flags::{resolve, ScheduleKind, TrainFlags};
-pub use memory::{available_memory, bytes_in_words, check_fits, check_memory, peak_memory};
+pub use memory::{
+    available_memory, bytes_in_words, check_fits, check_memory, check_weights_fit, fits, peak_memory,
+    weights_for,
+};
 pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Keep};
 pub use state::{Eval, Event, Finish, LossHistory, StopAt, TrainReport, TrainState, Watch};
 
@@ -90,6 +93,9 @@ pub enum TrainError {
     /// A checkpoint could not be saved or loaded.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A stop was requested (a signal) while a loss estimate ran.
+    #[error(transparent)]
+    Interrupted(#[from] crate::interrupt::Interrupted),
     /// The block is longer than the model's position table.
     #[error(
         "--block {asked} is longer than the {model} model's position table, which has {block} rows \
@@ -114,6 +120,21 @@ pub enum TrainError {
         /// Tokens per row.
         block: usize,
         /// The estimate, in words ("12.3 GB").
+        needed: String,
+        /// What the machine has free, in words.
+        available: String,
+    },
+    /// A model too big for the free memory at the text's vocabulary.
+    #[error(
+        "a {model} model of {vocab} tokens needs about {needed} of memory for its weights and \
+         AdamW's state, more than the {available} free; use a text with fewer distinct characters"
+    )]
+    ModelTooBig {
+        /// The model kind.
+        model: &'static str,
+        /// Its vocabulary.
+        vocab: usize,
+        /// The estimate, in words.
         needed: String,
         /// What the machine has free, in words.
         available: String,

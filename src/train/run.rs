@@ -15,6 +15,7 @@ use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainS
 use crate::data::text::{batch_at, Corpus, Split, TokenBatch};
 use crate::models::lm::{batch_tensors, check_vocab};
 use crate::models::LanguageModel;
+use crate::interrupt;
 use crate::ops::rng::MaskRng;
 use crate::ops::Kernels;
 
@@ -32,6 +33,7 @@ pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
     for (mean, split) in out.iter_mut().zip([Split::Train, Split::Val]) {
         let mut total = 0f64;
         for _ in 0..cfg.eval_iters {
+            interrupt::check()?; // Ctrl-C ends a long estimate too
             let batch = corpus.get_batch(split, cfg.batch_size, cfg.block_size, rng)?;
             let (x, y) = batch_tensors(dev, &batch)?; // (B, T), (B·T,)
             total += model.loss(x, &y)?.as_vec()[0] as f64; // no tape: forward only
@@ -77,7 +79,7 @@ pub fn split_loss<D: Kernels, M: LanguageModel<D>>(
 /// Every random draw (batch offsets) comes from `rng`; `on_event` sees every
 /// step and estimate; a NaN or infinite loss stops with an error naming the
 /// step.
-pub fn train<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
+pub fn train<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
@@ -94,7 +96,7 @@ pub fn train<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
 /// one restored from a checkpoint). `watch` sees every event and is asked
 /// before every step whether to stop; a run stopped and resumed with the same
 /// state and generator continues exactly as if it had never stopped.
-pub fn run<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
+pub fn run<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
@@ -115,7 +117,7 @@ pub type Keep<'a, D, M, R> = dyn FnMut(&M, &TrainState<D>, &R) -> Result<(), Tra
 /// the best so far (after the first step), as nanoGPT saves its checkpoint
 /// when the validation loss improves. Introduced in chapter 8.
 #[allow(clippy::too_many_arguments)]
-pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
+pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     dev: &D,
     model: &mut M,
     corpus: &Corpus,
@@ -135,7 +137,9 @@ pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
             return Ok(Finish::Stopped); // Ctrl-C: stop before the next step
         }
         if state.eval_due(cfg) {
-            let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?;
+            let Some((train, val)) = estimate_or_stop(dev, model, corpus, cfg, rng)? else {
+                return Ok(Finish::Stopped); // Ctrl-C during the estimate
+            };
             watch.event(state.record_eval(train, val));
             if state.at_best() {
                 keep(model, state, rng)?; // the best so far: --save writes it
@@ -151,6 +155,27 @@ pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
     }
     // ANCHOR_END: loop
     Ok(Finish::Done)
+}
+
+/// [`estimate_loss`], or `None` when a stop request (a signal) ended it:
+/// the generator is then put back where it was, so that the run, saved and
+/// resumed, draws the same batches as one that never stopped.
+fn estimate_or_stop<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
+    dev: &D,
+    model: &M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut R,
+) -> Result<Option<(f32, f32)>, TrainError> {
+    let before = rng.clone();
+    match estimate_loss(dev, model, corpus, cfg, rng) {
+        Ok(losses) => Ok(Some(losses)),
+        Err(TrainError::Interrupted(_)) => {
+            *rng = before;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One step of a run: the schedule's learning rate (chapter 8), then

@@ -204,7 +204,9 @@ pub fn start_saving<D: Kernels, M: LanguageModel<D>>(
             settings.config.validate()?;
             // ChaCha12 is StdRng's generator: the same draws, with a state to save
             let mut rng = ChaCha12Rng::seed_from_u64(settings.seed);
-            let model = M::init(dev, corpus.vocab.len(), &mut rng)?;
+            let vocab = corpus.vocab.len();
+            super::check_weights_fit(M::KIND, vocab, super::weights_for::<D, M>(dev, vocab)?)?;
+            let model = M::init(dev, vocab, &mut rng)?;
             super::check_fits(&model, &corpus, &settings.config)?;
             let tokens = settings.sample_tokens.min(UNTRAINED_TOKENS);
             let mut stop = |_: &[usize]| !watch.stop(0);

@@ -20,6 +20,8 @@ enum Reply {
     NotFound,
     /// Promise `len` bytes, send the first 10 of `body`, then close.
     Truncated(&'static [u8]),
+    /// 200, then the body a byte every 100 ms.
+    Trickle(&'static [u8]),
 }
 
 /// Serves `replies.len()` requests (one reply each, in order) on a fresh
@@ -54,6 +56,19 @@ fn serve(replies: Vec<Reply>) -> String {
                 Reply::NotFound => stream.write_all(
                     b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 ),
+                Reply::Trickle(body) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).and_then(|()| {
+                        for b in body {
+                            thread::sleep(Duration::from_millis(100));
+                            stream.write_all(&[*b])?;
+                        }
+                        Ok(())
+                    })
+                }
                 Reply::Truncated(body) => {
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -103,7 +118,7 @@ fn fetch(
         &format!("{base}/names.txt"),
         &dest,
         &sha(GOOD),
-        Duration::from_secs(5),
+        (Duration::from_secs(5), Duration::from_secs(2)),
     );
     (dir, dest, result)
 }
@@ -122,7 +137,7 @@ fn wrong_checksum_is_rejected_and_leaves_nothing() {
     let err = result.unwrap_err();
     assert!(matches!(err, DataError::Checksum { .. }), "{err}");
     assert!(err.to_string().contains("nothing was saved"), "{err}");
-    assert!(files_in(&dir.path().join("sub")).is_empty());
+    assert!(!dir.path().join("sub").exists(), "no empty folder left");
 }
 
 #[test]
@@ -133,7 +148,7 @@ fn dropped_connection_is_an_error_and_leaves_nothing() {
         matches!(err, DataError::Download { .. } | DataError::Checksum { .. }),
         "{err}"
     );
-    assert!(files_in(&dir.path().join("sub")).is_empty());
+    assert!(!dir.path().join("sub").exists(), "no empty folder left");
 }
 
 #[test]
@@ -142,7 +157,7 @@ fn http_error_status_is_reported() {
     let err = result.unwrap_err();
     assert!(matches!(err, DataError::Download { .. }), "{err}");
     assert!(err.to_string().contains("404"), "{err}");
-    assert!(files_in(&dir.path().join("sub")).is_empty());
+    assert!(!dir.path().join("sub").exists(), "no empty folder left");
 }
 
 /// A locator that reads nothing from the environment.
@@ -153,7 +168,34 @@ fn locator(local: &Path, base: Option<String>) -> Locator {
         base_url: base,
         allow_download: true,
         timeout: Duration::from_secs(5),
+        deadline: Duration::from_secs(60),
     }
+}
+
+// A server that sends a byte now and then never times out a read, but the
+// whole download has a deadline; nothing is left behind.
+#[test]
+fn a_trickling_download_ends_at_its_deadline() {
+    let started = std::time::Instant::now();
+    let (dir, _, result) = fetch(Reply::Trickle(GOOD));
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("took longer than 2 s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(!dir.path().join("sub").exists(), "no empty folder left");
+}
+
+// Text is read as the lecture's Python reads it: no byte-order mark, and
+// Windows or old Mac line ends as '\n'.
+#[test]
+fn text_is_read_with_universal_newlines_and_no_bom() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.txt");
+    fs::write(&path, "\u{feff}one\r\ntwo\rthree\n").unwrap();
+    assert_eq!(data::read_text(&path).unwrap(), "one\ntwo\nthree\n");
+    fs::write(&path, "\u{feff}emma\r\nolivia\r\n").unwrap();
+    assert_eq!(data::read_names(&path).unwrap(), ["emma", "olivia"]);
+    fs::write(&path, "\u{feff}").unwrap();
+    assert!(matches!(data::read_text(&path), Err(DataError::Empty { .. })));
 }
 
 #[test]

@@ -103,13 +103,102 @@ fn check_output_compares_the_files_paths_name() {
         check_output(&d.join("deep/er/out.bin"), &inputs).unwrap(),
         d.join("deep/er/out.bin")
     );
-    assert!(d.join("deep/er").is_dir(), "the folder is made");
-    assert_eq!(
-        fs::read_dir(d.join("deep/er")).unwrap().count(),
-        0,
-        "the probe is removed"
-    );
+    assert!(!d.join("deep").exists(), "checking makes no folder");
     assert_eq!(fs::read_to_string(&data).unwrap(), "text");
+    let names: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().contains("probe")), "{names:?}");
+    // the temporary name must fit in 255 bytes too
+    let long = d.join(format!("{}.safetensors", "x".repeat(230)));
+    let err = check_output(&long, &inputs).unwrap_err();
+    assert!(err.to_string().contains("the file name is too long"), "{err}");
+    assert!(check_output(&d.join(format!("{}.bin", "x".repeat(200))), &inputs).is_ok());
+    // a file where a folder should be
+    let err = check_output(&d.join("data.txt/out.bin"), &inputs).unwrap_err();
+    assert!(err.to_string().contains("a part of the path is a file") || err.to_string().contains("it is a file, not a folder"), "{err}");
+}
+
+// Only regular files are read (a FIFO would block, a device never end),
+// and only one that fits in memory.
+#[cfg(unix)]
+#[test]
+fn only_regular_files_are_read() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for path in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
+        let err = fsutil::read(path).unwrap_err();
+        assert!(err.to_string().contains("it is not a regular file"), "{err}");
+        let err = checkpoint::read_meta(path).unwrap_err();
+        assert!(err.to_string().contains("it is not a regular file"), "{err}");
+    }
+}
+
+// A checkpoint is checked against what it declares before anything it
+// declares is allocated: a vocabulary too big for its tensors, a tensor
+// larger than the model's (in a sparse file of a terabyte), Adam moments
+// no training writes, invalid saved settings (the error names the file).
+#[test]
+fn a_checkpoint_is_bounded_before_it_is_believed() {
+    let dev = Cpu::default();
+    let (_dir, bad) = damaged(
+        |_, v| v,
+        |mut m| {
+            let vocab: String = (0x100..0x100 + 100_000u32).filter_map(char::from_u32).collect();
+            m["vocab"] = serde_json::Value::String(vocab);
+            m
+        },
+    );
+    let err = checkpoint::load_model::<Cpu, Model>(&dev, &bad).unwrap_err();
+    assert!(
+        err.to_string().contains("characters makes a bigram model whose weights take"),
+        "{err}"
+    );
+    let (_dir, bad) = damaged(
+        |name, mut v| {
+            if name.starts_with("adamw.v.") {
+                v[0] = -1.0;
+            }
+            v
+        },
+        |m| m,
+    );
+    let err = checkpoint::load_model::<Cpu, Model>(&dev, &bad).unwrap_err();
+    assert!(err.to_string().contains("which no training run writes there"), "{err}");
+    let (_dir, bad) = damaged(
+        |_, v| v,
+        |mut m| {
+            m["config"]["learning_rate"] = serde_json::json!(-1.0);
+            m
+        },
+    );
+    let err = checkpoint::read_meta(&bad).unwrap_err();
+    assert!(
+        err.to_string().starts_with(&format!("{} is not a valid charlm checkpoint: its saved settings are invalid", bad.display())),
+        "{err}"
+    );
+    // a terabyte declared, a few bytes on disk: refused from the header
+    let (dir, good) = damaged(|_, v| v, |m| m);
+    let bytes = fs::read(&good).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let end = header["token_embedding_table.weight"]["data_offsets"][1].as_u64().unwrap();
+    let tera: u64 = 500_000 * 500_000 * 4;
+    let data_end = bytes.len() as u64 - 8 - n as u64;
+    header["huge"] = serde_json::json!({"dtype": "F32", "shape": [500_000, 500_000], "data_offsets": [data_end, data_end + tera]});
+    let _ = end;
+    let text = header.to_string();
+    let sparse = dir.path().join("sparse.safetensors");
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    fs::write(&sparse, &out).unwrap();
+    let f = fs::OpenOptions::new().write(true).open(&sparse).unwrap();
+    f.set_len(out.len() as u64 + tera).unwrap();
+    drop(f);
+    let err = checkpoint::load_model::<Cpu, Model>(&dev, &sparse).unwrap_err();
+    assert!(err.to_string().contains("more than the"), "{err}");
+    fs::remove_file(&sparse).unwrap();
 }
 
 /// A saved bigram checkpoint's bytes, its tensors rewritten by `edit`, and
@@ -121,9 +210,13 @@ fn damaged(
     let (c, dev) = (corpus(), Cpu::default());
     let dir = crate::tempfile::tempdir().unwrap();
     let good = dir.path().join("good.safetensors");
-    let m = Model::new(&dev, c.vocab.len(), 1.0, &mut StdRng::seed_from_u64(0)).unwrap();
+    let mut m = Model::new(&dev, c.vocab.len(), 1.0, &mut StdRng::seed_from_u64(0)).unwrap();
     let cfg = TrainConfig::tiny();
-    let (state, rng) = (TrainState::new(&cfg), ChaCha12Rng::seed_from_u64(1));
+    let (mut state, mut rng) = (TrainState::new(&cfg), ChaCha12Rng::seed_from_u64(1));
+    // one step, so that AdamW's moments are in the file too
+    let batch = c.get_batch(charlm::data::text::Split::Train, 4, 8, &mut rng).unwrap();
+    let mut grads = m.alloc_grads();
+    charlm::train::train_step(&dev, &mut m, &mut state.opt, &mut grads, &batch, 0).unwrap();
     checkpoint::save(&good, &m, "bigram", &c.vocab, &cfg, &state, &rng).unwrap();
     let bytes = fs::read(&good).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
@@ -243,4 +336,62 @@ fn bigram_generation_feeds_one_token_and_draws_the_same() {
         .unwrap();
     assert_eq!(seen, fast[0][3..13]);
     assert_eq!(stopped[0], fast[0][..13]);
+}
+
+// A model's size at any vocabulary, from three tiny models: exact for every
+// kind (so a text of very many distinct characters is refused before its
+// model is built, as the next test checks).
+#[test]
+fn weights_for_is_exact_for_every_kind() {
+    use charlm::models::{Kind, ModelJob};
+    use dfdx::nn::NumParams;
+    struct Exact(usize);
+    impl ModelJob<Cpu> for Exact {
+        type Output = (u128, usize);
+        fn run<M: LanguageModel<Cpu>>(self) -> (u128, usize) {
+            let dev = Cpu::default();
+            let m = M::init(&dev, self.0, &mut StdRng::seed_from_u64(0)).unwrap();
+            let predicted = charlm::train::weights_for::<Cpu, M>(&dev, self.0).unwrap();
+            (predicted, m.num_trainable_params())
+        }
+    }
+    for &kind in Kind::ALL {
+        for v in [1, 5, 65] {
+            let (predicted, actual) = kind.with(Exact(v));
+            assert_eq!(predicted, actual as u128, "{kind:?} at {v} tokens");
+        }
+    }
+}
+
+// Sizes that come from a file's distinct characters are checked against the
+// free memory before anything is allocated: the bigram's V × V table, the
+// counts' (V, V) tables. Smoothing that overflows float32 is refused; a
+// message never prints a huge vocabulary whole.
+#[test]
+fn a_text_of_very_many_characters_is_refused_before_allocating() {
+    use charlm::models::bigram_counts::{BigramCounts, BigramError};
+    use charlm::train::session::{self, Settings};
+    let many: String = (0x100..0x100 + 150_000u32).filter_map(char::from_u32).collect();
+    let text = format!("{many}{many}");
+    let settings = Settings {
+        config: TrainConfig::tiny(),
+        seed: 0,
+        sample_tokens: 0,
+    };
+    let err = session::start::<Cpu, Model>(&Cpu::default(), &text, &settings, None, &mut ())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("use a text with fewer distinct characters"), "{err}");
+    let words: Vec<String> = many.chars().collect::<Vec<_>>().chunks(5).map(|c| c.iter().collect()).collect();
+    let err = BigramCounts::from_words(&words).unwrap_err();
+    assert!(matches!(err, BigramError::TooManyChars { .. }), "{err}");
+    let counts = BigramCounts::from_words(&["emma", "olivia"]).unwrap();
+    let err = counts.probabilities(1e300).unwrap_err();
+    assert!(matches!(err, BigramError::SmoothingTooLarge { .. }), "{err}");
+    assert!(counts.probabilities(1e30).is_ok());
+    let n = many.chars().count();
+    let unknown = charlm::data::vocab::UnknownChar { ch: 'x', position: 0, size: n, chars: many };
+    let line = unknown.to_string();
+    let more = format!("and {} more", n - 100);
+    assert!(line.len() < 1000 && line.contains(&more), "{}", &line[..200.min(line.len())]);
 }

@@ -627,3 +627,157 @@ fn a_closed_pipe_ends_charlm_quietly() {
         assert!(!err.contains("panicked"), "{line}: {err}");
     }
 }
+
+// Issue 30, unclear messages: a negative count names its flag and exits as
+// every range error does (2); so does a negative --min-lr; smoothing so
+// large that the lecture's float32 rows overflow is refused, not printed
+// as NaN.
+#[test]
+fn a_negative_value_is_refused_by_its_own_flag() {
+    let here = Path::new(".");
+    rejected("bigram --steps -1", here, "'-1' for '--steps <N>'");
+    rejected("counts --samples -5", here, "'-5' for '--samples <N>'");
+    rejected(
+        "bigram --lr-schedule cosine --min-lr -0.1",
+        here,
+        "must be a finite number >= 0",
+    );
+    fails("counts --smoothing 1e300", here, "smoothing 1e300 is too large");
+}
+
+// Issue 30, hangs: a FIFO or a device given as a file is refused at once
+// (opening a FIFO would block for ever, a device might never end).
+#[test]
+fn a_fifo_or_a_device_is_refused_without_waiting() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let d = dir.path();
+    mkfifo(&d.join("fifo"));
+    let start = Instant::now();
+    for line in [
+        "generate --checkpoint fifo",
+        "generate --checkpoint /dev/zero",
+        "bigram --data fifo",
+        "counts --data /dev/zero",
+    ] {
+        fails(line, d, "it is not a regular file (a FIFO, a device or a socket)");
+    }
+    std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
+    fails("counts --data loop", d, "its symbolic links form a loop");
+    assert!(start.elapsed() < Duration::from_secs(30));
+}
+
+// Issue 30, data lost: a refused run leaves the old --json-log as it was,
+// and makes none of the folders its --save would have needed; a --save
+// name too long for its temporary file is refused before training.
+#[test]
+fn a_refused_run_changes_nothing() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::write(d.join("log.jsonl"), "an old log\n").unwrap();
+    fails(
+        "bigram --json-log log.jsonl --resume missing.safetensors",
+        d,
+        "missing.safetensors",
+    );
+    fails(
+        "bigram --json-log log.jsonl --dropout 0.5",
+        d,
+        "the bigram model has no dropout",
+    );
+    fails("bigram --save new1/new2/x.safetensors --batch 1000000000 --block 1000", d, "use a smaller --batch");
+    assert_eq!(fs::read_to_string(d.join("log.jsonl")).unwrap(), "an old log\n");
+    assert!(!d.join("new1").exists(), "no empty folder left");
+    let long = format!("{}.safetensors", "x".repeat(230));
+    fails(&["bigram", "--save", &long], d, "the file name is too long");
+    let entries: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries, ["log.jsonl"], "nothing else was written");
+}
+
+// Issue 30, hangs: a loss estimate of a million batches ends at Ctrl-C;
+// the run's checkpoint goes beside --save, and resumes.
+#[test]
+fn ctrl_c_ends_a_long_estimate_and_saves_beside_save() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("out")).unwrap();
+    let mut run = Running::start(
+        &["bigram", "--steps", "5", "--eval-iters", "1000000", "--save", "out/run.safetensors"],
+        d,
+    );
+    run.wait_until("training", |_, err| err.contains("step") || err.contains("untrained"));
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = Instant::now();
+    run.signal("INT");
+    let (code, _, err) = run.finish();
+    assert!(sent.elapsed() < Duration::from_secs(20), "{err}");
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains("checkpoint saved to out/bigram-interrupted.safetensors"),
+        "{err}"
+    );
+    let (meta, _) =
+        charlm::train::checkpoint::read_meta(&d.join("out/bigram-interrupted.safetensors")).unwrap();
+    // the five steps are quick; the last estimate, of a million batches, was cut
+    assert_eq!(meta.step, 5);
+    assert!(
+        meta.history.evals.iter().all(|e| e.step < 5),
+        "the cut estimate is not recorded"
+    );
+}
+
+// Issue 30, data lost: a write past the file-size limit (`ulimit -f`) is an
+// error like any failed write: the old file stays, no temporary file is
+// left, in the folder or in the temporary folder.
+#[test]
+fn the_file_size_limit_is_a_plain_error() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fs::create_dir(d.join("tmp")).unwrap();
+    fs::write(d.join("x.safetensors"), "old").unwrap();
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -f 8; exec {} bigram --steps 2 --eval-iters 1 --tokens 0 --save x.safetensors",
+                env!("CARGO_BIN_EXE_charlm")
+            ),
+        ])
+        .env("TMPDIR", d.join("tmp"))
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{:?}: {err}", o.status);
+    assert!(err.contains("file-size limit"), "{err}");
+    assert_eq!(fs::read_to_string(d.join("x.safetensors")).unwrap(), "old");
+    let left = |p: &Path| fs::read_dir(p).unwrap().count();
+    assert_eq!(left(&d.join("tmp")), 0, "no temporary file in $TMPDIR");
+    assert_eq!(left(d), 2, "x.safetensors and tmp, nothing else");
+}
+
+// Issue 30, text read as the lecture reads it: Windows line ends and a
+// byte-order mark change nothing a model learns.
+#[test]
+fn windows_line_ends_and_a_bom_are_read_as_python_reads_them() {
+    let dir = crate::tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = fs::read_to_string(data_file()).unwrap();
+    let text: String = text.chars().take(20_000).collect();
+    fs::write(d.join("unix.txt"), &text).unwrap();
+    fs::write(d.join("windows.txt"), format!("\u{feff}{}", text.replace('\n', "\r\n"))).unwrap();
+    let run = |file: &str| {
+        let o = charlm(&["bigram", "--data", file, "--steps", "3", "--eval-iters", "1", "--json"], d);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let j = json_of(&o);
+        ["params", "initial_loss", "best_val_loss", "sample"].map(|k| j[k].clone())
+    };
+    assert_eq!(run("unix.txt"), run("windows.txt"));
+    fs::write(d.join("names.txt"), "\u{feff}emma\r\nolivia\r\n").unwrap();
+    let o = charlm("counts --data names.txt --json", d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json_of(&o)["vocab_size"], 8, "{}", stdout_of(&o));
+}
+
+fn stdout_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
