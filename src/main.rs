@@ -40,9 +40,9 @@ fn negatives_are_values(cmd: clap::Command) -> clap::Command {
         .get_subcommands()
         .map(|s| s.get_name().to_string())
         .collect();
-    names
-        .into_iter()
-        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, negatives_are_values))
+    names.into_iter().fold(cmd, |cmd, name| {
+        cmd.mut_subcommand(name, negatives_are_values)
+    })
 }
 
 /// The error and its causes on one line, each said once: a cause whose text

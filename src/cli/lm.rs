@@ -342,7 +342,9 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
         // ANCHOR: stopped
         if let (Finish::Stopped, Some(signal)) = (run.finish, signals::received()) {
             // To a new file beside --save: never over its best model, nor an earlier one.
-            let default = job.interrupted_dir.join(format!("{}-interrupted.safetensors", M::KIND));
+            let default = job
+                .interrupted_dir
+                .join(format!("{}-interrupted.safetensors", M::KIND));
             let saved = fsutil::write_new(&default, &run.checkpoint_bytes(&default)?)?;
             let (step, path) = (run.state.step, saved.display());
             let mut what = format!(

@@ -362,7 +362,9 @@ pub fn download(
             crate::interrupt::check().map_err(|e| fail(e.to_string()))?;
             if started.elapsed() > deadline {
                 let secs = deadline.as_secs();
-                return Err(fail(format!("it took longer than {secs} s; try again later")));
+                return Err(fail(format!(
+                    "it took longer than {secs} s; try again later"
+                )));
             }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
@@ -370,7 +372,9 @@ pub fn download(
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) if started.elapsed() >= deadline => {
                     let secs = deadline.as_secs();
-                    return Err(fail(format!("it took longer than {secs} s; try again later")));
+                    return Err(fail(format!(
+                        "it took longer than {secs} s; try again later"
+                    )));
                 }
                 Err(e) => return Err(fail(format!("connection broke off: {e}"))),
             };

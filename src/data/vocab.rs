@@ -10,7 +10,10 @@ pub const BOUNDARY: char = '.';
 
 /// A character outside the vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("character {ch:?} at position {position} is not in the vocabulary ({size} characters: {})", shown(chars))]
+#[error(
+    "character {ch:?} at position {position} is not in the vocabulary ({size} characters: {})",
+    shown(chars)
+)]
 pub struct UnknownChar {
     /// The character.
     pub ch: char,

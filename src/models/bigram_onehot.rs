@@ -71,7 +71,9 @@ pub enum OneHotError {
     #[error("the regularisation strength must be a finite number >= 0, got {0}")]
     BadRegularisation(f32),
     /// Training diverged.
-    #[error("the loss became {value} at step {step}; training stopped (try a smaller --lr or --reg)")]
+    #[error(
+        "the loss became {value} at step {step}; training stopped (try a smaller --lr or --reg)"
+    )]
     NonFiniteLoss {
         /// The step (0-based) whose forward pass gave the loss.
         step: usize,

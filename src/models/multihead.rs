@@ -162,7 +162,7 @@ impl<const C: usize, const NH: usize, const HS: usize, D: Kernels>
         let first = heads.next().expect("C = NH·HS, so NH > 0"); // (B, T, HS)
         let cat = heads.fold(first, |cat, head| (cat, head).concat_along(Axis::<2>)); // (B, T, h·HS)
         cat.reshape_like(&(b, t, Const::<C>)) // (B, T, C)
-                      // ANCHOR_END: heads_one_by_one
+                                              // ANCHOR_END: heads_one_by_one
     }
 
     // ANCHOR: heads_batched
@@ -201,13 +201,8 @@ pub fn merge_heads<
 /// The rungs of chapter 6 train through this: the lecture's list of heads,
 /// [`forward_head_by_head`](MultiHeadAttention::forward_head_by_head).
 /// (Chapter 7's blocks run every head at once instead.)
-impl<
-        const C: usize,
-        const NH: usize,
-        const HS: usize,
-        D: Kernels,
-        T: Tape<f32, D> + Merge<T>,
-    > Module<Seq<C, D, T>> for MultiHeadAttention<C, NH, HS, f32, D>
+impl<const C: usize, const NH: usize, const HS: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>
+    Module<Seq<C, D, T>> for MultiHeadAttention<C, NH, HS, f32, D>
 {
     type Output = Seq<C, D, T>;
     type Error = D::Err;

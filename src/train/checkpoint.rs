@@ -254,8 +254,9 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
     let io = |e: std::io::Error| CheckpointError::from(fsutil::FsError::io("read", path, &e));
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut first = [0u8; 8];
-    file.read_exact(&mut first)
-        .map_err(|_| corrupt("not a safetensors file (shorter than its 8-byte header length)".into()))?;
+    file.read_exact(&mut first).map_err(|_| {
+        corrupt("not a safetensors file (shorter than its 8-byte header length)".into())
+    })?;
     let n = u64::from_le_bytes(first);
     if n > MAX_HEADER || n > len - 8 {
         return Err(corrupt(format!(
@@ -265,7 +266,11 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
     let mut text = Vec::with_capacity(n as usize);
     file.take(n).read_to_end(&mut text).map_err(io)?;
     let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&text)
-        .map_err(|e| corrupt(format!("not a safetensors file (its header is not JSON: {e})")))?;
+        .map_err(|e| {
+            corrupt(format!(
+                "not a safetensors file (its header is not JSON: {e})"
+            ))
+        })?;
     let mut data_bytes = 0u64;
     let mut spans = Vec::new();
     let mut tensors = HashMap::new();
@@ -273,7 +278,11 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
         if name == "__metadata__" {
             continue;
         }
-        let bad = || corrupt(format!("tensor {name:?} is described wrongly in the header"));
+        let bad = || {
+            corrupt(format!(
+                "tensor {name:?} is described wrongly in the header"
+            ))
+        };
         let shape: Vec<u64> = t["shape"]
             .as_array()
             .ok_or_else(bad)?
@@ -312,7 +321,10 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
             data_bytes = data_bytes.checked_add(bytes).ok_or_else(bad)?;
         }
         spans.push((start, end));
-        let dims = shape.iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+        let dims = shape
+            .iter()
+            .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
+            .collect();
         let dtype = t["dtype"].as_str().unwrap_or_default().to_string();
         tensors.insert(name.clone(), (dtype, dims));
     }
@@ -526,10 +538,11 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
     // weights and their two moments (12 bytes a weight) must be what the
     // file holds, and must fit in memory.
     let vocab_len = meta.vocab.chars().count();
-    let weights = super::weights_for::<D, M>(dev, vocab_len).map_err(|e| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let weights =
+        super::weights_for::<D, M>(dev, vocab_len).map_err(|e| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     // A checkpoint written before the first step has no moments yet.
     let has_moments = tensors.keys().any(|name| name.starts_with("adamw."));
     let needed = weights.saturating_mul(if has_moments { 12 } else { 4 });
@@ -544,9 +557,11 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
             ),
         });
     }
-    super::check_weights_fit(M::KIND, vocab_len, weights).map_err(|e| CheckpointError::Mismatch {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
+    super::check_weights_fit(M::KIND, vocab_len, weights).map_err(|e| {
+        CheckpointError::Mismatch {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     })?;
     let model = init_for::<D, M>(dev, path, vocab_len)?;
     // Every tensor's shape, from the header, before the file is read whole.

@@ -102,7 +102,11 @@ pub fn weights_for<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
 /// bytes a weight) would not fit in the free memory, before it is built:
 /// a text with very many distinct characters makes a bigram's V × V table
 /// huge. `weights` is [`weights_for`]'s count.
-pub fn check_weights_fit(kind: &'static str, vocab: usize, weights: u128) -> Result<(), TrainError> {
+pub fn check_weights_fit(
+    kind: &'static str,
+    vocab: usize,
+    weights: u128,
+) -> Result<(), TrainError> {
     let needed = weights.saturating_mul(16);
     let available = available_memory().map_or(1u128 << 40, u128::from);
     if needed > available {

@@ -32,8 +32,8 @@ pub use adamw::AdamW;
 pub use config::{LrSchedule, TrainConfig, BIGRAM_PY};
 pub use flags::{resolve, ScheduleKind, TrainFlags};
 pub use memory::{
-    available_memory, bytes_in_words, check_fits, check_memory, check_weights_fit, fits, peak_memory,
-    weights_for,
+    available_memory, bytes_in_words, check_fits, check_memory, check_weights_fit, fits,
+    peak_memory, weights_for,
 };
 pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Keep};
 pub use state::{Eval, Event, Finish, LossHistory, StopAt, TrainReport, TrainState, Watch};

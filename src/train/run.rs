@@ -13,9 +13,9 @@ use rand::Rng;
 
 use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
 use crate::data::text::{batch_at, Corpus, Split, TokenBatch};
+use crate::interrupt;
 use crate::models::lm::{batch_tensors, check_vocab};
 use crate::models::LanguageModel;
-use crate::interrupt;
 use crate::ops::rng::MaskRng;
 use crate::ops::Kernels;
 

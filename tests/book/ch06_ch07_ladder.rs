@@ -77,19 +77,33 @@ fn the_multihead_rung_trains_its_list_of_heads() {
     let trained = m.logits(x.clone()).unwrap().as_vec();
     let emb = m.embeddings.forward(x.clone()).unwrap();
     let by_hand = m.lm_head.forward(m.sa_heads.forward_head_by_head(emb));
-    assert_eq!(trained, by_hand.as_vec(), "the rung's logits are the list of heads'");
+    assert_eq!(
+        trained,
+        by_hand.as_vec(),
+        "the rung's logits are the list of heads'"
+    );
     let ff = LectureFeedForward::new(&dev, 65, &mut rng(5)).unwrap();
     let emb = ff.embeddings.forward(x.clone()).unwrap();
     let heads = ff.sa_heads.forward_head_by_head(emb);
     let by_hand = ff.lm_head.forward(ff.ffwd.forward(heads).relu());
     assert_eq!(ff.logits(x.clone()).unwrap().as_vec(), by_hand.as_vec());
 
-    let one_by_one = m.loss(x.clone().traced(m.alloc_grads()), &y).unwrap().backward();
+    let one_by_one = m
+        .loss(x.clone().traced(m.alloc_grads()), &y)
+        .unwrap()
+        .backward();
     let logits = m.forward_with_weights(x.traced(m.alloc_grads())).unwrap().0;
     let at_once = cross_entropy(logits, &y).backward();
-    for (name, w) in [("query", &m.sa_heads.query), ("key", &m.sa_heads.key), ("value", &m.sa_heads.value)] {
+    for (name, w) in [
+        ("query", &m.sa_heads.query),
+        ("key", &m.sa_heads.key),
+        ("value", &m.sa_heads.value),
+    ] {
         let (a, b) = (one_by_one.get(w).as_vec(), at_once.get(w).as_vec());
-        assert!(a.iter().any(|g| *g != 0.0), "{name}: some gradient reaches the heads");
+        assert!(
+            a.iter().any(|g| *g != 0.0),
+            "{name}: some gradient reaches the heads"
+        );
         assert!(max_diff(&a, &b) < 1e-5, "{name}: {}", max_diff(&a, &b));
     }
 }

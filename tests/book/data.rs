@@ -180,7 +180,11 @@ fn a_trickling_download_ends_at_its_deadline() {
     let (dir, _, result) = fetch(Reply::Trickle(GOOD));
     let err = result.unwrap_err();
     assert!(err.to_string().contains("took longer than 2 s"), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(!dir.path().join("sub").exists(), "no empty folder left");
 }
 
@@ -195,7 +199,10 @@ fn text_is_read_with_universal_newlines_and_no_bom() {
     fs::write(&path, "\u{feff}emma\r\nolivia\r\n").unwrap();
     assert_eq!(data::read_names(&path).unwrap(), ["emma", "olivia"]);
     fs::write(&path, "\u{feff}").unwrap();
-    assert!(matches!(data::read_text(&path), Err(DataError::Empty { .. })));
+    assert!(matches!(
+        data::read_text(&path),
+        Err(DataError::Empty { .. })
+    ));
 }
 
 #[test]

@@ -105,16 +105,29 @@ fn check_output_compares_the_files_paths_name() {
     );
     assert!(!d.join("deep").exists(), "checking makes no folder");
     assert_eq!(fs::read_to_string(&data).unwrap(), "text");
-    let names: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert!(names.iter().all(|n| !n.to_string_lossy().contains("probe")), "{names:?}");
+    let names: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.to_string_lossy().contains("probe")),
+        "{names:?}"
+    );
     // the temporary name must fit in 255 bytes too
     let long = d.join(format!("{}.safetensors", "x".repeat(230)));
     let err = check_output(&long, &inputs).unwrap_err();
-    assert!(err.to_string().contains("the file name is too long"), "{err}");
+    assert!(
+        err.to_string().contains("the file name is too long"),
+        "{err}"
+    );
     assert!(check_output(&d.join(format!("{}.bin", "x".repeat(200))), &inputs).is_ok());
     // a file where a folder should be
     let err = check_output(&d.join("data.txt/out.bin"), &inputs).unwrap_err();
-    assert!(err.to_string().contains("a part of the path is a file") || err.to_string().contains("it is a file, not a folder"), "{err}");
+    assert!(
+        err.to_string().contains("a part of the path is a file")
+            || err.to_string().contains("it is a file, not a folder"),
+        "{err}"
+    );
 }
 
 // Only regular files are read (a FIFO would block, a device never end),
@@ -124,13 +137,22 @@ fn check_output_compares_the_files_paths_name() {
 fn only_regular_files_are_read() {
     let dir = crate::tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     for path in [fifo.as_path(), std::path::Path::new("/dev/zero")] {
         let err = fsutil::read(path).unwrap_err();
-        assert!(err.to_string().contains("it is not a regular file"), "{err}");
+        assert!(
+            err.to_string().contains("it is not a regular file"),
+            "{err}"
+        );
         let err = checkpoint::read_meta(path).unwrap_err();
-        assert!(err.to_string().contains("it is not a regular file"), "{err}");
+        assert!(
+            err.to_string().contains("it is not a regular file"),
+            "{err}"
+        );
     }
 }
 
@@ -144,14 +166,17 @@ fn a_checkpoint_is_bounded_before_it_is_believed() {
     let (_dir, bad) = damaged(
         |_, v| v,
         |mut m| {
-            let vocab: String = (0x100..0x100 + 100_000u32).filter_map(char::from_u32).collect();
+            let vocab: String = (0x100..0x100 + 100_000u32)
+                .filter_map(char::from_u32)
+                .collect();
             m["vocab"] = serde_json::Value::String(vocab);
             m
         },
     );
     let err = checkpoint::load_model::<Cpu, Model>(&dev, &bad).unwrap_err();
     assert!(
-        err.to_string().contains("characters makes a bigram model whose weights take"),
+        err.to_string()
+            .contains("characters makes a bigram model whose weights take"),
         "{err}"
     );
     let (_dir, bad) = damaged(
@@ -164,7 +189,11 @@ fn a_checkpoint_is_bounded_before_it_is_believed() {
         |m| m,
     );
     let err = checkpoint::load_model::<Cpu, Model>(&dev, &bad).unwrap_err();
-    assert!(err.to_string().contains("which no training run writes there"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("which no training run writes there"),
+        "{err}"
+    );
     let (_dir, bad) = damaged(
         |_, v| v,
         |mut m| {
@@ -174,7 +203,10 @@ fn a_checkpoint_is_bounded_before_it_is_believed() {
     );
     let err = checkpoint::read_meta(&bad).unwrap_err();
     assert!(
-        err.to_string().starts_with(&format!("{} is not a valid charlm checkpoint: its saved settings are invalid", bad.display())),
+        err.to_string().starts_with(&format!(
+            "{} is not a valid charlm checkpoint: its saved settings are invalid",
+            bad.display()
+        )),
         "{err}"
     );
     // a terabyte declared, a few bytes on disk: refused from the header
@@ -182,7 +214,9 @@ fn a_checkpoint_is_bounded_before_it_is_believed() {
     let bytes = fs::read(&good).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let end = header["token_embedding_table.weight"]["data_offsets"][1].as_u64().unwrap();
+    let end = header["token_embedding_table.weight"]["data_offsets"][1]
+        .as_u64()
+        .unwrap();
     let tera: u64 = 500_000 * 500_000 * 4;
     let data_end = bytes.len() as u64 - 8 - n as u64;
     header["huge"] = serde_json::json!({"dtype": "F32", "shape": [500_000, 500_000], "data_offsets": [data_end, data_end + tera]});
@@ -214,7 +248,9 @@ fn damaged(
     let cfg = TrainConfig::tiny();
     let (mut state, mut rng) = (TrainState::new(&cfg), ChaCha12Rng::seed_from_u64(1));
     // one step, so that AdamW's moments are in the file too
-    let batch = c.get_batch(charlm::data::text::Split::Train, 4, 8, &mut rng).unwrap();
+    let batch = c
+        .get_batch(charlm::data::text::Split::Train, 4, 8, &mut rng)
+        .unwrap();
     let mut grads = m.alloc_grads();
     charlm::train::train_step(&dev, &mut m, &mut state.opt, &mut grads, &batch, 0).unwrap();
     checkpoint::save(&good, &m, "bigram", &c.vocab, &cfg, &state, &rng).unwrap();
@@ -371,7 +407,9 @@ fn weights_for_is_exact_for_every_kind() {
 fn a_text_of_very_many_characters_is_refused_before_allocating() {
     use charlm::models::bigram_counts::{BigramCounts, BigramError};
     use charlm::train::session::{self, Settings};
-    let many: String = (0x100..0x100 + 150_000u32).filter_map(char::from_u32).collect();
+    let many: String = (0x100..0x100 + 150_000u32)
+        .filter_map(char::from_u32)
+        .collect();
     let text = format!("{many}{many}");
     let settings = Settings {
         config: TrainConfig::tiny(),
@@ -381,17 +419,38 @@ fn a_text_of_very_many_characters_is_refused_before_allocating() {
     let err = session::start::<Cpu, Model>(&Cpu::default(), &text, &settings, None, &mut ())
         .err()
         .unwrap();
-    assert!(err.to_string().contains("use a text with fewer distinct characters"), "{err}");
-    let words: Vec<String> = many.chars().collect::<Vec<_>>().chunks(5).map(|c| c.iter().collect()).collect();
+    assert!(
+        err.to_string()
+            .contains("use a text with fewer distinct characters"),
+        "{err}"
+    );
+    let words: Vec<String> = many
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(5)
+        .map(|c| c.iter().collect())
+        .collect();
     let err = BigramCounts::from_words(&words).unwrap_err();
     assert!(matches!(err, BigramError::TooManyChars { .. }), "{err}");
     let counts = BigramCounts::from_words(&["emma", "olivia"]).unwrap();
     let err = counts.probabilities(1e300).unwrap_err();
-    assert!(matches!(err, BigramError::SmoothingTooLarge { .. }), "{err}");
+    assert!(
+        matches!(err, BigramError::SmoothingTooLarge { .. }),
+        "{err}"
+    );
     assert!(counts.probabilities(1e30).is_ok());
     let n = many.chars().count();
-    let unknown = charlm::data::vocab::UnknownChar { ch: 'x', position: 0, size: n, chars: many };
+    let unknown = charlm::data::vocab::UnknownChar {
+        ch: 'x',
+        position: 0,
+        size: n,
+        chars: many,
+    };
     let line = unknown.to_string();
     let more = format!("and {} more", n - 100);
-    assert!(line.len() < 1000 && line.contains(&more), "{}", &line[..200.min(line.len())]);
+    assert!(
+        line.len() < 1000 && line.contains(&more),
+        "{}",
+        &line[..200.min(line.len())]
+    );
 }

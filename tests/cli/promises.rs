@@ -642,7 +642,11 @@ fn a_negative_value_is_refused_by_its_own_flag() {
         here,
         "must be a finite number >= 0",
     );
-    fails("counts --smoothing 1e300", here, "smoothing 1e300 is too large");
+    fails(
+        "counts --smoothing 1e300",
+        here,
+        "smoothing 1e300 is too large",
+    );
 }
 
 // Issue 30, hangs: a FIFO or a device given as a file is refused at once
@@ -659,7 +663,11 @@ fn a_fifo_or_a_device_is_refused_without_waiting() {
         "bigram --data fifo",
         "counts --data /dev/zero",
     ] {
-        fails(line, d, "it is not a regular file (a FIFO, a device or a socket)");
+        fails(
+            line,
+            d,
+            "it is not a regular file (a FIFO, a device or a socket)",
+        );
     }
     std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
     fails("counts --data loop", d, "its symbolic links form a loop");
@@ -684,12 +692,22 @@ fn a_refused_run_changes_nothing() {
         d,
         "the bigram model has no dropout",
     );
-    fails("bigram --save new1/new2/x.safetensors --batch 1000000000 --block 1000", d, "use a smaller --batch");
-    assert_eq!(fs::read_to_string(d.join("log.jsonl")).unwrap(), "an old log\n");
+    fails(
+        "bigram --save new1/new2/x.safetensors --batch 1000000000 --block 1000",
+        d,
+        "use a smaller --batch",
+    );
+    assert_eq!(
+        fs::read_to_string(d.join("log.jsonl")).unwrap(),
+        "an old log\n"
+    );
     assert!(!d.join("new1").exists(), "no empty folder left");
     let long = format!("{}.safetensors", "x".repeat(230));
     fails(&["bigram", "--save", &long], d, "the file name is too long");
-    let entries: Vec<_> = fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(entries, ["log.jsonl"], "nothing else was written");
 }
 
@@ -701,10 +719,20 @@ fn ctrl_c_ends_a_long_estimate_and_saves_beside_save() {
     let d = dir.path();
     fs::create_dir(d.join("out")).unwrap();
     let mut run = Running::start(
-        &["bigram", "--steps", "5", "--eval-iters", "1000000", "--save", "out/run.safetensors"],
+        &[
+            "bigram",
+            "--steps",
+            "5",
+            "--eval-iters",
+            "1000000",
+            "--save",
+            "out/run.safetensors",
+        ],
         d,
     );
-    run.wait_until("training", |_, err| err.contains("step") || err.contains("untrained"));
+    run.wait_until("training", |_, err| {
+        err.contains("step") || err.contains("untrained")
+    });
     std::thread::sleep(Duration::from_millis(500));
     let sent = Instant::now();
     run.signal("INT");
@@ -716,7 +744,8 @@ fn ctrl_c_ends_a_long_estimate_and_saves_beside_save() {
         "{err}"
     );
     let (meta, _) =
-        charlm::train::checkpoint::read_meta(&d.join("out/bigram-interrupted.safetensors")).unwrap();
+        charlm::train::checkpoint::read_meta(&d.join("out/bigram-interrupted.safetensors"))
+            .unwrap();
     // the five steps are quick; the last estimate, of a million batches, was cut
     assert_eq!(meta.step, 5);
     assert!(
@@ -764,9 +793,25 @@ fn windows_line_ends_and_a_bom_are_read_as_python_reads_them() {
     let text = fs::read_to_string(data_file()).unwrap();
     let text: String = text.chars().take(20_000).collect();
     fs::write(d.join("unix.txt"), &text).unwrap();
-    fs::write(d.join("windows.txt"), format!("\u{feff}{}", text.replace('\n', "\r\n"))).unwrap();
+    fs::write(
+        d.join("windows.txt"),
+        format!("\u{feff}{}", text.replace('\n', "\r\n")),
+    )
+    .unwrap();
     let run = |file: &str| {
-        let o = charlm(&["bigram", "--data", file, "--steps", "3", "--eval-iters", "1", "--json"], d);
+        let o = charlm(
+            &[
+                "bigram",
+                "--data",
+                file,
+                "--steps",
+                "3",
+                "--eval-iters",
+                "1",
+                "--json",
+            ],
+            d,
+        );
         assert!(o.status.success(), "{}", stderr(&o));
         let j = json_of(&o);
         ["params", "initial_loss", "best_val_loss", "sample"].map(|k| j[k].clone())
