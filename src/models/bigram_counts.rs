@@ -58,12 +58,14 @@ pub enum BigramError {
     NoBigrams,
     /// The (V, V) tables would not fit in the free memory.
     #[error(
-        "the names hold {vocab} distinct characters: the {vocab} x {vocab} tables need about \
+        "the names hold {vocab} distinct characters: tables of {vocab}^{order} entries need about \
          {needed} of memory, more than the {available} free; use names in fewer characters"
     )]
     TooManyChars {
         /// V.
         vocab: usize,
+        /// 2 for a bigram's (V, V) tables, 3 for a trigram's (V, V, V).
+        order: u32,
         /// The estimate, in words.
         needed: String,
         /// What is free, in words.
@@ -84,14 +86,18 @@ fn check_smoothing(k: f64, v: usize) -> Result<(), BigramError> {
     Ok(())
 }
 
-/// Checks that (V, V) tables fit in memory before they are made: the
-/// counts N, the probabilities P and a working copy, 4 bytes an entry each.
-pub fn check_tables(vocab: usize) -> Result<(), BigramError> {
-    let v = vocab as u128;
-    crate::train::fits(v * v * 12).map_err(|(needed, available)| BigramError::TooManyChars {
-        vocab,
-        needed,
-        available,
+/// Checks that tables of V^`order` entries (a bigram's (V, V), a
+/// trigram's (V, V, V)) fit in memory before they are made: the counts N,
+/// the probabilities P and a working copy, 4 bytes an entry each.
+pub fn check_tables(vocab: usize, order: u32) -> Result<(), BigramError> {
+    let entries = (vocab as u128).saturating_pow(order);
+    crate::train::fits(entries.saturating_mul(12)).map_err(|(needed, available)| {
+        BigramError::TooManyChars {
+            vocab,
+            order,
+            needed,
+            available,
+        }
     })
 }
 
@@ -134,7 +140,7 @@ impl BigramCounts {
     /// The only possible error is a word containing '.'.
     pub fn from_words<S: AsRef<str>>(words: &[S]) -> Result<Self, BigramError> {
         let vocab = Vocab::for_names(words);
-        check_tables(vocab.len())?;
+        check_tables(vocab.len(), 2)?;
         Self::with_vocab(vocab, words)
     }
 

@@ -50,6 +50,7 @@ impl TrigramCounts {
     /// Counts the trigrams of `words` over `vocab`.
     pub fn from_words<S: AsRef<str>>(vocab: &Vocab, words: &[S]) -> Result<Self, BigramError> {
         let v = vocab.len();
+        super::bigram_counts::check_tables(v, 3)?;
         let mut counts = vec![0u32; v * v * v]; // (V, V, V)
         each_trigram(vocab, words, |i| counts[i] += 1)?; // N[a, b, c] += 1
         Ok(Self {

@@ -197,8 +197,10 @@ pub(crate) fn read_record<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StageError> {
     let path = dir.join(name);
     let again = format!("run `cargo run --release -- figures --stage {id}`");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| StageError::Record(format!("reading {}: {e}; {again}", path.display())))?;
+    let bytes =
+        crate::fsutil::read(&path).map_err(|e| StageError::Record(format!("{e}; {again}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| StageError::Record(format!("{}: {e}; {again}", path.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| StageError::Record(format!("{}: {e}; {again}", path.display())))
 }

@@ -431,7 +431,18 @@ fn a_text_of_very_many_characters_is_refused_before_allocating() {
         .map(|c| c.iter().collect())
         .collect();
     let err = BigramCounts::from_words(&words).unwrap_err();
-    assert!(matches!(err, BigramError::TooManyChars { .. }), "{err}");
+    assert!(
+        matches!(err, BigramError::TooManyChars { order: 2, .. }),
+        "{err}"
+    );
+    // a trigram's (V, V, V) counts, at 5,000 characters: 1.5 TB
+    let few: Vec<String> = words.iter().take(1000).cloned().collect();
+    let vocab = charlm::data::vocab::Vocab::for_names(&few);
+    let err = charlm::models::trigram::TrigramCounts::from_words(&vocab, &few).unwrap_err();
+    assert!(
+        matches!(err, BigramError::TooManyChars { order: 3, .. }),
+        "{err}"
+    );
     let counts = BigramCounts::from_words(&["emma", "olivia"]).unwrap();
     let err = counts.probabilities(1e300).unwrap_err();
     assert!(
