@@ -99,19 +99,13 @@ pub fn plain(e: &io::Error) -> String {
 /// allocated.
 pub fn read(path: &Path) -> Result<Vec<u8>, FsError> {
     let size = check_readable(path)?;
-    let available = crate::train::available_memory().map_or(u64::MAX, |a| a);
-    if size > available {
-        let (size, free) = (size as u128, available as u128);
-        return Err(FsError::refused(
+    crate::train::fits(u128::from(size)).map_err(|(size, free)| {
+        FsError::refused(
             "read",
             path,
-            format!(
-                "it is {}, more than the {} of free memory",
-                crate::train::bytes_in_words(size),
-                crate::train::bytes_in_words(free)
-            ),
-        ));
-    }
+            format!("it is {size}, more than the {free} of free memory"),
+        )
+    })?;
     let mut file = fs::File::open(path).map_err(|e| FsError::io("read", path, &e))?;
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     // No more than the size it had: a file that grows while read is cut there.
@@ -214,16 +208,14 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Whether two paths would be the same destination, existing or not.
+/// Whether two paths would be the same destination, existing or not: the
+/// same file, or the same [`planned`] path once links are followed
+/// (`new/../data.txt` is data.txt once `new` is made).
 fn same_destination(a: &Path, b: &Path) -> bool {
     if same_file(a, b) {
         return true;
     }
-    let key = |p: &Path| -> Option<PathBuf> {
-        let p = resolve(p).ok()?;
-        let folder = fs::canonicalize(folder_of(&p)).ok()?;
-        Some(folder.join(p.file_name()?))
-    };
+    let key = |p: &Path| planned(&resolve(p).ok()?);
     matches!((key(a), key(b)), (Some(x), Some(y)) if x == y)
 }
 
@@ -240,12 +232,8 @@ pub fn check_output(dest: &Path, others: &[(&str, &Path)]) -> Result<PathBuf, Fs
     refuse_non_regular(&target, dest)?;
     check_folder(&folder_of(&target))?;
     check_name_fits(&target, dest)?;
-    // `new/../data.txt` is data.txt once `new` is made: compare planned paths.
-    let planned = planned(&target);
     for (role, other) in others {
-        let input = planned_existing(other);
-        let same_plan = matches!((&planned, &input), (Some(a), Some(b)) if a == b);
-        if same_destination(&target, other) || same_plan {
+        if same_destination(&target, other) {
             return Err(FsError::refused(
                 "write",
                 dest,
@@ -312,11 +300,6 @@ fn planned(path: &Path) -> Option<PathBuf> {
         return Some(out);
     }
     None
-}
-
-/// [`planned`] of an existing file (an input): its canonical path.
-fn planned_existing(path: &Path) -> Option<PathBuf> {
-    fs::canonicalize(path).ok()
 }
 
 /// Checks, before any work starts, that files can be written into `dir`:

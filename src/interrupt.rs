@@ -22,16 +22,6 @@ pub fn requested() -> Option<usize> {
     }
 }
 
-/// Requests a stop (what a signal does; tests call it directly).
-pub fn request(signal: usize) {
-    flag().store(signal.max(1), Ordering::SeqCst);
-}
-
-/// Withdraws a request (tests).
-pub fn clear() {
-    flag().store(0, Ordering::SeqCst);
-}
-
 /// A wait ended by a stop request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("stopped by signal {0} before it finished")]

@@ -326,10 +326,7 @@ impl<D: Kernels> ModelJob<D> for OnModel<'_, '_, D> {
             (None, None) => None,
         };
         let c = &job.settings.config;
-        let log = match job.json_log {
-            Some(path) => Some(Log::create(path, *c)?),
-            None => None,
-        };
+        let log = job.json_log.map(|path| Log::create(path, *c));
         let mut bar = Bar::new(c.max_iters, job.json)
             .with_tokens(c.batch_size * c.block_size)
             .with_log(log);

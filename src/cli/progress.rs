@@ -59,14 +59,14 @@ impl Log {
     /// The log at `path` (checked up front with [`fsutil::check_output`]),
     /// for a run with `config`; the file is created, or emptied, at the
     /// run's first estimate.
-    pub fn create(path: &std::path::Path, config: TrainConfig) -> anyhow::Result<Self> {
-        Ok(Self {
+    pub fn create(path: &std::path::Path, config: TrainConfig) -> Self {
+        Self {
             path: path.to_path_buf(),
             file: None,
             config,
             started: std::time::Instant::now(),
             error: None,
-        })
+        }
     }
 
     /// Writes one estimate's line: step, losses, the learning rate of the

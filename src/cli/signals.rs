@@ -6,7 +6,7 @@
 //! that arrives while a checkpoint is being written is recorded too, so the
 //! save always finishes: there is never a half-written file.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -61,10 +61,7 @@ impl Signal {
 
 /// The signal received since [`catch`], if any.
 pub fn received() -> Option<Signal> {
-    match received_flag().load(Ordering::SeqCst) {
-        0 => None,
-        n => Some(Signal(i32::try_from(n).unwrap_or(i32::MAX))),
-    }
+    charlm::interrupt::requested().map(|n| Signal(i32::try_from(n).unwrap_or(i32::MAX)))
 }
 
 /// A run stopped by a signal, after saving what it had.

@@ -358,24 +358,23 @@ pub fn download(
         let mut file = fs::File::create(&tmp).map_err(io_err("write", &tmp))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let late = || started.elapsed() >= deadline;
+        let too_long = || {
+            fail(format!(
+                "it took longer than {} s; try again later",
+                deadline.as_secs()
+            ))
+        };
         loop {
             crate::interrupt::check().map_err(|e| fail(e.to_string()))?;
-            if started.elapsed() > deadline {
-                let secs = deadline.as_secs();
-                return Err(fail(format!(
-                    "it took longer than {secs} s; try again later"
-                )));
+            if late() {
+                return Err(too_long());
             }
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) if started.elapsed() >= deadline => {
-                    let secs = deadline.as_secs();
-                    return Err(fail(format!(
-                        "it took longer than {secs} s; try again later"
-                    )));
-                }
+                Err(_) if late() => return Err(too_long()),
                 Err(e) => return Err(fail(format!("connection broke off: {e}"))),
             };
             hasher.update(&buf[..n]);

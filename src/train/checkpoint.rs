@@ -289,11 +289,12 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
             .iter()
             .map(|d| d.as_u64().ok_or_else(bad))
             .collect::<Result<_, _>>()?;
-        let size = match t["dtype"].as_str() {
-            Some("F32" | "I32" | "U32") => 4,
-            Some("F64" | "I64" | "U64") => 8,
-            Some("F16" | "BF16" | "I16" | "U16") => 2,
-            Some("I8" | "U8" | "BOOL") => 1,
+        let dtype = t["dtype"].as_str().ok_or_else(bad)?;
+        let size = match dtype {
+            "F32" | "I32" | "U32" => 4,
+            "F64" | "I64" | "U64" => 8,
+            "F16" | "BF16" | "I16" | "U16" => 2,
+            "I8" | "U8" | "BOOL" => 1,
             _ => return Err(bad()),
         };
         let offsets = t["data_offsets"].as_array().ok_or_else(bad)?;
@@ -310,7 +311,6 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
         if end < start || end - start != bytes {
             return Err(bad());
         }
-        let dtype = t["dtype"].as_str().unwrap_or_default();
         if dtype != "F32" && bytes > 8 {
             // dfdx saves a module's scalars (LayerNorm's epsilon) beside its tensors
             return Err(corrupt(format!(
@@ -325,8 +325,7 @@ fn read_header(path: &Path) -> Result<Header, CheckpointError> {
             .iter()
             .map(|&d| usize::try_from(d).unwrap_or(usize::MAX))
             .collect();
-        let dtype = t["dtype"].as_str().unwrap_or_default().to_string();
-        tensors.insert(name.clone(), (dtype, dims));
+        tensors.insert(name.clone(), (dtype.to_string(), dims));
     }
     spans.sort_unstable();
     let mut at = 0;
@@ -524,9 +523,9 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
 ) -> Result<(M, Loaded<D>), CheckpointError> {
     let Header {
         meta,
+        vocab,
         data_bytes,
         tensors,
-        ..
     } = read_header(path)?;
     if meta.model != M::KIND {
         return Err(CheckpointError::Mismatch {
@@ -537,7 +536,7 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
     // Before the model is built at the vocabulary the file declares: its
     // weights and their two moments (12 bytes a weight) must be what the
     // file holds, and must fit in memory.
-    let vocab_len = meta.vocab.chars().count();
+    let vocab_len = vocab.len();
     let weights =
         super::weights_for::<D, M>(dev, vocab_len).map_err(|e| CheckpointError::Corrupt {
             path: path.to_path_buf(),
@@ -584,7 +583,7 @@ pub fn load_model<D: Kernels, M: LanguageModel<D>>(
             ),
         });
     }
-    load_model_read(dev, path, model)
+    load_model_read(dev, path, model, (meta, vocab))
 }
 
 /// A model of `M`'s kind for `vocab` tokens, to be filled from `path`.
@@ -628,15 +627,15 @@ fn check_declared(
     Ok(())
 }
 
-/// The rest of [`load_model`], once the header has been checked: the file
-/// read whole, its weights into `model`.
+/// The rest of [`load_model`], once the header (`parsed`) has been checked:
+/// the file read whole, its weights into `model`.
 fn load_model_read<D: Kernels, M: LanguageModel<D>>(
     dev: &D,
     path: &Path,
     mut model: M,
+    parsed: (Meta, Vocab),
 ) -> Result<(M, Loaded<D>), CheckpointError> {
     let bytes = read(path)?;
-    let (meta, vocab) = parse_meta(path, &bytes)?;
-    let loaded = load_parsed(dev, path, &bytes, (meta, vocab), &mut model, M::KIND)?;
+    let loaded = load_parsed(dev, path, &bytes, parsed, &mut model, M::KIND)?;
     Ok((model, loaded))
 }

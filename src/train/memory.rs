@@ -64,17 +64,12 @@ pub fn check_memory<D: crate::ops::Kernels, M: crate::models::LanguageModel<D>>(
     cfg: &TrainConfig,
 ) -> Result<(), TrainError> {
     let needed = model.step_floats(cfg.batch_size, cfg.block_size) * 4;
-    // Without a reading, still refuse what no machine has (1 TB).
-    let available = available_memory().map_or(1u128 << 40, u128::from);
-    if needed > available {
-        return Err(TrainError::TooBig {
-            batch: cfg.batch_size,
-            block: cfg.block_size,
-            needed: bytes_in_words(needed),
-            available: bytes_in_words(available),
-        });
-    }
-    Ok(())
+    fits(needed).map_err(|(needed, available)| TrainError::TooBig {
+        batch: cfg.batch_size,
+        block: cfg.block_size,
+        needed,
+        available,
+    })
 }
 
 /// How many weights a model of kind `M` has for a vocabulary of `vocab`
@@ -107,21 +102,17 @@ pub fn check_weights_fit(
     vocab: usize,
     weights: u128,
 ) -> Result<(), TrainError> {
-    let needed = weights.saturating_mul(16);
-    let available = available_memory().map_or(1u128 << 40, u128::from);
-    if needed > available {
-        return Err(TrainError::ModelTooBig {
-            model: kind,
-            vocab,
-            needed: bytes_in_words(needed),
-            available: bytes_in_words(available),
-        });
-    }
-    Ok(())
+    fits(weights.saturating_mul(16)).map_err(|(needed, available)| TrainError::ModelTooBig {
+        model: kind,
+        vocab,
+        needed,
+        available,
+    })
 }
 
 /// Whether `bytes` fit in the free memory; if not, the need and what is
 /// free, in words, for an error that says so before anything is allocated.
+/// Without a reading, it still refuses what no machine has (1 TB).
 pub fn fits(bytes: u128) -> Result<(), (String, String)> {
     let available = available_memory().map_or(1u128 << 40, u128::from);
     if bytes > available {
