@@ -165,9 +165,11 @@ impl Watch for Bar {
         match event {
             Event::Step { step, loss } => {
                 if self.start.is_none() {
-                    // A resumed run starts where its checkpoint stood: the
-                    // jump there is not progress made at this rate.
-                    self.bar.set_position(step.saturating_sub(1) as u64);
+                    // The first step this process saw: a resumed run's jump
+                    // from 0 to its checkpoint's step is not progress, and
+                    // when the step began is unknown, so the rate (and the
+                    // time left) is measured from here on.
+                    self.bar.set_position(step as u64);
                     self.bar.reset_eta();
                 }
                 let (first, since) = *self.start.get_or_insert((step, std::time::Instant::now()));
@@ -210,5 +212,36 @@ impl Watch for Bar {
 impl Drop for Bar {
     fn drop(&mut self) {
         self.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Steps `first..first + n`, `pause` apart, then the bar's rate.
+    fn rate_after(first: usize, n: usize, pause: std::time::Duration) -> f64 {
+        let mut bar = Bar::new(first + 1000, true);
+        for step in first..first + n {
+            bar.event(Event::Step { step, loss: 1.0 });
+            std::thread::sleep(pause);
+        }
+        bar.bar.per_sec()
+    }
+
+    #[test]
+    fn a_resumed_run_counts_only_the_steps_it_made() {
+        let pause = std::time::Duration::from_millis(20);
+        // 20 ms a step is 50 steps/s; the jump to step 5000 must not count
+        let resumed = rate_after(5000, 6, pause);
+        assert!(
+            resumed > 5.0 && resumed < 100.0,
+            "a resumed run at 50 steps/s shows {resumed:.0} steps/s"
+        );
+        let fresh = rate_after(1, 6, pause);
+        assert!(
+            fresh > 5.0 && fresh < 100.0,
+            "a fresh run shows {fresh:.0} steps/s"
+        );
     }
 }
