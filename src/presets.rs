@@ -101,12 +101,14 @@ pub const LECTURE: Preset = Preset { lecture_val: Some(1.48), ..gpt("lecture", K
 
 /// Every preset: the ladder bottom up, then chapter 8's.
 #[rustfmt::skip]
-pub const PRESETS: [Preset; 10] = [
+pub const PRESETS: [Preset; 12] = [
     // ANCHOR: rungs
     rung("head", Kind::Head, "one head of size 32 (chapter 5's model at the ladder's settings)", Some(2.4)),
     rung("multihead", Kind::MultiHead, "4 heads of size 8, outputs concatenated", Some(2.28)),
     rung("ffwd", Kind::FeedForward, "a feed-forward layer per token (Linear 32→32, ReLU)", Some(2.24)),
-    rung("blocks", Kind::Blocks, "3 blocks, residual connections with projections, feed-forward 32→128→32", Some(2.08)),
+    rung("plain-blocks", Kind::PlainBlocks, "3 blocks of (multihead, ffwd), one after another, no residual connections", None),
+    rung("residual", Kind::Residual, "residual connections x + sa(x), x + ffwd(x), a projection closing each branch (feed-forward 32→32→32)", None),
+    rung("blocks", Kind::Blocks, "the feed-forward 4× wider inside (32→128→32): gpt.py's Block without its norms", Some(2.08)),
     rung("layernorm", Kind::LayerNorm, "pre-norm LayerNorm in every block and before lm_head", Some(2.06)),
     Preset {
         config: TrainConfig { dropout: 0.2, ..LADDER },
@@ -121,7 +123,7 @@ pub const PRESETS: [Preset; 10] = [
 
 impl Preset {
     /// The sizes its model's type fixes (every preset's model is a GPT of
-    /// chapter 7's shape, but the rungs below "blocks").
+    /// chapter 7's shape, but the rungs below "residual").
     pub fn sizes(&self) -> Sizes {
         self.kind
             .gpt_sizes()

@@ -1,6 +1,6 @@
 //! Blocks of communication and computation, with the two ideas that make deep
-//! networks train: residual connections and LayerNorm. The rungs "blocks"
-//! and "layernorm" of the lecture's ladder, and the GPT of chapter 8.
+//! networks train: residual connections and LayerNorm. The rungs "residual",
+//! "blocks" and "layernorm" of the lecture's ladder, and the GPT of chapter 8.
 //!
 //! Introduced in chapter 7. A block is multi-head attention then a
 //! feed-forward layer, each added back onto the residual pathway through a
@@ -436,13 +436,28 @@ impl Sizes {
     }
 }
 
-/// The rung "blocks": 3 blocks of 4 heads of 8, feed-forward 32 → 128 → 32,
-/// residual connections and projections, no norm; n_embd 32, block 8.
+// ANCHOR: rung_types
+/// The rung "residual": 3 blocks, residual connections and projections,
+/// feed-forward 32 → 32 → 32, no norm; n_embd 32, 4 heads of 8, block 8.
+pub type LectureResidual<D> = Gpt<32, 4, 8, 32, 3, 8, (), f32, D, Residual>;
+
+/// The rung "blocks": the feed-forward 4 × 32 = 128 wide inside.
 pub type LectureBlocks<D> = Gpt<32, 4, 8, 128, 3, 8, (), f32, D>;
 
-/// The rung "layernorm": [`LectureBlocks`] with pre-norm LayerNorm in every
-/// block and before `lm_head`.
+/// The rung "layernorm": pre-norm LayerNorm in every block and before `lm_head`.
 pub type LectureLayerNorm<D> = Gpt<32, 4, 8, 128, 3, 8, LayerNorm1D<32, f32, D>, f32, D>;
+// ANCHOR_END: rung_types
+
+/// The rung "residual" (chapter 7): a ladder rung, named for itself because
+/// its norm, `()`, is the "blocks" rung's too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Residual;
+
+impl Variant for Residual {
+    const NAME: Option<&'static str> = Some("residual");
+    const GPT_INIT: bool = false;
+    type Act = ReLU;
+}
 
 impl<
         const C: usize,

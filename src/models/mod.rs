@@ -11,6 +11,7 @@
 //! | [`attention_trick`] | 4 | the causal average three ways: loops, tril matmul, softmax |
 //! | [`head`] | 5 | one head of self-attention, and a language model on it |
 //! | [`multihead`] | 6 | multi-head attention, the feed-forward layer, and their rungs |
+//! | [`plain_blocks`] | 7 | the lecture's first blocks, stacked without residual connections |
 //! | [`gpt`] | 7, 8 | blocks, residual connections, LayerNorm: the GPT, and its presets at scale |
 //!
 //! The language models are listed in [`Kind`], the registry that training,
@@ -24,6 +25,7 @@ pub mod gpt;
 pub mod head;
 pub mod lm;
 pub mod multihead;
+pub mod plain_blocks;
 pub mod trigram;
 
 use crate::ops::Kernels;
@@ -77,7 +79,11 @@ kinds! {
     MultiHead => multihead::LectureMultiHead<D>,
     /// Chapter 6: four heads, then a feed-forward layer.
     FeedForward => multihead::LectureFeedForward<D>,
-    /// Chapter 7: three blocks with residual connections.
+    /// Chapter 7: three blocks, one after another, no residual connections.
+    PlainBlocks => plain_blocks::LecturePlainBlocks<D>,
+    /// Chapter 7: three blocks with residual connections and projections.
+    Residual => gpt::LectureResidual<D>,
+    /// Chapter 7: the feed-forward four times wider inside.
     Blocks => gpt::LectureBlocks<D>,
     /// Chapter 7: the blocks with LayerNorm.
     LayerNorm => gpt::LectureLayerNorm<D>,
@@ -120,13 +126,16 @@ impl Kind {
     pub fn gpt_sizes(self) -> Option<gpt::Sizes> {
         type Dev = dfdx::prelude::Cpu;
         Some(match self {
+            Kind::Residual => gpt::LectureResidual::<Dev>::SIZES,
             Kind::Blocks => gpt::LectureBlocks::<Dev>::SIZES,
             Kind::LayerNorm => gpt::LectureLayerNorm::<Dev>::SIZES,
             Kind::GptSmall => gpt::GptSmall::<Dev>::SIZES,
             Kind::GptCpu => gpt::GptCpu::<Dev>::SIZES,
             Kind::GptLecture => gpt::GptLecture::<Dev>::SIZES,
             Kind::GptSmallGelu => gpt::GptSmallGelu::<Dev>::SIZES,
-            Kind::Bigram | Kind::Head | Kind::MultiHead | Kind::FeedForward => return None,
+            Kind::Bigram | Kind::Head | Kind::MultiHead | Kind::FeedForward | Kind::PlainBlocks => {
+                return None
+            }
         })
     }
 

@@ -4,10 +4,11 @@
 
 use charlm::data::text::Split;
 use charlm::models::attention_trick::randn;
-use charlm::models::gpt::{LectureBlocks, LectureLayerNorm, Norm};
+use charlm::models::gpt::{LectureBlocks, LectureLayerNorm, LectureResidual, Norm};
 use charlm::models::head::Head;
 use charlm::models::lm::batch_tensors;
 use charlm::models::multihead::{LectureFeedForward, LectureMultiHead, MultiHeadAttention};
+use charlm::models::plain_blocks::LecturePlainBlocks;
 use charlm::models::{Kind, LanguageModel, ModelJob};
 use charlm::stages::ladder;
 use charlm::train::checkpoint;
@@ -116,6 +117,8 @@ trait EachModel {
 fn each_model(c: &impl EachModel) {
     c.check::<LectureMultiHead<Cpu>>("multihead");
     c.check::<LectureFeedForward<Cpu>>("ffwd");
+    c.check::<LecturePlainBlocks<Cpu>>("plain-blocks");
+    c.check::<LectureResidual<Cpu>>("residual");
     c.check::<LectureBlocks<Cpu>>("blocks");
     c.check::<LectureLayerNorm<Cpu>>("layernorm");
 }
@@ -180,12 +183,69 @@ fn parameter_counts() {
         ff.num_trainable_params(),
         emb + 3 * c * c + linear(c, c) + head
     );
+    // plain-blocks: 3 of chapter 6's (heads, Linear(C, C)), nothing else
+    let pb = LecturePlainBlocks::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(
+        pb.num_trainable_params(),
+        emb + 3 * (3 * c * c + linear(c, c)) + head
+    );
+    // residual: a projection after the heads, a second Linear(C, C) after ReLU
+    let res = LectureResidual::new(&dev, v, &mut rng(1)).unwrap();
+    assert_eq!(
+        res.num_trainable_params(),
+        emb + 3 * (3 * c * c + 3 * linear(c, c)) + head
+    );
+    assert_eq!(
+        (
+            LectureResidual::<Cpu>::SIZES.ffwd,
+            LectureBlocks::<Cpu>::SIZES.ffwd
+        ),
+        (c, 4 * c)
+    );
     let bl = LectureBlocks::new(&dev, v, &mut rng(1)).unwrap();
     assert_eq!(bl.num_trainable_params(), emb + 3 * block + head);
     let ln = LectureLayerNorm::new(&dev, v, &mut rng(1)).unwrap();
     assert_eq!(
         ln.num_trainable_params(),
         emb + 3 * (block + 4 * c) + 2 * c + head
+    );
+}
+
+// The rungs between ffwd and blocks change what the lecture changes: a plain
+// block replaces x by ffwd(sa(x)) (chapter 6's layers, nothing added back);
+// the residual rung's block adds each branch back onto x, a projection
+// closing the heads' branch.
+#[test]
+fn plain_blocks_replace_x_and_residual_blocks_add_to_it() {
+    use dfdx::nn::Module;
+    let dev = Cpu::default();
+    let x = || randn(&dev, (2, 8, 32), &mut rng(21)).as_vec();
+    let input = || dev.tensor_from_vec(x(), (2, 8, Const::<32>));
+    let plain = LecturePlainBlocks::new(&dev, 65, &mut rng(22)).unwrap();
+    let block = &plain.blocks.modules[0];
+    let out = block.forward(input()).unwrap().as_vec();
+    let by_hand = block
+        .ffwd
+        .forward(block.sa.forward_head_by_head(input()))
+        .relu();
+    assert_eq!(out, by_hand.as_vec(), "x = ffwd(sa(x))");
+    let added: Vec<f32> = x().iter().zip(&out).map(|(a, b)| a + b).collect();
+    assert!(max_diff(&out, &added) > 0.5, "not x + f(x)");
+
+    let res = LectureResidual::new(&dev, 65, &mut rng(22)).unwrap();
+    let block = &res.blocks.modules[0];
+    let out = block.forward(input(), &mut None).as_vec();
+    let sa = block
+        .sa
+        .proj
+        .forward(block.sa.heads.forward_head_by_head(input()));
+    let h = input() + sa; // x + proj(heads(x))
+    let f = block.ffwd.net.forward(h.clone()); // Linear(32, 32), ReLU, Linear(32, 32)
+    let by_hand = (h + f).as_vec();
+    assert!(
+        max_diff(&out, &by_hand) < 1e-5,
+        "{}",
+        max_diff(&out, &by_hand)
     );
 }
 
@@ -389,6 +449,8 @@ fn the_ladder_meets_the_lectures_numbers_and_the_book_is_current() {
             "head",
             "multihead",
             "ffwd",
+            "plain-blocks",
+            "residual",
             "blocks",
             "layernorm",
             "dropout"
@@ -426,7 +488,35 @@ fn the_ladder_meets_the_lectures_numbers_and_the_book_is_current() {
         );
         previous = whole;
     }
-    let (ln, dropout) = (&record.runs[4], &record.runs[5]);
+    let run = |name: &str| record.runs.iter().find(|r| r.preset == name).unwrap();
+    // what chapter 7 reports: three plain blocks are worse than one layer
+    // of heads and feed-forward, in training too (harder to optimise, not
+    // overfitting); residual connections more than make up for it, and the
+    // 4× feed-forward gains again
+    let (ffwd, plain, res, blocks) = (
+        run("ffwd"),
+        run("plain-blocks"),
+        run("residual"),
+        run("blocks"),
+    );
+    assert!(plain.whole_val_loss > ffwd.whole_val_loss && plain.train_loss > ffwd.train_loss);
+    assert!(res.whole_val_loss < ffwd.whole_val_loss);
+    assert!(blocks.whole_val_loss < res.whole_val_loss);
+    // chapter 6's reading of the heads: the head that looks back most has
+    // its rows for the two letters after the space both on the space
+    let back = (0..4)
+        .max_by_key(|&h| {
+            let top = ladder::book::largest_weights(&record.heads[h]);
+            (
+                top.iter().enumerate().filter(|(i, &j)| j < i + 1).count(),
+                4 - h,
+            )
+        })
+        .unwrap();
+    let top = ladder::book::largest_weights(&record.heads[back]);
+    assert_eq!(record.sequence.chars().nth(5), Some(' '));
+    assert_eq!((top[5], top[6]), (5, 5), "head {back}: {top:?}");
+    let (ln, dropout) = (run("layernorm"), run("dropout"));
     assert!(
         dropout.val_loss - dropout.train_loss < ln.val_loss - ln.train_loss,
         "dropout narrows the train/val gap"

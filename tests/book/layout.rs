@@ -43,6 +43,8 @@ fn every_model_kind_is_found_by_the_name_its_checkpoints_record() {
             "head",
             "multihead",
             "ffwd",
+            "plain-blocks",
+            "residual",
             "blocks",
             "layernorm",
             "gpt-small",

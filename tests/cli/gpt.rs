@@ -146,6 +146,8 @@ fn gpt_presets_and_the_ladder() {
             "head",
             "multihead",
             "ffwd",
+            "plain-blocks",
+            "residual",
             "blocks",
             "layernorm",
             "dropout"
@@ -164,7 +166,7 @@ fn gpt_presets_and_the_ladder() {
         ),
         "{out}"
     );
-    assert_eq!(out.lines().count(), 8, "{out}");
+    assert_eq!(out.lines().count(), 10, "{out}");
 }
 
 // Chapter 8's exercises EX3 and EX4 from the command line: --init starts a

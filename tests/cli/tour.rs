@@ -32,7 +32,7 @@ fn tour_writes_every_figure() {
     assert!(v["bigram_embedding"]["val_loss"].as_f64().unwrap() <= 2.52);
     assert_eq!(v["parity"]["passed"], v["parity"]["comparisons"]);
     assert_eq!(v["parity"]["comparisons"], 54);
-    assert_eq!(v["ladder"]["rungs"].as_array().map(Vec::len), Some(6));
+    assert_eq!(v["ladder"]["rungs"].as_array().map(Vec::len), Some(8));
     // chapter 8: a short run of the small preset learns
     assert_eq!(v["gpt"]["steps"], 500);
     assert!(

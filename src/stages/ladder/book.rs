@@ -77,6 +77,8 @@ pub struct LadderRuns {
     pub heads: Vec<Vec<f64>>,
     /// The sequence's characters.
     pub sequence: String,
+    /// The blocks the whole validation split is scored in.
+    pub val_blocks: usize,
 }
 
 /// The file in `chapters/figures/ladder` that keeps the ladder's runs.
@@ -117,6 +119,9 @@ pub struct LadderRecord {
     pub heads: Vec<Vec<f64>>,
     /// The sequence they look at.
     pub sequence: String,
+    /// The blocks of `block_size` tokens the whole validation split is cut
+    /// into for [`split_loss`] (each token scored once).
+    pub val_blocks: usize,
 }
 
 impl LadderRecord {
@@ -137,6 +142,7 @@ impl LadderRecord {
             depth: runs.depth.clone(),
             heads: runs.heads.clone(),
             sequence: runs.sequence.clone(),
+            val_blocks: runs.val_blocks,
         }
     }
 }
@@ -203,11 +209,14 @@ pub fn run_ladder_with(
             report: s.report,
         });
     }
+    let corpus = Corpus::new(text)?;
+    let t = settings.config.block_size.max(1);
     Ok(LadderRuns {
         runs,
-        depth: measure_depth(&Corpus::new(text)?)?,
+        depth: measure_depth(&corpus)?,
         heads,
         sequence,
+        val_blocks: corpus.split(Split::Val).len().saturating_sub(1) / t,
     })
 }
 
@@ -296,17 +305,15 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
             "| {} | {} | {} | {:.4} | {:.4} | {:.4} | {} |",
             r.preset, rung.about, r.params, r.train_loss, r.val_loss, r.whole_val_loss, lecture
         );
+        let name = r.preset.replace('-', "_"); // an anchor's name: plain_blocks
         put(
-            &format!("whole_val_{}", r.preset),
+            &format!("whole_val_{name}"),
             format!("{:.4}", r.whole_val_loss),
         );
-        put(&format!("val_{}", r.preset), format!("{:.4}", r.val_loss));
-        put(
-            &format!("train_{}", r.preset),
-            format!("{:.4}", r.train_loss),
-        );
-        put(&format!("params_{}", r.preset), r.params.to_string());
-        put(&format!("lecture_val_{}", r.preset), lecture.clone());
+        put(&format!("val_{name}"), format!("{:.4}", r.val_loss));
+        put(&format!("train_{name}"), format!("{:.4}", r.train_loss));
+        put(&format!("params_{name}"), r.params.to_string());
+        put(&format!("lecture_val_{name}"), lecture.clone());
     }
     put("table", table.trim_end().to_string());
     let spread = runs
@@ -315,6 +322,16 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
         .map(|r| (r.val_loss - r.whole_val_loss).abs())
         .fold(0f32, f32::max);
     put("estimate_spread", format!("{spread:.4}"));
+    // what "val loss" and "whole val split" score
+    let cfg = ladder::settings().config;
+    let (b, t, iters) = (cfg.batch_size, cfg.block_size, cfg.eval_iters);
+    put("eval_iters", iters.to_string());
+    put("eval_batch", b.to_string());
+    put("eval_block", t.to_string());
+    put("eval_tokens", (iters * b * t).to_string());
+    put("val_blocks", runs.val_blocks.to_string());
+    put("val_tokens", (runs.val_blocks * t).to_string());
+    heads_in_words(runs, &mut put);
     let last = runs.runs.last().map(|r| r.sample.trim().to_string());
     put(
         "sample",
@@ -344,6 +361,54 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
     put("std_top_layernorm", format!("{:.3}", last(&d.layernorm)));
     save_figures(runs, dir, &["svg"])?;
     numbers.write(dir)
+}
+
+/// Where each row of a head's weights (after the first, which can only
+/// attend to itself) puts its largest weight: the row's own token (0), the
+/// token before (1), or further back.
+pub fn largest_weights(wei: &[f64]) -> Vec<usize> {
+    (1..8)
+        .map(|i| {
+            let row = &wei[i * 8..i * 8 + i + 1];
+            (0..=i).fold(0, |b, j| if row[j] > row[b] { j } else { b })
+        })
+        .collect()
+}
+
+/// The heads figure in words, as chapter 5 reads its head: a table of where
+/// each head's rows put their largest weight, and the head that looks back
+/// most.
+fn heads_in_words(runs: &LadderRecord, put: &mut impl FnMut(&str, String)) {
+    let chars: Vec<char> = runs.sequence.chars().map(label).collect();
+    let mut table = String::from(
+        "| head | rows on their own token | on the token before | further back | each row → the token it weights most |\n|---|---:|---:|---:|---|\n",
+    );
+    let mut back = Vec::new();
+    for (h, wei) in runs.heads.iter().enumerate() {
+        let top = largest_weights(wei);
+        let count = |d: &dyn Fn(usize) -> bool| (1..8).filter(|&i| d(i - top[i - 1])).count();
+        let (own, before, further) = (count(&|d| d == 0), count(&|d| d == 1), count(&|d| d > 1));
+        let rows: Vec<String> = (1..8)
+            .map(|i| format!("{}→{}", chars[i], chars[top[i - 1]]))
+            .collect();
+        let _ = writeln!(
+            table,
+            "| {h} | {own} | {before} | {further} | `{}` |",
+            rows.join(" ")
+        );
+        back.push((h, before + further, own));
+    }
+    put("heads_table", table.trim_end().to_string());
+    // the head that looks back most (the first, on a tie), and the others
+    let &(head, rows, _) = back
+        .iter()
+        .fold(&back[0], |b, x| if x.1 > b.1 { x } else { b });
+    put("back_head", head.to_string());
+    put("back_rows", rows.to_string());
+    let others = back.iter().filter(|x| x.0 != head);
+    let (own, all) = others.fold((0, 0), |(o, a), x| (o + x.2, a + 7));
+    put("others_own", own.to_string());
+    put("others_rows", all.to_string());
 }
 
 /// The ladder's figures: the four heads' weights side by side, and the loss
@@ -386,8 +451,8 @@ pub fn save_figures(
         )
         .save(&six)?;
         curves(
-            "blocks with residual connections, then LayerNorm, then dropout",
-            &["blocks", "layernorm", "dropout"],
+            "blocks without, then with residual connections; 4× feed-forward, LayerNorm, dropout",
+            &["plain-blocks", "residual", "blocks", "layernorm", "dropout"],
         )
         .save(&seven)?;
         written.extend([six, seven]);
