@@ -437,13 +437,10 @@ impl Sizes {
 }
 
 // ANCHOR: rung_types
-/// The rung "residual": 3 blocks, residual connections and projections,
-/// feed-forward 32 → 32 → 32, no norm; n_embd 32, 4 heads of 8, block 8.
+/// The rung "residual": n_embd 32, 4 heads of 8, feed-forward 32 → 32 → 32, 3 blocks, block 8.
 pub type LectureResidual<D> = Gpt<32, 4, 8, 32, 3, 8, (), f32, D, Residual>;
-
 /// The rung "blocks": the feed-forward 4 × 32 = 128 wide inside.
 pub type LectureBlocks<D> = Gpt<32, 4, 8, 128, 3, 8, (), f32, D>;
-
 /// The rung "layernorm": pre-norm LayerNorm in every block and before `lm_head`.
 pub type LectureLayerNorm<D> = Gpt<32, 4, 8, 128, 3, 8, LayerNorm1D<32, f32, D>, f32, D>;
 // ANCHOR_END: rung_types

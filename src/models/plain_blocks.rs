@@ -21,9 +21,9 @@ use super::lm::{dev_err, LanguageModel, Linear, LmHead, Logits, ModelError};
 use super::multihead::{attention_floats, linear, Embeddings, MultiHeadAttention};
 use crate::ops::Kernels;
 
+#[derive(Debug, Clone)]
 // ANCHOR: plain_block
 /// gpt.py's first `Block`: chapter 6's heads, then its feed-forward layer.
-#[derive(Debug, Clone)]
 pub struct PlainBlock<const C: usize, const NH: usize, const HS: usize, E: Dtype, D: Storage<E>> {
     /// (B, T, C) → (B, T, C): NH heads of HS channels, concatenated (no `proj` yet).
     pub sa: MultiHeadAttention<C, NH, HS, E, D>,

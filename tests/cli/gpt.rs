@@ -126,7 +126,7 @@ fn gpt_presets_and_the_ladder() {
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains(
-            "choose from head, multihead, ffwd, blocks, layernorm, dropout, small, cpu, lecture, small-gelu"
+            "choose from head, multihead, ffwd, plain-blocks, residual, blocks, layernorm, dropout, small, cpu, lecture, small-gelu"
         ),
         "{}",
         stderr(&o)

@@ -329,8 +329,9 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
     put("eval_batch", b.to_string());
     put("eval_block", t.to_string());
     put("eval_tokens", (iters * b * t).to_string());
-    put("val_blocks", runs.val_blocks.to_string());
-    put("val_tokens", (runs.val_blocks * t).to_string());
+    // (not "val_blocks": that is the blocks rung's val loss)
+    put("split_blocks", runs.val_blocks.to_string());
+    put("split_tokens", (runs.val_blocks * t).to_string());
     heads_in_words(runs, &mut put);
     let last = runs.runs.last().map(|r| r.sample.trim().to_string());
     put(
