@@ -46,6 +46,7 @@ pub mod ops;
 pub mod parity;
 pub mod plot;
 pub mod presets;
+pub mod primer;
 pub mod stages;
 pub mod torch_rng;
 pub mod train;

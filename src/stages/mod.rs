@@ -39,6 +39,7 @@ pub mod parity;
 /// Every stage, in the book's order: what `charlm tour`, `figures`, `parity`
 /// and `bench` iterate.
 pub static ALL: &[&dyn Stage] = &[
+    &crate::primer::Primer,
     &counts::Counts,
     &onehot::OneHot,
     &bigram::Bigram,

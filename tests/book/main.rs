@@ -26,5 +26,6 @@ mod files;
 mod layout;
 mod ops;
 mod parity;
+mod primer;
 mod text_and_vocab;
 mod torch_rng;
