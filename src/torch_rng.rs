@@ -135,6 +135,27 @@ impl TorchGenerator {
         Ok(self.next_u32() as u64 % high)
     }
 
+    /// `torch.randint(0, high, (n,)).float()`: each value one 32-bit draw
+    /// modulo `high`. Panics if `high` is 0, where torch raises.
+    pub fn randint_floats(&mut self, high: u32, n: usize) -> Vec<f32> {
+        assert!(high > 0, "randint: high must be at least 1");
+        (0..n).map(|_| (self.next_u32() % high) as f32).collect()
+    }
+
+    /// The weight of `nn.Linear(inputs, outputs)` as torch initialises it:
+    /// `kaiming_uniform_(a=√5)`, uniform in ±1/√inputs, (outputs, inputs)
+    /// row-major. Each value is one float32 uniform `u`, as
+    /// `u · (to − from) + from` in single precision.
+    pub fn linear_weight(&mut self, outputs: usize, inputs: usize) -> Vec<f32> {
+        // gain = √(2 / (1 + a²)), std = gain / √fan_in, bound = √3 · std
+        let gain = (2.0f64 / (1.0 + 5.0)).sqrt();
+        let bound = 3f64.sqrt() * (gain / (inputs as f64).sqrt());
+        let (from, to) = (-bound as f32, bound as f32);
+        (0..outputs * inputs)
+            .map(|_| self.uniform_f32() * (to - from) + from)
+            .collect()
+    }
+
     /// `torch.randn(n)`. From 16 values on (every tensor the lectures draw),
     /// torch draws all the float32 uniforms first and turns each block of 16
     /// into normals; below 16 it draws one normal at a time in double
@@ -220,3 +241,24 @@ fn box_muller_16(d: &mut [f32]) {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("randint: the range must hold 1 to 4294967295 values, not {0}")]
 pub struct RandintError(pub u64);
+
+/// A source of standard normal draws: torch's generator replayed (the
+/// video's numbers), or any `rand` generator (charlm's own runs).
+pub trait Randn {
+    /// `n` draws, as `torch.randn(n)` would give them from this source.
+    fn randn(&mut self, n: usize) -> Vec<f32>;
+}
+
+impl Randn for TorchGenerator {
+    fn randn(&mut self, n: usize) -> Vec<f32> {
+        TorchGenerator::randn(self, n)
+    }
+}
+
+impl<R: rand::Rng> Randn for R {
+    fn randn(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| self.sample(rand_distr::StandardNormal))
+            .collect()
+    }
+}

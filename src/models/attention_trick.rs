@@ -9,9 +9,9 @@
 //! where the zeros become learned, data-dependent affinities (chapter 5).
 
 use dfdx::prelude::*;
-use rand::Rng;
 
 use crate::ops::Kernels;
+use crate::torch_rng::{Randn, TorchGenerator};
 
 /// Errors of the attention trick.
 #[derive(Debug, thiserror::Error)]
@@ -105,13 +105,15 @@ pub fn bag_of_words_softmax<D: Kernels>(x: &Btc<D>) -> Btc<D> {
     D::tril_matmul(&wei, x) // (T, T) @ (B, T, C) -> (B, T, C)
 }
 
-/// A (B, T, C) tensor of standard normal draws from `rng`.
-pub fn randn<D: Device<f32>, R: Rng>(dev: &D, shape: (usize, usize, usize), rng: &mut R) -> Btc<D> {
+/// A (B, T, C) tensor of standard normal draws from `rng` (torch's
+/// generator replayed, or charlm's own).
+pub fn randn<D: Device<f32>, R: Randn + ?Sized>(
+    dev: &D,
+    shape: (usize, usize, usize),
+    rng: &mut R,
+) -> Btc<D> {
     let (b, t, c) = shape;
-    let values: Vec<f32> = (0..b * t * c)
-        .map(|_| rng.sample(rand_distr::StandardNormal))
-        .collect();
-    dev.tensor_from_vec(values, shape)
+    dev.tensor_from_vec(rng.randn(b * t * c), shape)
 }
 
 /// Largest |a − b| over two tensors of the same shape.
@@ -139,11 +141,12 @@ pub struct Demo {
     pub means: [[f32; 2]; 3],
 }
 
-/// Runs the demo on `dev` with integers drawn from `rng`.
-pub fn demo<D: Device<f32>, R: Rng>(dev: &D, rng: &mut R) -> Demo {
+/// Runs the demo on `dev` with `b`'s integers drawn from `g`, torch's
+/// generator replayed (the lecture seeds it with `torch.manual_seed(42)`).
+pub fn demo<D: Device<f32>>(dev: &D, g: &mut TorchGenerator) -> Demo {
     // ANCHOR: demo
     let a: Tensor<Rank2<3, 3>, f32, D> = dev.ones().lower_tri(0); // (3, 3)
-    let b_values: Vec<f32> = (0..6).map(|_| rng.gen_range(0..10) as f32).collect();
+    let b_values = g.randint_floats(10, 6); // torch.randint(0, 10, (3, 2)).float()
     let b: Tensor<Rank2<3, 2>, f32, D> = dev.tensor_from_vec(b_values, (Const, Const)); // (3, 2)
     let sums = a.clone().matmul(b.clone()); // (3, 2): row t = b[0] + ... + b[t]
     let a_mean = a.clone()

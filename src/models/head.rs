@@ -18,6 +18,7 @@ use rand::Rng;
 
 use super::lm::{dev_err, normal, uniform, Embedding, LanguageModel, LmHead, Logits, ModelError};
 use crate::ops::{self, Kernels};
+use crate::torch_rng::Randn;
 
 /// A batch of sequences of N-vectors: (B, T, N).
 pub type Seq<const N: usize, D, T = NoneTape> = Tensor<(usize, usize, Const<N>), f32, D, T>;
@@ -306,7 +307,7 @@ fn variance(v: &[f32]) -> f32 {
 /// Why the scale `head_size^-0.5`: with unit-variance k and q of shape
 /// (B, T, head_size), the entries of q·kᵀ sum head_size products, so their
 /// variance is about head_size; scaled, about 1.
-pub fn scaling_stats<D: Device<f32>, R: Rng>(
+pub fn scaling_stats<D: Device<f32>, R: Randn + ?Sized>(
     dev: &D,
     rng: &mut R,
     (b, t, head_size): (usize, usize, usize),

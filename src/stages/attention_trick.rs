@@ -1,5 +1,5 @@
 //! Chapter 4: the mathematical trick in self-attention. The causal average
-//! three ways at the lecture's larger size (what `charlm attention` runs),
+//! three ways at the size of gpt.py's attention (what `charlm attention` runs),
 //! the chapter's figure and numbers, the check against the lecture's three
 //! versions, and the four workloads that time them.
 
@@ -21,11 +21,13 @@ use crate::models::attention_trick::{
 use crate::ops::{composed, Kernels};
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, ProbMatrix};
+use crate::torch_rng::TorchGenerator;
 
 /// The stage's id: its book files are in `chapters/figures/attention_trick`.
 pub const ID: &str = "attention_trick";
 
-/// The lecture's larger attention size: B=32, T=256, C=384.
+/// Chapter 4's timing size: gpt.py's T = 256 and C = 384, with a batch of
+/// B = 32 (gpt.py's is 64), small enough for version 1's loops.
 pub const LECTURE_SHAPE: (usize, usize, usize) = (32, 256, 384);
 
 /// Chapter 4 in the registry.
@@ -173,7 +175,9 @@ fn write_book_files(dir: &Path) -> Result<(), StageError> {
     let dev = Cpu::default();
     let mut numbers = BookNumbers::default();
     let mut put = |name: &str, value: String| numbers.put(name, value);
-    let d = demo(&dev, &mut ChaCha12Rng::seed_from_u64(42));
+    // The video's numbers: torch's generator replayed, seeded as the lecture
+    // seeds it before each example.
+    let d = demo(&dev, &mut TorchGenerator::new(42)); // torch.manual_seed(42)
     let sums = [
         matrix_block("a", &d.a),
         matrix_block("b", &d.b),
@@ -186,21 +190,30 @@ fn write_book_files(dir: &Path) -> Result<(), StageError> {
         matrix_block("a @ b", &d.means),
     ];
     put("demo_means", format!("```text\n{}```", means.join("")));
-    let x = randn(&dev, (4, 8, 2), &mut ChaCha12Rng::seed_from_u64(1337)); // (4, 8, 2)
+    let (b, t, c) = LECTURE_SHAPE;
+    put("lecture_shape", format!("B = {b}, T = {t}, C = {c}"));
+    put(
+        "lecture_batch",
+        crate::presets::LECTURE.config.batch_size.to_string(),
+    );
+    let (b, t, c) = (4, 8, 2);
+    put("toy_shape", format!("B, T, C = {b}, {t}, {c}"));
+    // torch.manual_seed(1337); x = torch.randn(B, T, C)
+    let x = dev.tensor_from_vec(TorchGenerator::new(1337).randn(b * t * c), (b, t, c)); // (B, T, C)
     let v1 = bag_of_words_loops(&x)?;
     let (v2, v3) = (bag_of_words_matmul(&x), bag_of_words_softmax(&x));
     put("diff_v1_v2", format!("{:.1e}", max_abs_diff(&v1, &v2)));
     put("diff_v1_v3", format!("{:.1e}", max_abs_diff(&v1, &v3)));
     let (xs, ys) = (x.as_vec(), v1.as_vec());
     let mut first = String::from("```text\n  t   x[0, t]              xbow[0, t]\n");
-    for t in 0..8 {
+    for i in 0..t {
         let _ = writeln!(
             first,
-            "  {t}   [{:7.4}, {:7.4}]   [{:7.4}, {:7.4}]",
-            xs[2 * t],
-            xs[2 * t + 1],
-            ys[2 * t],
-            ys[2 * t + 1]
+            "  {i}   [{:7.4}, {:7.4}]   [{:7.4}, {:7.4}]",
+            xs[c * i],
+            xs[c * i + 1],
+            ys[c * i],
+            ys[c * i + 1]
         );
     }
     first.push_str("```");

@@ -16,11 +16,12 @@ use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour
 use crate::bench::{Iteration, Workload};
 use crate::data::DataSets;
 use crate::models::attention_trick::randn;
-use crate::models::head::{scaling_stats, softmax_sharpening, Head, LectureHead};
+use crate::models::head::{scaling_stats, softmax_sharpening, Head, LectureHead, Weights};
 use crate::models::LanguageModel;
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, ProbMatrix, TrainCurves};
+use crate::torch_rng::TorchGenerator;
 use crate::train::session::{self, Session, Settings};
 use crate::train::{TrainConfig, Watch};
 
@@ -117,6 +118,43 @@ fn prepare_step() -> Result<Iteration<'static>, StageError> {
     }))
 }
 
+/// The video's "version 4" sizes: B, T, C.
+pub const VIDEO_SHAPE: (usize, usize, usize) = (4, 8, 32);
+
+/// The video's head size for version 4 and the scaling experiment.
+pub const VIDEO_HEAD_SIZE: usize = 16;
+
+/// The video's "version 4": self-attention on random x by an untrained head,
+/// before the scale is introduced, drawn from `g` as the lecture draws it
+/// after `torch.manual_seed(1337)`: `x = torch.randn(B, T, C)`, then
+/// `key`, `query`, `value = nn.Linear(C, head_size, bias=False)` in that
+/// order, then `wei = softmax(masked q @ kᵀ)`. Returns wei, (B, T, T).
+pub fn video_version4<D: Device<f32>>(
+    dev: &D,
+    g: &mut TorchGenerator,
+) -> Result<Weights<D>, StageError> {
+    const C: usize = VIDEO_SHAPE.2;
+    const H: usize = VIDEO_HEAD_SIZE;
+    let (b, t, c) = VIDEO_SHAPE;
+    let x = dev
+        .try_tensor_from_vec(g.randn(b * t * c), (b * t, Const::<C>))
+        .map_err(dev_err)?; // (B·T, C)
+                            // nn.Linear's weight is (H, C); x @ weightᵀ is key(x)
+    type Weight<D> = Tensor<Rank2<C, H>, f32, D>;
+    let mut linear = || -> Result<Weight<D>, StageError> {
+        let w = dev
+            .try_tensor_from_vec(g.linear_weight(H, c), (Const::<H>, Const::<C>))
+            .map_err(dev_err)?; // (H, C)
+        Ok(w.permute::<_, Axes2<1, 0>>()) // (C, H)
+    };
+    let (key, query, _value) = (linear()?, linear()?, linear()?);
+    let k = x.clone().matmul(key).reshape_like(&(b, t, Const::<H>)); // (B, T, H)
+    let q = x.matmul(query).reshape_like(&(b, t, Const::<H>)); // (B, T, H)
+    let scores = q.matmul(k.permute::<_, Axes3<0, 2, 1>>()); // (B, T, T)
+    let scores = scores.reshape_like(&(b, t, t)); // (B, T, T) with run-time sizes
+    Ok(crate::ops::composed::causal_softmax(scores, 1.0)) // (B, T, T)
+}
+
 /// Writes chapter 5's figures and quoted numbers into `dir`: the scaling
 /// experiment, the one-head model trained with the defaults next to the
 /// bigram model, and the attention weights of one real sequence.
@@ -124,7 +162,22 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     let dev = Cpu::default();
     let mut numbers = BookNumbers::default();
     let mut put = |name: &str, value: String| numbers.put(name, value);
-    let s = scaling_stats(&dev, &mut ChaCha12Rng::seed_from_u64(1337), (4, 8, 16));
+    // The video's cells, torch's generator replayed: version 4 on random x
+    // (before the scale), then the scaling experiment, which draws on.
+    let mut g = TorchGenerator::new(1337); // torch.manual_seed(1337)
+    let wei = video_version4(&dev, &mut g)?;
+    let (b, t, c) = VIDEO_SHAPE;
+    put("v4_shape", format!("B, T, C = {b}, {t}, {c}"));
+    put("v4_head_size", VIDEO_HEAD_SIZE.to_string());
+    let first: Vec<Vec<f32>> = wei.as_vec()[..t * t]
+        .chunks(t)
+        .map(<[f32]>::to_vec)
+        .collect();
+    put(
+        "v4_wei0",
+        format!("```text\n{}```", super::matrix_block("wei[0]", &first)),
+    );
+    let s = scaling_stats(&dev, &mut g, (b, t, VIDEO_HEAD_SIZE));
     put("var_k", format!("{:.4}", s.k));
     put("var_q", format!("{:.4}", s.q));
     put("var_raw", format!("{:.4}", s.raw));

@@ -234,7 +234,7 @@ pub fn run_onehot<D: Kernels, S: AsRef<str>>(
         loss: history.final_loss,
         nll: history.final_nll,
         counts_nll: model.nll(words)?.nll,
-        max_prob_diff: max_prob_diff(&net, &model, 1000),
+        max_prob_diff: max_prob_diff(&net, &model, WELL_SEEN),
         seconds_per_step: history.seconds_per_step,
         rng: settings.rng.name(),
         samples,
@@ -277,7 +277,7 @@ impl<D: Kernels> OneHotRun<D> {
         );
         let _ = writeln!(
             s,
-            "softmax(W) vs P  largest difference {:.4} (rows with > 1000 bigrams)",
+            "softmax(W) vs P  largest difference {:.4} (rows with > {WELL_SEEN} bigrams)",
             r.max_prob_diff
         );
         let _ = writeln!(
@@ -333,6 +333,10 @@ impl<D: Kernels> OneHotRun<D> {
     }
 }
 
+/// Rows of P compared with softmax(W): those with more than this many
+/// bigrams (the rest are too rare for the two to agree closely).
+const WELL_SEEN: u32 = 1000;
+
 /// Every figure and number chapter 2 quotes, written into `dir`. Training
 /// runs here use the lookup path (the tests check it equals the one-hot path)
 /// so that regenerating the book takes seconds.
@@ -346,13 +350,19 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     let mut numbers = BookNumbers::default();
     let mut put = |name: &str, value: String| numbers.put(name, value);
     put("pairs", pairs.len().to_string());
+    put("weights", (vocab.len() * vocab.len()).to_string());
+    put("well_seen", WELL_SEEN.to_string());
 
-    // The lecture's walk-through: "emma", a freshly initialised net.
-    let init = BigramNet::new(&dev, vocab.len(), &mut StdRng::seed_from_u64(LECTURE_SEED))?;
+    // The lecture's walk-through: "emma", through the video's freshly drawn
+    // W (torch.randn((27, 27), generator=g), replayed), so the table is the
+    // video's.
+    let v = vocab.len();
+    let video_init =
+        BigramNet::from_weights(&dev, v, TorchGenerator::new(LECTURE_SEED).randn(v * v))?;
     let emma = Batch::new(&dev, &Pairs::new(&["emma"], vocab)?)?;
     let mut walk =
         String::from("| input | label | P(label) | ln P | NLL |\n|---|---|---:|---:|---:|\n");
-    let examples = init.walk_through(&emma, vocab);
+    let examples = video_init.walk_through(&emma, vocab);
     for e in &examples {
         let _ = writeln!(
             walk,
@@ -370,6 +380,7 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
         forward: Forward::Lookup,
         ..OneHotConfig::default()
     };
+    let init = BigramNet::new(&dev, v, &mut StdRng::seed_from_u64(LECTURE_SEED))?;
     let mut net = init.clone();
     let h = onehot::train(&mut net, &batch, &cfg)?;
     put("initial_loss", format!("{:.4}", h.losses[0]));
@@ -385,9 +396,7 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     // The same run from the video's W: torch's generator replayed (`--rng
     // torch`), sampled after 100 steps (gradient descent keeps no state, so
     // two runs of 100 steps are one run of 200).
-    let v = vocab.len();
-    let w = TorchGenerator::new(LECTURE_SEED).randn(v * v); // torch.randn((27, 27), generator=g)
-    let mut video = BigramNet::from_weights(&dev, v, w)?;
+    let mut video = video_init;
     let half = OneHotConfig { steps: 100, ..cfg };
     let first = onehot::train(&mut video, &batch, &half)?;
     let mut g = TorchGenerator::new(LECTURE_SEED); // seeded again before sampling, as the lecture does
@@ -482,7 +491,7 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
             ..OneHotConfig::default()
         };
         let h = onehot::train(&mut n, &batch, &cfg)?;
-        let diff = max_prob_diff(&n, if reg == 0.0 { &p0 } else { &p }, 1000);
+        let diff = max_prob_diff(&n, if reg == 0.0 { &p0 } else { &p }, WELL_SEEN);
         let _ = writeln!(
             table,
             "| {reg} | {:.4} | {:.4} | {diff:.4} |",

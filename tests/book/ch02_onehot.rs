@@ -330,6 +330,30 @@ fn emma_walk_through() {
     }
 }
 
+// The video's walk-through: its W (torch's generator replayed) gives the
+// probabilities and the loss the video prints for "emma".
+#[test]
+fn emma_walk_through_with_the_videos_w() {
+    let dev = Cpu::default();
+    let batch = Batch::new(&dev, &Pairs::new(&["emma"], vocab()).unwrap()).unwrap();
+    let w = charlm::torch_rng::TorchGenerator::new(2147483647).randn(27 * 27);
+    let n = Net::from_weights(&dev, 27, w).unwrap();
+    let ex = n.walk_through(&batch, vocab());
+    let probs: Vec<f32> = ex.iter().map(|e| e.prob).collect();
+    // printed by the video: 0.012286, 0.018050, 0.026691, 0.073677, 0.014977
+    for (p, video) in probs
+        .iter()
+        .zip([0.012286, 0.018050, 0.026691, 0.073677, 0.014977])
+    {
+        assert!((p - video).abs() < 1e-6, "{probs:?}");
+    }
+    let mean = ex.iter().map(|e| e.nll).sum::<f32>() / 5.0;
+    assert!(
+        (mean - 3.7693).abs() < 1e-4,
+        "the video's loss is 3.7693: {mean}"
+    );
+}
+
 #[test]
 fn trained_net_samples_names() {
     let mut n = net(4);

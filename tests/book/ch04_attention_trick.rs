@@ -3,6 +3,7 @@
 use charlm::models::attention_trick::*;
 use charlm::ops::{composed, Kernels};
 use charlm::stages::attention_trick::AttentionTrick;
+use charlm::torch_rng::TorchGenerator;
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -80,7 +81,9 @@ fn masking_hides_the_future() {
 
 #[test]
 fn the_lectures_small_demo() {
-    let d = demo(&Cpu::default(), &mut StdRng::seed_from_u64(42));
+    let d = demo(&Cpu::default(), &mut TorchGenerator::new(42));
+    // torch.manual_seed(42); torch.randint(0, 10, (3, 2)), as the video prints it
+    assert_eq!(d.b, [[2.0, 7.0], [6.0, 4.0], [6.0, 5.0]]);
     assert_eq!(d.a, [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]);
     for col in 0..2 {
         let b: Vec<f32> = d.b.iter().map(|r| r[col]).collect();
@@ -141,5 +144,25 @@ fn tril_matmul_equals_the_dense_batched_matmul_of_the_lower_triangle() {
             let i = bi * t * n;
             assert!((fused[i] - w[0] * xs[i]).abs() < 1e-5);
         }
+    }
+}
+
+// The video's toy x: torch.manual_seed(1337); x = torch.randn(4, 8, 2), and
+// the first row of its running mean, as the video prints them.
+#[test]
+fn the_videos_toy_x_and_its_running_mean() {
+    let x = TorchGenerator::new(1337).randn(4 * 8 * 2);
+    let x = Cpu::default().tensor_from_vec(x, (4, 8, 2));
+    let xbow = bag_of_words_loops(&x).unwrap().as_vec();
+    let video_x = [0.1808, -0.0700, -0.3596, -0.9152, 0.6258, 0.0255];
+    let video_xbow = [0.1808, -0.0700, -0.0894, -0.4926, 0.1490, -0.3199];
+    let xs = x.as_vec();
+    for i in 0..6 {
+        assert!((xs[i] - video_x[i]).abs() < 1e-4, "x[0]: {:?}", &xs[..6]);
+        assert!(
+            (xbow[i] - video_xbow[i]).abs() < 1e-4,
+            "xbow[0]: {:?}",
+            &xbow[..6]
+        );
     }
 }

@@ -261,3 +261,45 @@ fn fused_causal_attention_is_the_same_on_any_number_of_threads_and_keeps_nan() {
         "other sequences do not"
     );
 }
+
+// The video's "version 4": an untrained head on random x, every draw
+// replayed from torch's generator, prints the video's wei[0]; the scaling
+// experiment drawing on from there prints its variances.
+#[test]
+fn version_4_and_the_scale_print_the_videos_numbers() {
+    use charlm::stages::head::{video_version4, VIDEO_HEAD_SIZE};
+    use charlm::torch_rng::TorchGenerator;
+    let dev = Cpu::default();
+    let mut g = TorchGenerator::new(1337);
+    let wei = video_version4(&dev, &mut g).unwrap();
+    assert_eq!(wei.shape(), &(4, 8, 8));
+    let w = wei.as_vec();
+    let video_rows: [&[f32]; 4] = [
+        &[0.1574, 0.8426],
+        &[0.2088, 0.1646, 0.6266],
+        &[0.0294, 0.1052, 0.0469, 0.0276, 0.7909],
+        &[
+            0.0210, 0.0843, 0.0555, 0.2297, 0.0573, 0.0709, 0.2423, 0.2391,
+        ],
+    ];
+    for (row, video) in [1, 2, 4, 7].into_iter().zip(video_rows) {
+        let ours = &w[row * 8..row * 8 + video.len()];
+        let diff = max_diff(ours, video);
+        assert!(
+            diff < 1e-4,
+            "wei[0][{row}]: {ours:?} vs the video's {video:?}"
+        );
+        assert!(w[row * 8 + video.len()..(row + 1) * 8]
+            .iter()
+            .all(|&p| p == 0.0));
+    }
+    let s = scaling_stats(&dev, &mut g, (4, 8, VIDEO_HEAD_SIZE));
+    for (ours, video) in [
+        (s.k, 1.0449),
+        (s.q, 1.0700),
+        (s.scaled, 1.0918),
+        (s.raw, 17.4690),
+    ] {
+        assert!((ours - video).abs() < 1e-3, "{s:?}");
+    }
+}

@@ -159,3 +159,24 @@ fn normalising_along_the_wrong_axis_breaks_the_rows() {
     let p = normalise_mistake(dev.tensor_from_vec(nk.clone(), (v, v))).as_vec();
     assert!((p[v + 2] - nk[v + 2] / row_sum(2)).abs() < 1e-6);
 }
+
+// nn.Linear(32, 16, bias=False)'s weight after torch.manual_seed(1337) and
+// torch.randn(4, 8, 32): the first values PyTorch 2 gives.
+#[test]
+fn linear_weight_is_torchs_kaiming_uniform() {
+    let mut g = TorchGenerator::new(1337);
+    g.randn(4 * 8 * 32);
+    let w = g.linear_weight(16, 32);
+    assert_eq!(w.len(), 16 * 32);
+    let bound = 1.0 / 32f32.sqrt();
+    assert!(w.iter().all(|v| v.abs() <= bound));
+    // bit for bit: torch's float32 values, printed with all their digits
+    let torch = [
+        -0.068_099_38_f32,
+        -0.098_643_16,
+        -0.173_487_02,
+        -0.163_521_3,
+    ];
+    assert_eq!(w[..4], torch, "{:?}", &w[..4]);
+    assert_eq!(w[511], -0.076_555_43_f32);
+}
