@@ -210,15 +210,7 @@ impl<D: Kernels> TrigramNet<D> {
     /// One step of full-batch gradient descent on the mean NLL plus
     /// `reg · mean(W²)`; returns the loss before the step.
     pub fn step(&mut self, ex: &TrigramExamples<D>, lr: f32, reg: f32) -> Result<f32, ModelError> {
-        let w = self.w.trace(Gradients::leaky()); // record the ops on W
-        let penalty = w.retaped::<OwnedTape<f32, D>>().square().mean() * reg; // (): reg · mean(W²)
-        let loss = Self::nll_of(w, ex) + penalty; // ()
-        let value = loss.as_vec()[0];
-        let grads = loss.backward(); // ∂loss/∂W, (2V, V)
-        self.w
-            .try_axpy(1.0, &grads.get(&self.w), -lr)
-            .map_err(dev_err)?; // W -= lr · grad
-        Ok(value)
+        descend(&mut self.w, lr, reg, |w| Self::nll_of(w, ex))
     }
 
     /// The mean NLL of the examples (no regulariser).
@@ -226,4 +218,69 @@ impl<D: Kernels> TrigramNet<D> {
         Self::nll_of(self.w.clone(), ex).as_vec()[0]
     }
 }
+
+/// One step of gradient descent on `nll(W) + reg · mean(W²)`: the
+/// chapter's update, for either trigram net; returns the loss before it.
+fn descend<D: Kernels>(
+    w: &mut Tensor<(usize, usize), f32, D>,
+    lr: f32,
+    reg: f32,
+    nll: impl FnOnce(
+        Tensor<(usize, usize), f32, D, OwnedTape<f32, D>>,
+    ) -> Tensor<Rank0, f32, D, OwnedTape<f32, D>>,
+) -> Result<f32, ModelError> {
+    let traced = w.trace(Gradients::leaky()); // record the ops on W
+    let penalty = traced.retaped::<OwnedTape<f32, D>>().square().mean() * reg; // (): reg · mean(W²)
+    let loss = nll(traced) + penalty; // ()
+    let value = loss.as_vec()[0];
+    let grads = loss.backward(); // ∂loss/∂W
+    w.try_axpy(1.0, &grads.get(w), -lr).map_err(dev_err)?; // W -= lr · grad
+    Ok(value)
+}
+// ANCHOR_END: trigram_net
+
+// ANCHOR: pair_net
+/// The trigram net with one row per pair of characters (exercise E01, the
+/// second form): the pair (a, b) one-hot encoded over V·V inputs, times W,
+/// (V·V, V), picks row `a·V + b`. The examples list every pair in that
+/// order, so the logits of all the pairs at once are W itself.
+#[derive(Debug, Clone)]
+pub struct PairNet<D: Kernels> {
+    /// (V·V, V): a row of logits for each pair (a, b).
+    pub w: Tensor<(usize, usize), f32, D>,
+}
+
+impl<D: Kernels> PairNet<D> {
+    /// W drawn from a standard normal.
+    pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
+        let w: Vec<f32> = (0..vocab * vocab * vocab)
+            .map(|_| rng.sample(StandardNormal))
+            .collect();
+        let w = dev
+            .try_tensor_from_vec(w, (vocab * vocab, vocab))
+            .map_err(dev_err)?;
+        Ok(Self { w })
+    }
+
+    /// The mean NLL over the examples, recording on `w`'s tape.
+    fn nll_of<T: Tape<f32, D>>(
+        w: Tensor<(usize, usize), f32, D, T>,
+        ex: &TrigramExamples<D>,
+    ) -> Tensor<Rank0, f32, D, T> {
+        (w.log_softmax::<Axis<1>>() * ex.freq.clone()) // (V·V, V): row a·V + b is the pair's logits
+            .sum()
+            .negate() // (): mean of -ln p[c]
+    }
+
+    /// One step of gradient descent, as for the additive net.
+    pub fn step(&mut self, ex: &TrigramExamples<D>, lr: f32, reg: f32) -> Result<f32, ModelError> {
+        descend(&mut self.w, lr, reg, |w| Self::nll_of(w, ex))
+    }
+
+    /// The mean NLL of the examples (no regulariser).
+    pub fn nll(&self, ex: &TrigramExamples<D>) -> f32 {
+        Self::nll_of(self.w.clone(), ex).as_vec()[0]
+    }
+}
+// ANCHOR_END: pair_net
 // ANCHOR_END: trigram_net

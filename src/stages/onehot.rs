@@ -19,7 +19,7 @@ use crate::models::bigram_counts::{sample_names_torch, BigramCounts, BigramModel
 use crate::models::bigram_onehot::{
     self as onehot, Batch, BigramNet, Forward, History, OneHotConfig, Pairs, NAMES_VOCAB,
 };
-use crate::models::trigram::{split_words, TrigramCounts, TrigramExamples, TrigramNet};
+use crate::models::trigram::{split_words, PairNet, TrigramCounts, TrigramExamples, TrigramNet};
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, LossCurves, ProbMatrix, SideBySide};
@@ -35,6 +35,10 @@ pub const EXERCISE_SEED: u64 = 42;
 /// Gradient-descent steps of the trigram net in exercise E01 (lr 50, reg
 /// 0.01: the lecture's settings for the bigram net).
 pub const EXERCISE_STEPS: usize = 300;
+
+/// Steps for E01's pair-indexed net: full-batch descent moves each pair's row
+/// in proportion to how often the pair occurs, so the rare ones need many.
+pub const PAIR_STEPS: usize = 2000;
 
 /// Chapter 2 in the registry.
 pub struct OneHot;
@@ -421,6 +425,23 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     }
     put("e01_net_steps", EXERCISE_STEPS.to_string());
     put("e01_net_nll", format!("{:.4}", net.nll(&examples)));
+    // The second form: one row per pair, at the chapter's lr and reg, and
+    // without the regulariser; beside the counts unsmoothed (k = 0).
+    let OneHotConfig { lr, reg, .. } = OneHotConfig::default();
+    put("e01_lr", lr.to_string());
+    put("e01_reg", reg.to_string());
+    put("e01_pair_steps", PAIR_STEPS.to_string());
+    for (name, reg) in [("e01_pair_nll", reg), ("e01_pair_nll_reg0", 0.0)] {
+        let mut pair = PairNet::new(&dev, vocab.len(), &mut StdRng::seed_from_u64(LECTURE_SEED))?;
+        for _ in 0..PAIR_STEPS {
+            pair.step(&examples, lr, reg)?;
+        }
+        put(name, format!("{:.4}", pair.nll(&examples)));
+    }
+    put(
+        "e01_trigram_nll_k0",
+        format!("{:.4}", all.probabilities(0.0)?.nll(words)?),
+    );
     let [train, dev_words, test] = split_words(words, EXERCISE_SEED);
     put(
         "e02_sizes",
