@@ -32,9 +32,10 @@
 //! | [`presets`] | every named run in one table: the ladder's rungs, chapter 8's GPTs |
 //! | [`stages`] | one file (or folder) per chapter behind one `Stage` trait, and the registry `stages::ALL` |
 //! | [`parity`], [`bench`](mod@bench) | the appendices' machinery |
-//! | [`torch_rng`] | PyTorch's CPU random streams replayed, for the video's numbers (`--rng torch`, chapters 1 and 2) |
+//! | [`torch_rng`] | PyTorch's CPU random streams replayed, for the video's numbers (`--rng torch`, chapters 1, 2, 4 and 5) |
 //! | [`plot`], [`fsutil`] | figures; files written atomically |
 //! | [`interrupt`] | a stop request (a signal) that every long wait checks |
+//! | [`primer`] | the page "Shapes, and reading dfdx": every dfdx op the chapters use, compiled |
 #![warn(missing_docs)]
 
 pub mod bench;
