@@ -47,9 +47,9 @@ pub const LOCAL_DATA_DIR: &str = "data";
 /// The data sets the book uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dataset {
-    /// 32,033 names, one per line (makemore, MIT licence). Chapters 1 and 2.
+    /// The names, one per line (makemore, MIT licence). Chapters 1 and 2.
     Names,
-    /// 1,115,394 characters of Shakespeare (char-rnn, MIT licence). Chapter 3 on.
+    /// About a million characters of Shakespeare (char-rnn, MIT licence). Chapter 3 on.
     TinyShakespeare,
 }
 

@@ -354,13 +354,14 @@ impl BigramModel {
     ///
     /// The *likelihood* of the data is the product of the probabilities the
     /// model gives to every bigram in it: the higher, the better the model.
-    /// With 228,146 factors below 1 that product underflows to zero, so we use
-    /// its logarithm, the *log-likelihood* `Σ ln P[a][b]`, a sum instead of a
-    /// product (ln is monotonic, so maximising one maximises the other). It is
-    /// ≤ 0; negated it is ≥ 0, and averaged over the bigrams it is the
-    /// *average negative log-likelihood*, the loss: 0 for a perfect model
-    /// (every probability 1), larger the worse the model. A bigram the model
-    /// calls impossible (`P = 0`) makes it infinite: what smoothing prevents.
+    /// With hundreds of thousands of factors below 1 that product underflows
+    /// to zero, so we use its logarithm, the *log-likelihood* `Σ ln P[a][b]`,
+    /// a sum instead of a product (ln is monotonic, so maximising one
+    /// maximises the other). It is ≤ 0; negated it is ≥ 0, and averaged over
+    /// the bigrams it is the *average negative log-likelihood*, the loss: 0
+    /// for a perfect model (every probability 1), larger the worse the model.
+    /// A bigram the model calls impossible (`P = 0`) makes it infinite: what
+    /// smoothing prevents.
     ///
     /// Computed in f64 throughout.
     pub fn nll<S: AsRef<str>>(&self, words: &[S]) -> Result<Nll, BigramError> {

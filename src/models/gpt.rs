@@ -331,15 +331,13 @@ variant!(
 );
 
 // ANCHOR: presets
-/// `small`: n_embd 64, 4 heads of 16, 4 layers, block 32: 209,729 parameters
-/// on tiny Shakespeare's 65 characters.
+/// `small`: n_embd 64, 4 heads of 16, 4 layers, block 32.
 pub type GptSmall<D> = Gpt<64, 4, 16, 256, 4, 32, LayerNorm1D<64, f32, D>, f32, D, Small>;
 
 /// `cpu`: nanoGPT's laptop run, n_embd 128, 4 heads of 32, 4 layers, block 64.
 pub type GptCpu<D> = Gpt<128, 4, 32, 512, 4, 64, LayerNorm1D<128, f32, D>, f32, D, Laptop>;
 
-/// `lecture`: gpt.py, n_embd 384, 6 heads of 64, 6 layers, block 256:
-/// 10,788,929 parameters on tiny Shakespeare.
+/// `lecture`: gpt.py, n_embd 384, 6 heads of 64, 6 layers, block 256.
 pub type GptLecture<D> = Gpt<384, 6, 64, 1536, 6, 256, LayerNorm1D<384, f32, D>, f32, D, Lecture>;
 // ANCHOR_END: presets
 

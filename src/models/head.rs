@@ -136,6 +136,13 @@ pub struct HeadLanguageModel<
 /// (and the vocabulary of whatever text it trains on).
 pub type LectureHead<D> = HeadLanguageModel<32, 32, 8, f32, D>;
 
+impl<const C: usize, const H: usize, const BLOCK: usize, E: Dtype, D: Device<E>>
+    HeadLanguageModel<C, H, BLOCK, E, D>
+{
+    /// The sizes this type fixes: (n_embd, head size, block size).
+    pub const SIZES: (usize, usize, usize) = (C, H, BLOCK);
+}
+
 impl<
         const C: usize,
         const H: usize,

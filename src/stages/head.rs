@@ -182,7 +182,9 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("var_q", format!("{:.4}", s.q));
     put("var_raw", format!("{:.4}", s.raw));
     put("var_scaled", format!("{:.4}", s.scaled));
-    let (soft, sharp) = softmax_sharpening(&[0.1, -0.2, 0.3, -0.2, 0.5], 8.0);
+    let sharpen = 8.0;
+    put("sharpen", format!("{sharpen}"));
+    let (soft, sharp) = softmax_sharpening(&[0.1, -0.2, 0.3, -0.2, 0.5], sharpen);
     let show = |v: &[f32]| {
         v.iter()
             .map(|p| format!("{p:.4}"))
@@ -192,6 +194,20 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("softmax", format!("[{}]", show(&soft)));
     put("softmax_x8", format!("[{}]", show(&sharp)));
 
+    let (c, h, block) = LectureHead::<Cpu>::SIZES;
+    put(
+        "sizes",
+        format!("{c} channels, head size {h}, {block} positions"),
+    );
+    put("block", block.to_string());
+    let chapter3 = Settings::default();
+    put(
+        "settings",
+        format!(
+            "{} steps of AdamW at learning rate {:e}, seed {}",
+            chapter3.config.max_iters, chapter3.config.learning_rate, chapter3.seed
+        ),
+    );
     let head = run_head(&dev, text, &mut ())?;
     let bigram = run_bigram(&dev, text, &mut ())?;
     let mut table = String::from("| step | bigram: val loss | one head: train loss | one head: val loss |\n|---:|---:|---:|---:|\n");

@@ -24,6 +24,7 @@ use crate::models::Kind;
 use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
+use crate::presets;
 use crate::stages::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::train::session;
 use crate::train::{split_loss, Eval, StopAt};
@@ -50,11 +51,16 @@ pub struct Depth {
     pub layernorm: DepthProfile,
 }
 
-/// Measures [`Depth`] on one training batch of 32 blocks of 8, seed 1337.
+/// The batch [`measure_depth`] sends through the deep stacks: (blocks,
+/// tokens each), as a ladder step's.
+pub const DEPTH_BATCH: (usize, usize) = (32, 8);
+
+/// Measures [`Depth`] on one training batch of [`DEPTH_BATCH`], seed 1337.
 pub fn measure_depth(corpus: &Corpus) -> Result<Depth, StageError> {
     let dev = Cpu::default();
     let mut rng = ChaCha12Rng::seed_from_u64(1337);
-    let batch = corpus.get_batch(Split::Train, 32, 8, &mut rng)?;
+    let (b, t) = DEPTH_BATCH;
+    let batch = corpus.get_batch(Split::Train, b, t, &mut rng)?;
     let (x, y) = batch_tensors(&dev, &batch)?;
     let v = corpus.vocab.len();
     let blocks = DeepBlocks::new(&dev, v, &mut ChaCha12Rng::seed_from_u64(1337))?;
@@ -322,8 +328,41 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
         .map(|r| (r.val_loss - r.whole_val_loss).abs())
         .fold(0f32, f32::max);
     put("estimate_spread", format!("{spread:.4}"));
+    // the settings every rung trains with, and the sizes chapters 6 and 7 quote
+    let settings = ladder::settings();
+    let cfg = settings.config;
+    let sizes = presets::named("blocks").sizes();
+    let (c, f) = (sizes.embd, sizes.ffwd);
+    put(
+        "settings",
+        format!(
+            "n_embd {c}, block {}, batch {}, {} AdamW steps at {:e}, the loss estimated every {} steps on {} batches, seed {}",
+            cfg.block_size, cfg.batch_size, cfg.max_iters, cfg.learning_rate, cfg.eval_interval, cfg.eval_iters, settings.seed
+        ),
+    );
+    put("steps", cfg.max_iters.to_string());
+    put("n_embd", c.to_string());
+    put("ffwd_hidden", f.to_string());
+    put("ffwd_widths", format!("{c} → {f} → {c}"));
+    put(
+        "batch_tokens",
+        (cfg.batch_size * cfg.block_size).to_string(),
+    );
+    let ln = presets::named("layernorm").sizes();
+    put(
+        "layernorm_shape",
+        format!(
+            "{} blocks of {} heads, n_embd {}, block {}",
+            ln.layers, ln.heads, ln.embd, ln.block
+        ),
+    );
+    let deep = DeepBlocks::<Cpu>::SIZES;
+    put("depth_blocks", deep.layers.to_string());
+    put(
+        "depth_batch",
+        format!("{} blocks of {} tokens", DEPTH_BATCH.0, DEPTH_BATCH.1),
+    );
     // what "val loss" and "whole val split" score
-    let cfg = ladder::settings().config;
     let (b, t, iters) = (cfg.batch_size, cfg.block_size, cfg.eval_iters);
     put("eval_iters", iters.to_string());
     put("eval_batch", b.to_string());
