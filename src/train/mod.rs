@@ -36,7 +36,7 @@ pub use memory::{
     peak_memory, weights_for,
 };
 pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Keep};
-pub use state::{Eval, Event, Finish, LossHistory, StopAt, TrainReport, TrainState, Watch};
+pub use state::{After, Eval, Event, Finish, LossHistory, StopAt, TrainReport, TrainState, Watch};
 
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]

@@ -216,7 +216,8 @@ pub fn train_step<D: Kernels, M: LanguageModel<D>>(
 }
 
 /// The rest of a step: the loss checked, backward, AdamW, zero_grad.
-fn update<D: Kernels, M: LanguageModel<D>>(
+/// Public for a loop with a loss of its own (chapter 8's EX2 masks it).
+pub fn update<D: Kernels, M: LanguageModel<D>>(
     model: &mut M,
     opt: &mut AdamW<D>,
     grads: &mut Gradients<f32, D>,

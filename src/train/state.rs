@@ -73,6 +73,31 @@ impl Watch for StopAt {
     }
 }
 
+/// A watch for a run that follows `.0` steps of others under one progress
+/// bar (chapter 8's exercises train several models in a row): its steps
+/// and estimates are counted after theirs.
+pub struct After<'a>(pub usize, pub &'a mut dyn Watch);
+
+impl Watch for After<'_> {
+    fn event(&mut self, event: Event) {
+        let shifted = match event {
+            Event::Step { step, loss } => Event::Step {
+                step: step + self.0,
+                loss,
+            },
+            Event::Eval(e) => Event::Eval(Eval {
+                step: e.step + self.0,
+                ..e
+            }),
+        };
+        self.1.event(shifted);
+    }
+
+    fn stop(&self, next: usize) -> bool {
+        self.1.stop(next + self.0)
+    }
+}
+
 /// The result of [`train`].
 #[derive(Debug, Clone)]
 pub struct TrainReport {

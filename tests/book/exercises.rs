@@ -155,7 +155,7 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
     let record = read_record(&dir).unwrap();
     let fresh = crate::tempfile::tempdir().unwrap();
     render(&record, fresh.path()).unwrap();
-    assert_eq!(crate::common::assert_files_current(ID, fresh.path()), 4);
+    assert_eq!(crate::common::assert_files_current(ID, fresh.path()), 5);
     let one = ex1_pass(HeadsWay::OneByOne, 1).unwrap();
     let ex1 = &record.ex1;
     assert_eq!(
@@ -199,6 +199,25 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
         replay.correct < ex2.correct,
         "training on ends above where it starts"
     );
+    // the run with the loss on the answers alone starts as the record says,
+    // from the same weights (the same first estimate) ...
+    let (masked, again) = (&ex2.answers_only, &replay.answers_only);
+    assert_eq!(again.evals[..], masked.evals[..2]);
+    assert_eq!(again.checks[..], masked.checks[..2]);
+    assert_eq!(replay.checks[..], ex2.checks[..2]);
+    assert_eq!(masked.evals[0], ex2.evals[0]);
+    assert_eq!(ex2.checks.len(), ex2.evals.len());
+    // ... and what the chapter says of it: it leaves the plateau later and
+    // ends with fewer sums right, and its loss on every character (the
+    // prompts it never trains on) ends above where it started
+    let leaves = |c: &[Ex2Check]| {
+        let plateau = c[1].answer_val;
+        c.iter().position(|c| c.answer_val < plateau - 0.1)
+    };
+    let every = leaves(&ex2.checks).unwrap();
+    assert!(leaves(&masked.checks).is_none_or(|m| m > every));
+    assert!(masked.correct < ex2.correct);
+    assert!(masked.evals.last().unwrap().val > masked.evals[0].val);
 }
 
 #[test]
@@ -488,4 +507,56 @@ fn the_pair_indexed_trigram_net_reaches_the_counting_model() {
         (nll - counted).abs() < 0.01,
         "pair net {nll:.4} vs counting {counted:.4}"
     );
+}
+
+// EX2's second way: the mask keeps exactly the answers' characters whose
+// whole prompt the window holds, and the masked loss is the cross-entropy
+// of the kept targets alone (all kept, it is chapter 3's cross-entropy).
+#[test]
+fn ex2s_mask_keeps_the_answers_and_its_loss_is_their_cross_entropy() {
+    use charlm::data::addition::{Addition, Problem};
+    use charlm::data::vocab::Vocab;
+    use charlm::models::lm::cross_entropy;
+    use charlm::stages::gpt_exercises::{answer_loss, answer_mask};
+    let task = Addition::new(2).unwrap();
+    let text = task.text(&[Problem { a: 7, b: 35 }, Problem { a: 99, b: 1 }]);
+    assert_eq!(text, "07+35=240\n99+01=001\n");
+    let vocab = Vocab::of_text(&text).unwrap();
+    let ids = vocab.encode(&text).unwrap();
+    let eq = vocab.encode("=").unwrap()[0];
+    // two windows of 8: "07+35=24" and "0\n99+01="; targets "7+35=240", "\n99+01=0"
+    let t = 8;
+    let x: Vec<usize> = [&ids[0..8], &ids[8..16]].concat();
+    let y: Vec<usize> = [&ids[1..9], &ids[9..17]].concat();
+    let mask = answer_mask(&x, t, eq, 2);
+    // the first window's '=' is at position 5: targets 5, 6, 7 are "240";
+    // the second window's '=' is at its last position (7), its whole prompt
+    // before it: target 7 is the answer's first character, cut at the end
+    let kept: Vec<usize> = (0..16).filter(|&i| mask[i] == 1.0).collect();
+    assert_eq!(kept, vec![5, 6, 7, 15]);
+    let picked: String = kept.iter().map(|&i| vocab.decode(&[y[i]])).collect();
+    assert_eq!(picked, "2400");
+    // a window that cuts the prompt keeps nothing of that answer
+    assert!(answer_mask(&ids[2..10], 8, eq, 2).iter().all(|&m| m == 0.0));
+    // the loss: random logits, checked against the mean by hand
+    let dev = Cpu::default();
+    let v = vocab.len();
+    let mut rng = ChaCha12Rng::seed_from_u64(7);
+    let logits: Vec<f32> = (0..16 * v)
+        .map(|_| rand::Rng::gen_range(&mut rng, -2.0..2.0))
+        .collect();
+    let lt = dev.tensor_from_vec(logits.clone(), (2, t, v));
+    let yt = dev.tensor_from_vec(y.clone(), (16,));
+    let got = answer_loss(&dev, lt.clone(), &yt, &mask).as_vec()[0];
+    let nll = |i: usize| {
+        let row = &logits[i * v..(i + 1) * v];
+        let max = row.iter().cloned().fold(f32::MIN, f32::max);
+        let lse = max + row.iter().map(|l| (l - max).exp()).sum::<f32>().ln();
+        lse - row[y[i]]
+    };
+    let want = kept.iter().map(|&i| nll(i)).sum::<f32>() / kept.len() as f32;
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    let all = answer_loss(&dev, lt.clone(), &yt, &[1.0; 16]).as_vec()[0];
+    let ce = cross_entropy(lt, &yt).as_vec()[0];
+    assert!((all - ce).abs() < 1e-5, "{all} vs {ce}");
 }

@@ -2,6 +2,10 @@
 //! accuracy on sums it never saw.
 
 use super::*;
+use crate::data::text::batch_at;
+use crate::models::lm::batch_tensors;
+use crate::train::run::{estimate_loss, train_step, update};
+use crate::train::After;
 
 /// EX2's task: sums of two 2-digit numbers.
 pub const EX2_DIGITS: usize = 2;
@@ -24,10 +28,11 @@ pub fn ex2_config() -> TrainConfig {
 /// The held-out accuracy EX2 is to reach.
 pub const EX2_TARGET: f64 = 0.9;
 
-/// EX2 as the record keeps it.
+/// EX2 as the record keeps it: the run whose loss counts every character,
+/// as for Shakespeare, and the run that counts the answers alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ex2 {
-    /// Its settings.
+    /// Its settings (both runs).
     pub config: TrainConfig,
     /// Problems in the training text.
     pub train_problems: usize,
@@ -37,18 +42,195 @@ pub struct Ex2 {
     pub params: usize,
     /// Characters in its vocabulary.
     pub vocab: usize,
-    /// Every estimate, step 0 first.
+    /// Every estimate of the every-character run, step 0 first.
     pub evals: Vec<Eval>,
-    /// Held-out sums answered right (greedy decoding).
+    /// Held-out sums the every-character run answers right (greedy decoding).
     pub correct: usize,
     /// The first held-out problems: prompt, the right answer, the model's.
     pub examples: Vec<(String, String, String)>,
+    /// Wall time of the every-character run.
+    pub seconds: f64,
+    /// The every-character run at each estimate: answers' loss, sums right.
+    pub checks: Vec<Ex2Check>,
+    /// The same run with the loss on the answers alone.
+    pub answers_only: Ex2Masked,
+}
+
+/// The run of EX2 whose loss counts only the answers' characters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ex2Masked {
+    /// Every estimate of the loss on every character (which it does not
+    /// train), step 0 first.
+    pub evals: Vec<Eval>,
+    /// At each estimate: answers' loss, sums right.
+    pub checks: Vec<Ex2Check>,
+    /// Held-out sums answered right after the last step.
+    pub correct: usize,
     /// Wall time of the run.
     pub seconds: f64,
 }
 
-/// Prompts the model with each problem's `a+b=` (after a newline, where
-/// every line of its training text starts) and reads the next digits+1
+/// An EX2 run at one estimate: the loss on the answers of the validation
+/// lines (every window of the split, in order), and the held-out sums right.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ex2Check {
+    /// Steps taken.
+    pub step: usize,
+    /// Mean loss on the answers' characters of the validation lines.
+    pub answer_val: f32,
+    /// Held-out sums answered right.
+    pub correct: usize,
+}
+
+/// Which targets EX2's loss counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ex2Loss {
+    /// Every character, as for Shakespeare: the prompts' random digits too.
+    Every,
+    /// The answers alone, the prompt positions masked: the lecture's
+    /// suggestion for this task.
+    Answers,
+}
+
+/// 1 at each target that is a character of an answer whose whole prompt
+/// the window holds (the `digits + 1` targets from each `=` on), 0
+/// elsewhere: windows of `t` tokens, `x` their (B·T,) inputs, `eq` the
+/// id of `=`.
+pub fn answer_mask(x: &[usize], t: usize, eq: usize, digits: usize) -> Vec<f32> {
+    // ANCHOR: answer_mask
+    let mut mask = vec![0f32; x.len()]; // (B·T,)
+    for i in (0..x.len()).filter(|&i| x[i] == eq && i % t > 2 * digits) {
+        let end = (i + digits + 1).min(i - i % t + t); // cut at the window's end
+        mask[i..end].fill(1.0); // y[i..end]: the answer's characters
+    }
+    // ANCHOR_END: answer_mask
+    mask
+}
+
+/// The cross-entropy of the targets `mask` keeps: their mean negative log
+/// probability (the prompts' positions count for nothing).
+pub fn answer_loss<T: Tape<f32, Cpu> + Merge<T>>(
+    dev: &Cpu,
+    logits: Tensor<(usize, usize, usize), f32, Cpu, T>, // (B, T, V)
+    targets: &Tensor<(usize,), usize, Cpu>,             // (B·T,)
+    mask: &[f32],                                       // (B·T,)
+) -> Tensor<Rank0, f32, Cpu, T> {
+    // ANCHOR: answer_loss
+    let (b, t, v) = *logits.shape();
+    let kept = mask.iter().sum::<f32>().max(1.0);
+    let mask = dev.tensor_from_vec(mask.to_vec(), (b * t,)); // (B·T,)
+    let logp = logits.reshape_like(&(b * t, v)).log_softmax::<Axis<1>>(); // (B·T, V)
+    let picked = logp.select(targets.clone()); // (B·T,): log p of each target
+    (picked * mask).sum::<Rank0, _>() * (-1.0 / kept) // (): mean over the kept
+                                                      // ANCHOR_END: answer_loss
+}
+
+/// The loss on the answers of every validation line, the split cut into
+/// consecutive windows of the block size.
+fn answer_val<M: LanguageModel<Cpu>>(
+    model: &M,
+    corpus: &Corpus,
+    eq: usize,
+    cfg: &TrainConfig,
+) -> Result<f32, StageError> {
+    let (data, t) = (corpus.split(Split::Val), cfg.block_size);
+    let offsets: Vec<usize> = (0..data.len().saturating_sub(1) / t)
+        .map(|i| i * t)
+        .collect();
+    let (mut total, mut kept) = (0f64, 0f64);
+    for chunk in offsets.chunks(cfg.batch_size.max(1)) {
+        let batch = batch_at(data, Split::Val, chunk, t)?;
+        let mask = answer_mask(&batch.x, t, eq, EX2_DIGITS);
+        let n = mask.iter().sum::<f32>() as f64;
+        let (x, y) = batch_tensors(model.device(), &batch)?; // (B, T), (B·T,)
+        let loss = answer_loss(model.device(), model.logits(x)?, &y, &mask);
+        total += loss.as_vec()[0] as f64 * n;
+        kept += n;
+    }
+    Ok((total / kept.max(1.0)) as f32)
+}
+
+/// One EX2 run: the small GPT trained on `text` with `loss`, every draw
+/// from one generator seeded [`EX2_SEED`] (the same model at step 0, the
+/// same batches, either loss), checked at every estimate on the
+/// `held_out` sums. The trained model, its corpus, and what it did.
+#[allow(clippy::type_complexity)]
+pub fn train_ex2(
+    loss: Ex2Loss,
+    task: Addition,
+    text: &str,
+    held_out: &[Problem],
+    config: TrainConfig,
+    watch: &mut dyn Watch,
+) -> Result<(GptSmall<Cpu>, Corpus, Vec<Eval>, Vec<Ex2Check>, f64), StageError> {
+    config.validate()?;
+    let corpus = Corpus::new(text)?;
+    let eq = corpus.vocab.encode("=").map_err(TextError::from)?[0];
+    let dev = Cpu::default();
+    let start = Instant::now();
+    let mut rng = ChaCha12Rng::seed_from_u64(EX2_SEED);
+    let mut model = GptSmall::<Cpu>::init(&dev, corpus.vocab.len(), &mut rng)?;
+    let mut state = TrainState::<Cpu>::new(&config);
+    let mut grads = model
+        .try_alloc_grads()
+        .map_err(crate::models::lm::dev_err)?;
+    let mut checks = Vec::new();
+    while state.step <= config.max_iters && !watch.stop(state.step) {
+        if state.eval_due(&config) {
+            let (train, val) = estimate_loss(&dev, &model, &corpus, &config, &mut rng)?;
+            watch.event(state.record_eval(train, val));
+            checks.push(Ex2Check {
+                step: state.step,
+                answer_val: answer_val(&model, &corpus, eq, &config)?,
+                correct: ex2_answers(&model, task, &corpus.vocab, held_out)?.0,
+            });
+        }
+        if state.step == config.max_iters {
+            break;
+        }
+        let clock = Instant::now();
+        let batch =
+            corpus.get_batch(Split::Train, config.batch_size, config.block_size, &mut rng)?;
+        state.opt.cfg.lr = config.lr_at(state.step) as f64;
+        let (opt, n) = (&mut state.opt, state.step);
+        let value = match loss {
+            Ex2Loss::Every => train_step(&dev, &mut model, opt, &mut grads, &batch, n)?,
+            Ex2Loss::Answers => {
+                // ANCHOR: answers_step
+                let (x, y) = batch_tensors(&dev, &batch)?; // (B, T), (B·T,)
+                let mask = answer_mask(&batch.x, config.block_size, eq, EX2_DIGITS); // (B·T,)
+                let tape = std::mem::replace(&mut grads, Gradients::leaky());
+                let logits = model.logits(x.traced(tape))?; // (B, T, V)
+                let loss = answer_loss(&dev, logits, &y, &mask); // ()
+                update(&mut model, opt, &mut grads, loss, n)? // backward, AdamW
+                                                              // ANCHOR_END: answers_step
+            }
+        };
+        watch.event(state.record_step(value, clock.elapsed()));
+    }
+    let evals = state.history.evals.clone();
+    Ok((model, corpus, evals, checks, start.elapsed().as_secs_f64()))
+}
+
+/// Always the most likely character: greedy decoding, for answers.
+pub const GREEDY: Sampling = Sampling {
+    temperature: 1.0,
+    top_k: Some(1),
+};
+
+/// Each problem's prompt, `a+b=` after a newline (where every line of the
+/// training text starts), as token ids.
+fn prompts(
+    task: Addition,
+    vocab: &crate::data::vocab::Vocab,
+    problems: &[Problem],
+) -> Result<Vec<Vec<usize>>, StageError> {
+    let encode = |p: &Problem| vocab.encode(&format!("\n{}", task.prompt(*p)));
+    let ids = problems.iter().map(encode).collect::<Result<_, _>>();
+    Ok(ids.map_err(TextError::from)?)
+}
+
+/// Prompts the model with each problem and reads the next digits+1
 /// characters it writes, always the most likely: (right, the answers).
 pub fn ex2_answers<M: LanguageModel<Cpu>>(
     model: &M,
@@ -56,24 +238,15 @@ pub fn ex2_answers<M: LanguageModel<Cpu>>(
     vocab: &crate::data::vocab::Vocab,
     problems: &[Problem],
 ) -> Result<(usize, Vec<String>), StageError> {
-    // ANCHOR: ex2_accuracy
-    let greedy = Sampling {
-        temperature: 1.0,
-        top_k: Some(1),
-    };
     let mut rng = ChaCha12Rng::seed_from_u64(EX2_SEED); // never drawn from: top-1 is certain
     let (mut right, mut answers) = (0, Vec::new());
+    // ANCHOR: ex2_accuracy
     for chunk in problems.chunks(250) {
-        let prompts = chunk
-            .iter()
-            .map(|&p| vocab.encode(&format!("\n{}", task.prompt(p))))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(TextError::from)?; // (250, prompt)
-        let len = prompts[0].len();
-        let rows =
-            model.generate_sampled(&prompts, task.digits() + 1, greedy, &mut rng, &mut |_| true)?;
+        let prompts = prompts(task, vocab, chunk)?; // (250, 7): "\n", then a+b=
+        let n = task.digits() + 1; // the answer's characters
+        let rows = model.generate_sampled(&prompts, n, GREEDY, &mut rng, &mut |_| true)?;
         for (row, &p) in rows.iter().zip(chunk) {
-            let written = vocab.decode(&row[len..]);
+            let written = vocab.decode(&row[prompts[0].len()..]); // what it wrote
             right += usize::from(task.read_answer(&written) == Some(p.a + p.b));
             answers.push(written);
         }
@@ -83,36 +256,46 @@ pub fn ex2_answers<M: LanguageModel<Cpu>>(
 }
 
 /// Trains EX2's GPT with `config` ([`ex2_config`] for the book's run)
-/// under `watch`; its record.
+/// under `watch`, once with the loss on every character and once on the
+/// answers alone; its record.
 pub fn run_ex2(config: TrainConfig, watch: &mut dyn Watch) -> Result<Ex2, StageError> {
     let task = Addition::new(EX2_DIGITS)?;
     let mut rng = ChaCha12Rng::seed_from_u64(EX2_SEED);
     let (train, held_out) = task.split(EX2_HELD_OUT, &mut rng)?;
     let text = task.text(&train);
-    let settings = Settings {
-        config,
-        seed: EX2_SEED,
-        sample_tokens: 0,
-    };
-    let dev = Cpu::default();
-    let start = Instant::now();
-    let s = session::start::<Cpu, GptSmall<Cpu>>(&dev, &text, &settings, None, watch)?;
-    let (correct, answers) = ex2_answers(&s.model, task, &s.corpus.vocab, &held_out)?;
+    let (model, corpus, evals, checks, seconds) =
+        train_ex2(Ex2Loss::Every, task, &text, &held_out, config, watch)?;
+    let (correct, answers) = ex2_answers(&model, task, &corpus.vocab, &held_out)?;
     let examples = held_out
         .iter()
         .zip(&answers)
         .take(8)
         .map(|(&p, got)| (task.prompt(p), task.answer(p), got.clone()))
         .collect();
+    let (masked, _, masked_evals, masked_checks, masked_seconds) = train_ex2(
+        Ex2Loss::Answers,
+        task,
+        &text,
+        &held_out,
+        config,
+        &mut After(config.max_iters, watch),
+    )?;
     Ok(Ex2 {
-        config: s.config,
+        config,
         train_problems: train.len(),
         held_out: held_out.len(),
-        params: s.report.params,
-        vocab: s.report.vocab,
-        evals: s.train.history.evals.clone(),
+        params: model.num_trainable_params(),
+        vocab: corpus.vocab.len(),
+        evals,
         correct,
         examples,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds,
+        checks,
+        answers_only: Ex2Masked {
+            evals: masked_evals,
+            checks: masked_checks,
+            correct: ex2_answers(&masked, task, &corpus.vocab, &held_out)?.0,
+            seconds: masked_seconds,
+        },
     })
 }

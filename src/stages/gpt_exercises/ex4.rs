@@ -2,6 +2,7 @@
 //! preset trained from several seeds with each.
 
 use super::*;
+use crate::train::After;
 
 /// EX3 and EX4 train the `small` preset as chapter 8 does: its settings.
 pub fn ex4_config() -> TrainConfig {
@@ -71,11 +72,14 @@ pub fn run_ex4(
     watch: &mut dyn Watch,
 ) -> Result<(Vec<Ex4Run>, Option<Pretrained>), StageError> {
     let (mut runs, mut first) = (Vec::new(), None);
-    for &seed in seeds {
-        let (relu, model, corpus) = train_preset::<Small>(text, config, seed, watch)?;
+    let steps = config.max_iters;
+    for (k, &seed) in seeds.iter().enumerate() {
+        let mut before = After(2 * k * steps, watch); // one bar for every run
+        let (relu, model, corpus) = train_preset::<Small>(text, config, seed, &mut before)?;
         let model: GptSmall<Cpu> = model; // the same type
         first.get_or_insert((model, corpus));
-        let (gelu, ..) = train_preset::<SmallGelu>(text, config, seed, watch)?;
+        let mut before = After((2 * k + 1) * steps, watch);
+        let (gelu, ..) = train_preset::<SmallGelu>(text, config, seed, &mut before)?;
         runs.extend([relu, gelu]);
     }
     Ok((runs, first))

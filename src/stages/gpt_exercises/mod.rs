@@ -39,7 +39,7 @@ use crate::models::lm::Sampling;
 use crate::models::multihead::MultiHeadAttention;
 use crate::models::LanguageModel;
 use crate::ops::{Activation, ActivationKind};
-use crate::plot::{Figure, TrainCurves};
+use crate::plot::{Figure, Lines, TrainCurves};
 use crate::train::run::{run_keeping, split_loss};
 use crate::train::session::{self, Settings};
 use crate::train::{Eval, StopAt, TrainConfig, TrainState, Watch};
@@ -150,6 +150,7 @@ pub fn render(r: &ExercisesRecord, dir: &Path) -> Result<(), StageError> {
         table.push_str(&format!("| `{prompt}` | `{right}` | `{got}` {mark} |\n"));
     }
     n.put("ex2_examples", table.trim_end().to_string());
+    render_ex2_ways(x, &mut n);
     render_ex3(&r.ex3, &mut n)?;
     render_ex4(r, &mut n);
     n.write(dir)?;
@@ -188,6 +189,19 @@ pub fn render(r: &ExercisesRecord, dir: &Path) -> Result<(), StageError> {
         }
         .save(&dir.join("ex4-loss.svg"))?;
     }
+    let right = |c: &[Ex2Check]| c.iter().map(|c| c.correct as f32).collect::<Vec<_>>();
+    Lines {
+        title: "EX2: held-out sums right, the loss on every character or on the answers alone",
+        axes: (
+            &format!("steps (× {})", x.config.eval_interval),
+            "held-out sums right",
+        ),
+        series: vec![
+            ("every character".to_string(), right(&x.checks)),
+            ("answers only".to_string(), right(&x.answers_only.checks)),
+        ],
+    }
+    .save(&dir.join("ex2-accuracy.svg"))?;
     TrainCurves {
         title: "EX2: the small preset on sums (train and val estimates)",
         step_losses: &[],
@@ -195,6 +209,62 @@ pub fn render(r: &ExercisesRecord, dir: &Path) -> Result<(), StageError> {
     }
     .save(&dir.join("ex2-loss.svg"))?;
     Ok(())
+}
+
+/// EX2's two losses side by side: the held-out sums right at each
+/// estimate, the first estimate at the exercise's bar, the answers' loss.
+fn render_ex2_ways(x: &Ex2, n: &mut BookNumbers) {
+    let m = &x.answers_only;
+    let pct = |c: usize| format!("{:.1}%", 100.0 * c as f64 / x.held_out.max(1) as f64);
+    n.put("ex2_masked_correct", m.correct.to_string());
+    n.put("ex2_masked_accuracy", pct(m.correct));
+    let bar = (EX2_TARGET * x.held_out as f64).ceil() as usize;
+    let first = |c: &[Ex2Check]| {
+        c.iter()
+            .find(|c| c.correct >= bar)
+            .map_or_else(|| "never".to_string(), |c| c.step.to_string())
+    };
+    // the plateau: the answers' loss after the first estimate; where each
+    // run first leaves it
+    let leaves = |c: &[Ex2Check]| {
+        let plateau = c.get(1).map_or(f32::NAN, |c| c.answer_val);
+        c.iter()
+            .find(|c| c.answer_val < plateau - 0.1)
+            .map_or_else(|| "never".to_string(), |c| c.step.to_string())
+    };
+    n.put("ex2_every_leaves", leaves(&x.checks));
+    n.put("ex2_masked_leaves", leaves(&m.checks));
+    if let Some(c) = x.checks.get(1) {
+        n.put("ex2_answer_plateau", format!("{:.4}", c.answer_val));
+    }
+    n.put("ex2_answer_chars", (EX2_DIGITS + 1).to_string());
+    n.put("ex2_line_chars", (3 * EX2_DIGITS + 4).to_string());
+    n.put("ex2_every_at_bar", first(&x.checks));
+    n.put("ex2_masked_at_bar", first(&m.checks));
+    let words = match m.checks.iter().find(|c| c.correct >= bar) {
+        Some(c) => format!("it is over the exercise's bar from step {}", c.step),
+        None => "it never reaches the exercise's bar in these steps".to_string(),
+    };
+    n.put("ex2_masked_bar_words", words);
+    if let (Some(a), Some(b)) = (x.checks.last(), m.checks.last()) {
+        n.put("ex2_every_answer_val", format!("{:.4}", a.answer_val));
+        n.put("ex2_masked_answer_val", format!("{:.4}", b.answer_val));
+    }
+    if let (Some(first), Some(last)) = (m.evals.first(), m.evals.last()) {
+        n.put("ex2_masked_initial_val", format!("{:.4}", first.val));
+        n.put("ex2_masked_val", format!("{:.4}", last.val));
+    }
+    let mut table = String::from(
+        "| step | every character: answers' loss | sums right | answers only: answers' loss | sums right |\n\
+         |---:|---:|---:|---:|---:|\n",
+    );
+    for (a, b) in x.checks.iter().zip(&m.checks) {
+        table.push_str(&format!(
+            "| {} | {:.4} | {} | {:.4} | {} |\n",
+            a.step, a.answer_val, a.correct, b.answer_val, b.correct
+        ));
+    }
+    n.put("ex2_ways_table", table.trim_end().to_string());
 }
 
 /// EX3's numbers.
@@ -388,7 +458,13 @@ impl Stage for GptExercises {
             eval_interval: TOUR_STEPS,
             ..ex2_config()
         };
-        let ex2 = run_ex2(config, &mut *progress("EX2: a GPT that adds", TOUR_STEPS))?;
+        let ex2 = run_ex2(
+            config,
+            &mut *progress(
+                "EX2: a GPT that adds, scored on every character, then on the answers alone",
+                2 * TOUR_STEPS,
+            ),
+        )?;
         // EX4 and EX3, short: one seed of each activation, then the names
         let short = TrainConfig {
             max_iters: TOUR_STEPS,
@@ -431,13 +507,14 @@ impl Stage for GptExercises {
             .ok_or_else(|| StageError::Record("EX3 ran no size".into()))?;
         let summary = format!(
             "EX1: heads one by one vs batched: outputs within {out:.1e}, gradients within {grad:.1e}\n\
-             EX2: {} steps on {} sums: {} of {} held-out sums right (the book's run: {} steps)\n\
+             EX2: {} steps on {} sums: {} of {} held-out sums right, {} with the loss on the answers alone (the book's runs: {} steps)\n\
              EX3: {} names, {} steps: from scratch {:.4}, pretrained {} steps on Shakespeare then finetuned {:.4}\n\
              EX4: {} steps on Shakespeare: ReLU {:.4}, GELU {:.4} (the book's: {} seeds of {} steps)",
             TOUR_STEPS,
             ex2.train_problems,
             ex2.correct,
             ex2.held_out,
+            ex2.answers_only.correct,
             ex2_config().max_iters,
             EX3_TRAIN_NAMES,
             TOUR_STEPS / 3,
@@ -454,6 +531,7 @@ impl Stage for GptExercises {
             "ex1_out_diff": out, "ex1_grad_diff": grad,
             "ex2_steps": TOUR_STEPS, "ex2_correct": ex2.correct, "ex2_held_out": ex2.held_out,
             "ex2_evals": json(&ex2.evals),
+            "ex2_answers_only_correct": ex2.answers_only.correct,
             "ex3_pretrained_val": ex3.pretrained_whole_val,
             "ex3_scratch_evals": json(&main.scratch.evals),
             "ex3_finetuned_evals": json(&main.finetuned.evals),
