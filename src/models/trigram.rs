@@ -186,12 +186,7 @@ pub struct TrigramNet<D: Kernels> {
 impl<D: Kernels> TrigramNet<D> {
     /// W drawn from a standard normal.
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
-        let w: Vec<f32> = (0..2 * vocab * vocab)
-            .map(|_| rng.sample(StandardNormal))
-            .collect();
-        let w = dev
-            .try_tensor_from_vec(w, (2 * vocab, vocab))
-            .map_err(dev_err)?;
+        let w = standard_normal(dev, (2 * vocab, vocab), rng)?; // (2V, V)
         Ok(Self { w })
     }
 
@@ -202,9 +197,7 @@ impl<D: Kernels> TrigramNet<D> {
     ) -> Tensor<Rank0, f32, D, T> {
         let w2 = w.retaped::<T>(); // W is read twice
         let logits = w.gather(ex.first.clone()) + w2.gather(ex.second.clone()); // (V·V, V): W[a] + W[V + b]
-        (logits.log_softmax::<Axis<1>>() * ex.freq.clone())
-            .sum()
-            .negate() // (): mean of -ln p[c]
+        freq_nll(logits, ex) // (): mean of -ln p[c]
     }
 
     /// One step of full-batch gradient descent on the mean NLL plus
@@ -217,6 +210,17 @@ impl<D: Kernels> TrigramNet<D> {
     pub fn nll(&self, ex: &TrigramExamples<D>) -> f32 {
         Self::nll_of(self.w.clone(), ex).as_vec()[0]
     }
+}
+
+/// The mean NLL of the examples from the logits of every pair (a, b), row
+/// `a·V + b`: each (pair, next) weighted by its share of all trigrams.
+fn freq_nll<D: Kernels, T: Tape<f32, D>>(
+    logits: Tensor<(usize, usize), f32, D, T>, // (V·V, V)
+    ex: &TrigramExamples<D>,
+) -> Tensor<Rank0, f32, D, T> {
+    (logits.log_softmax::<Axis<1>>() * ex.freq.clone()) // (V·V, V): share · ln p
+        .sum()
+        .negate() // (): mean of -ln p[c]
 }
 
 /// One step of gradient descent on `nll(W) + reg · mean(W²)`: the
@@ -253,12 +257,7 @@ pub struct PairNet<D: Kernels> {
 impl<D: Kernels> PairNet<D> {
     /// W drawn from a standard normal.
     pub fn new<R: Rng>(dev: &D, vocab: usize, rng: &mut R) -> Result<Self, ModelError> {
-        let w: Vec<f32> = (0..vocab * vocab * vocab)
-            .map(|_| rng.sample(StandardNormal))
-            .collect();
-        let w = dev
-            .try_tensor_from_vec(w, (vocab * vocab, vocab))
-            .map_err(dev_err)?;
+        let w = standard_normal(dev, (vocab * vocab, vocab), rng)?; // (V·V, V)
         Ok(Self { w })
     }
 
@@ -267,9 +266,7 @@ impl<D: Kernels> PairNet<D> {
         w: Tensor<(usize, usize), f32, D, T>,
         ex: &TrigramExamples<D>,
     ) -> Tensor<Rank0, f32, D, T> {
-        (w.log_softmax::<Axis<1>>() * ex.freq.clone()) // (V·V, V): row a·V + b is the pair's logits
-            .sum()
-            .negate() // (): mean of -ln p[c]
+        freq_nll(w, ex) // (): W's row a·V + b is the pair's logits
     }
 
     /// One step of gradient descent, as for the additive net.
@@ -283,4 +280,16 @@ impl<D: Kernels> PairNet<D> {
     }
 }
 // ANCHOR_END: pair_net
-// ANCHOR_END: trigram_net
+
+/// A (rows, cols) matrix of standard normal draws from `rng`, row-major:
+/// both nets' initial W, as `torch.randn`.
+fn standard_normal<D: Kernels, R: Rng>(
+    dev: &D,
+    (rows, cols): (usize, usize),
+    rng: &mut R,
+) -> Result<Tensor<(usize, usize), f32, D>, ModelError> {
+    let w: Vec<f32> = (0..rows * cols)
+        .map(|_| rng.sample(StandardNormal))
+        .collect();
+    dev.try_tensor_from_vec(w, (rows, cols)).map_err(dev_err)
+}
