@@ -122,7 +122,8 @@ pub fn answer_loss<T: Tape<f32, Cpu> + Merge<T>>(
     let logp = logits.reshape_like(&(b * t, v)).log_softmax::<Axis<1>>(); // (B·T, V)
     let picked = logp.select(targets.clone()); // (B·T,): log p of each target
     (picked * mask).sum::<Rank0, _>() * (-1.0 / kept) // (): mean over the kept
-                                                      // ANCHOR_END: answer_loss
+
+    // ANCHOR_END: answer_loss
 }
 
 /// The loss on the answers of every validation line, the split cut into
@@ -196,14 +197,12 @@ pub fn train_ex2(
         let value = match loss {
             Ex2Loss::Every => train_step(&dev, &mut model, opt, &mut grads, &batch, n)?,
             Ex2Loss::Answers => {
-                // ANCHOR: answers_step
                 let (x, y) = batch_tensors(&dev, &batch)?; // (B, T), (B·T,)
                 let mask = answer_mask(&batch.x, config.block_size, eq, EX2_DIGITS); // (B·T,)
                 let tape = std::mem::replace(&mut grads, Gradients::leaky());
                 let logits = model.logits(x.traced(tape))?; // (B, T, V)
                 let loss = answer_loss(&dev, logits, &y, &mask); // ()
                 update(&mut model, opt, &mut grads, loss, n)? // backward, AdamW
-                                                              // ANCHOR_END: answers_step
             }
         };
         watch.event(state.record_step(value, clock.elapsed()));
