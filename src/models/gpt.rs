@@ -170,9 +170,9 @@ where
         })
     }
 
-    // ANCHOR: block_forward
     /// (B, T, C) → (B, T, C), gpt.py's `Block.forward`. In training
     /// (`dropout` set) each branch drops where gpt.py's does.
+    // ANCHOR: block_forward
     pub fn forward<T: Tape<f32, D> + Merge<T>>(
         &self,
         x: Seq<C, D, T>, // (B, T, C)
@@ -182,6 +182,29 @@ where
         x.retaped::<T>() + self.ffwd.forward(self.ln2.norm(x), dropout) // (B, T, C): x + ffwd(ln2(x))
     }
     // ANCHOR_END: block_forward
+}
+
+impl<const C: usize, const NH: usize, const HS: usize, const F: usize, D, A>
+    Block<C, NH, HS, F, (), f32, D, A>
+where
+    D: Kernels,
+    A: Activation,
+{
+    /// (B, T, C) → (B, T, C): the residual rung's block as gpt.py first
+    /// writes it, before LayerNorm. [`Block::forward`] with `()` for the
+    /// norm (what the rung runs) computes exactly this; the tests check it.
+    pub fn forward_residual<T: Tape<f32, D> + Merge<T>>(
+        &self,
+        x: Seq<C, D, T>, // (B, T, C)
+        dropout: &mut Dropping,
+    ) -> Seq<C, D, T> {
+        // ANCHOR: residual_forward
+        let x = x.retaped::<T>() + self.sa.forward(x, dropout); // (B, T, C): x = x + self.sa(x)
+        let x = x.retaped::<T>() + self.ffwd.forward(x, dropout); // (B, T, C): x = x + self.ffwd(x)
+
+        // ANCHOR_END: residual_forward
+        x
+    }
 }
 
 // ANCHOR: dispatch

@@ -247,6 +247,14 @@ fn plain_blocks_replace_x_and_residual_blocks_add_to_it() {
         "{}",
         max_diff(&out, &by_hand)
     );
+    // the chapter's residual form, x = x + sa(x); x = x + ffwd(x), is what
+    // the rung's block (norm `()`) computes, bit for bit
+    let residual = block.forward_residual(input(), &mut None).as_vec();
+    assert_eq!(out, residual, "x + sa(x), then x + ffwd(x)");
+    assert!(
+        max_diff(&residual, &x()) > 0.1,
+        "the branches add something"
+    );
 }
 
 // LayerNorm at initialisation (gamma 1, beta 0) gives every token's row
