@@ -11,7 +11,7 @@ use rand_chacha::ChaCha12Rng;
 use serde::Deserialize;
 
 use super::attention_trick::LECTURE_SHAPE;
-use super::bigram::{run_bigram, BigramRun};
+use super::bigram::run_bigram;
 use super::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{Iteration, Workload};
 use crate::data::DataSets;
@@ -23,7 +23,7 @@ use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, ProbMatrix, TrainCurves};
 use crate::torch_rng::TorchGenerator;
 use crate::train::session::{self, Session, Settings};
-use crate::train::{TrainConfig, Watch};
+use crate::train::{Eval, Watch};
 
 /// The stage's id: its book files are in `chapters/figures/self_attention_head`.
 pub const ID: &str = "self_attention_head";
@@ -31,11 +31,14 @@ pub const ID: &str = "self_attention_head";
 /// The head size of the `head-step` workload.
 pub const WORKLOAD_HEAD_SIZE: usize = 64;
 
-/// Steps and learning rate of the longer run chapter 5 quotes: the
-/// lecture's settings for this model (1e-3, 5,000 steps), not chapter 3's.
-pub const LONG_STEPS: usize = 5000;
+/// Steps, learning rate and estimate interval of chapter 5's main run: the
+/// lecture's settings for this model (gpt.py's with one head of size 32:
+/// 5,000 steps at 1e-3, an estimate every 500), the ladder's `head` rung.
+pub const LONG_STEPS: usize = crate::presets::LADDER.max_iters;
 /// See [`LONG_STEPS`].
-pub const LONG_LR: f32 = 1e-3;
+pub const LONG_LR: f32 = crate::presets::LADDER.learning_rate;
+/// See [`LONG_STEPS`].
+pub const LONG_EVAL_INTERVAL: usize = crate::presets::LADDER.eval_interval;
 
 /// A finished session of the one-head model.
 pub type HeadRun<D> = Session<D, LectureHead<D>>;
@@ -65,7 +68,11 @@ impl Stage for OneHead {
             text,
             &mut *progress("the bigram model again, for the figure beside it", steps),
         )?; // for the comparison
-        let (_, figures) = save_figures(&head, &bigram, &out.join(ID), &["svg", "png"])?;
+        let curves = [
+            ("bigram", &bigram.train.history.evals[..]),
+            ("one head", &head.train.history.evals[..]),
+        ];
+        let (_, figures) = save_figures(&head, &curves, &out.join(ID), &["svg", "png"])?;
         Ok(Tour {
             summary: head.summary(),
             report: json(&head.report),
@@ -99,6 +106,26 @@ pub fn run_head<D: Kernels>(
     watch: &mut (impl Watch + ?Sized),
 ) -> Result<HeadRun<D>, StageError> {
     Ok(session::run(dev, text, &Settings::default(), None, watch)?)
+}
+
+/// The lecture's settings for the one-head model: chapter 3's (batch 32,
+/// block 8, seed 1337) with [`LONG_STEPS`] steps at [`LONG_LR`], an estimate
+/// every [`LONG_EVAL_INTERVAL`] steps.
+pub fn lecture_settings() -> Settings {
+    Settings {
+        config: crate::presets::LADDER,
+        ..Settings::default()
+    }
+}
+
+/// Trains the one-head model on `text` as the lecture trains it
+/// ([`lecture_settings`]): chapter 5's main run.
+pub fn run_lecture_head<D: Kernels>(
+    dev: &D,
+    text: &str,
+    watch: &mut (impl Watch + ?Sized),
+) -> Result<HeadRun<D>, StageError> {
+    Ok(session::run(dev, text, &lecture_settings(), None, watch)?)
 }
 
 /// One forward and backward pass of a head of size 64 at the lecture's size.
@@ -155,9 +182,10 @@ pub fn video_version4<D: Device<f32>>(
     Ok(crate::ops::composed::causal_softmax(scores, 1.0)) // (B, T, T)
 }
 
-/// Writes chapter 5's figures and quoted numbers into `dir`: the scaling
-/// experiment, the one-head model trained with the defaults next to the
-/// bigram model, and the attention weights of one real sequence.
+/// Writes chapter 5's figures and quoted numbers into `dir`: the video's
+/// version 4 and the scaling experiment, the one-head model trained with the
+/// lecture's settings (the main run), the one-head and the bigram model with
+/// chapter 3's, and the main run's attention weights on one real sequence.
 fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     let dev = Cpu::default();
     let mut numbers = BookNumbers::default();
@@ -200,6 +228,50 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
         format!("{c} channels, head size {h}, {block} positions"),
     );
     put("block", block.to_string());
+    // The main run: the lecture's settings for this model.
+    let lecture = run_lecture_head(&dev, text, &mut ())?;
+    let c = lecture_settings().config;
+    put(
+        "lecture_settings",
+        format!(
+            "{} steps of AdamW at learning rate {:e}, batches of {} blocks of {} tokens, \
+             the loss estimated on {} batches of each split every {} steps, seed {}",
+            c.max_iters,
+            c.learning_rate,
+            c.batch_size,
+            c.block_size,
+            c.eval_iters,
+            c.eval_interval,
+            lecture_settings().seed
+        ),
+    );
+    let mut table = String::from("| step | train loss | val loss |\n|---:|---:|---:|\n");
+    for e in &lecture.train.history.evals {
+        let _ = writeln!(table, "| {} | {:.4} | {:.4} |", e.step, e.train, e.val);
+    }
+    put("lecture_evals", table.trim_end().to_string());
+    put("long_steps", LONG_STEPS.to_string());
+    put("long_lr", format!("{LONG_LR:e}"));
+    put("long_interval", LONG_EVAL_INTERVAL.to_string());
+    put("long_val", format!("{:.4}", lecture.report.val_loss));
+    put("long_train", format!("{:.4}", lecture.report.train_loss));
+    put(
+        "long_initial",
+        format!("{:.4}", lecture.report.initial_loss),
+    );
+    // The lecture's number for this model.
+    let lecture_val = crate::presets::named("head").lecture_val;
+    put(
+        "lecture_val",
+        lecture_val.map_or("-".into(), |v| format!("{v:.1}")),
+    );
+    put(
+        "sample",
+        format!("```text\n{}\n```", lecture.report.sample.trim()),
+    );
+
+    // The secondary runs: chapter 3's settings, the one-head model against
+    // the bigram model step for step.
     let chapter3 = Settings::default();
     put(
         "settings",
@@ -228,32 +300,11 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("head_val", format!("{:.4}", head.report.val_loss));
     put("bigram_val", format!("{:.4}", bigram.report.val_loss));
     put("head_initial", format!("{:.4}", head.report.initial_loss));
-    // The lecture's number for this model, and the model trained as the
-    // lecture trains it: longer, at a smaller learning rate.
-    let lecture = crate::presets::named("head").lecture_val;
-    put(
-        "lecture_val",
-        lecture.map_or("-".into(), |v| format!("{v:.1}")),
-    );
-    let long = Settings {
-        config: TrainConfig {
-            max_iters: LONG_STEPS,
-            learning_rate: LONG_LR,
-            ..TrainConfig::default()
-        },
-        ..Settings::default()
-    };
-    let long_run: HeadRun<Cpu> = session::run(&dev, text, &long, None, &mut ())?;
-    put("long_steps", LONG_STEPS.to_string());
-    put("long_lr", format!("{LONG_LR:e}"));
-    put("long_val", format!("{:.4}", long_run.report.val_loss));
-    put(
-        "sample",
-        format!("```text\n{}\n```", head.report.sample.trim()),
-    );
-    // The weights figure in words: where each row (after the first, which
-    // can only listen to itself) puts its largest weight.
-    let (_, wei) = trained_weights(&head)?;
+
+    // The weights figure in words (the main run's head): where each row
+    // (after the first, which can only listen to itself) puts its largest
+    // weight.
+    let (_, wei) = trained_weights(&lecture)?;
     let (mut itself, mut previous, mut further) = (0, 0, 0);
     for i in 1..8 {
         let row = &wei[i * 8..i * 8 + i + 1];
@@ -269,7 +320,21 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("rows_further", further.to_string());
     let top = wei.iter().skip(8).cloned().fold(0.0, f64::max);
     put("top_weight", format!("{top:.2}"));
-    let (sequence, _) = save_figures(&head, &bigram, dir, &["svg"])?;
+    let curves = [
+        (
+            "one head, the lecture's settings",
+            &lecture.train.history.evals[..],
+        ),
+        (
+            "one head, chapter 3's settings",
+            &head.train.history.evals[..],
+        ),
+        (
+            "bigram, chapter 3's settings",
+            &bigram.train.history.evals[..],
+        ),
+    ];
+    let (sequence, _) = save_figures(&lecture, &curves, dir, &["svg"])?;
     put("sequence", format!("\"{}\"", sequence.replace('\n', "\\n")));
     numbers.write(dir)
 }
@@ -286,12 +351,12 @@ fn trained_weights<D: Kernels>(head: &HeadRun<D>) -> Result<(Vec<usize>, Vec<f64
     Ok((seq, wei.as_vec().iter().map(|&w| w as f64).collect()))
 }
 
-/// The head chapter's figures: the loss curves of the bigram and the
-/// one-head model, and the trained head's attention weights on one
+/// The head chapter's figures: the loss curves of `curves` (label, loss
+/// estimates), and the attention weights of `head`, trained, on one
 /// validation sequence (returned).
 pub fn save_figures<D: Kernels>(
     head: &HeadRun<D>,
-    bigram: &BigramRun<D>,
+    curves: &[(&str, &[Eval])],
     dir: &Path,
     extensions: &[&str],
 ) -> Result<(String, Vec<PathBuf>), StageError> {
@@ -308,10 +373,10 @@ pub fn save_figures<D: Kernels>(
         TrainCurves {
             title: "one head of self-attention vs the bigram (val and train estimates)",
             step_losses: &[],
-            runs: vec![
-                ("bigram".to_string(), &bigram.train.history.evals),
-                ("one head".to_string(), &head.train.history.evals),
-            ],
+            runs: curves
+                .iter()
+                .map(|&(name, evals)| (name.to_string(), evals))
+                .collect(),
         }
         .save(&loss)?;
         ProbMatrix {
