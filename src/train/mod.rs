@@ -35,7 +35,7 @@ pub use memory::{
     available_memory, bytes_in_words, check_fits, check_memory, check_weights_fit, fits,
     peak_memory, weights_for,
 };
-pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Keep};
+pub use run::{estimate_loss, run, run_keeping, split_loss, train, train_step, Hooks};
 pub use state::{After, Eval, Event, Finish, LossHistory, StopAt, TrainReport, TrainState, Watch};
 
 /// Errors of training.

@@ -2,8 +2,9 @@
 //! `for iter in range(max_iters)` and `estimate_loss`, for any
 //! [`LanguageModel`].
 //!
-//! Introduced in chapter 3, which lists [`estimate_loss`], the loop in
-//! [`run`] and [`train_step`].
+//! Introduced in chapter 3, which lists [`estimate_loss`], the lecture's
+//! loop ([`lecture_loop`]) and [`train_step`]; the appendix "How charlm is
+//! built" lists the loop of every command's run ([`run_keeping`]).
 
 use std::time::Instant;
 
@@ -11,7 +12,9 @@ use dfdx::nn::ZeroGrads;
 use dfdx::prelude::*;
 use rand::Rng;
 
-use super::{opt_err, AdamW, Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch};
+use super::{
+    opt_err, AdamW, Eval, Finish, TrainConfig, TrainError, TrainReport, TrainState, Watch,
+};
 use crate::data::text::{batch_at, Corpus, Split, TokenBatch};
 use crate::interrupt;
 use crate::models::lm::{batch_tensors, check_vocab};
@@ -42,6 +45,36 @@ pub fn estimate_loss<D: Kernels, M: LanguageModel<D>, R: Rng>(
     }
     Ok((out[0], out[1]))
     // ANCHOR_END: estimate_loss
+}
+
+/// bigram.py's training loop, as the lecture writes it: an estimate every
+/// `eval_interval` steps, then a random batch, forward, backward and AdamW.
+/// Chapter 3 lists it; the commands run [`run_keeping`], the same steps
+/// with what a command needs besides (a test checks that the two estimate
+/// the same losses, bit for bit). Returns the estimates.
+pub fn lecture_loop<D: Kernels, M: LanguageModel<D>, R: Rng>(
+    dev: &D,
+    model: &mut M,
+    corpus: &Corpus,
+    cfg: &TrainConfig,
+    rng: &mut R,
+) -> Result<Vec<Eval>, TrainError> {
+    cfg.validate()?;
+    check_vocab(model.vocab(), corpus)?;
+    let mut grads = model.try_alloc_grads().map_err(opt_err)?;
+    // ANCHOR: lecture_loop
+    let mut optimizer = AdamW::new(cfg.adamw()); // torch.optim.AdamW
+    let mut evals = Vec::new();
+    for step in 0..cfg.max_iters {
+        if step % cfg.eval_interval == 0 {
+            let (train, val) = estimate_loss(dev, model, corpus, cfg, rng)?; // every once in a while
+            evals.push(Eval { step, train, val }); // print(f"step {iter}: train loss ...")
+        }
+        let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?; // xb, yb
+        train_step(dev, model, &mut optimizer, &mut grads, &batch, step)?; // forward, backward, AdamW
+    }
+    // ANCHOR_END: lecture_loop
+    Ok(evals)
 }
 
 /// The mean loss over a whole split, cut into consecutive blocks of
@@ -109,13 +142,60 @@ pub fn run<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     run_keeping(dev, model, corpus, cfg, state, rng, watch, &mut keep)
 }
 
-/// What [`run_keeping`] calls with the model, the state and the generator
-/// at each new best validation estimate: `--save` writes a checkpoint.
-pub type Keep<'a, D, M, R> = dyn FnMut(&M, &TrainState<D>, &R) -> Result<(), TrainError> + 'a;
+/// What a run does beyond the lecture's loop, which [`run_keeping`] asks
+/// at two points: after each estimate, and for each step. A closure
+/// `FnMut(&M, &TrainState<D>, &R)` is the usual hooks: it is handed each
+/// state whose validation estimate is the best so far (`--save` writes a
+/// checkpoint), and the steps are [`train_step`]'s. Chapter 8's EX2 has
+/// hooks of its own: its held-out sums at every estimate, and steps that
+/// train on the answers' loss alone.
+pub trait Hooks<D: Kernels, M: LanguageModel<D>, R: MaskRng> {
+    /// Called after each estimate, with the estimate recorded in `state`.
+    fn estimated(&mut self, model: &M, state: &TrainState<D>, rng: &R) -> Result<(), TrainError>;
 
-/// [`run`](fn@run), handing `keep` every state whose validation estimate is
-/// the best so far (after the first step), as nanoGPT saves its checkpoint
-/// when the validation loss improves. Introduced in chapter 8.
+    /// One step on `batch`, numbered `n`, at the learning rate `opt`
+    /// holds: [`train_step`], or with dropout [`train_step_dropout`]
+    /// (chapter 7); the batch's loss before the update.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        dev: &D,
+        model: &mut M,
+        opt: &mut AdamW<D>,
+        grads: &mut Gradients<f32, D>,
+        batch: &TokenBatch,
+        n: usize,
+        cfg: &TrainConfig,
+        rng: &mut R,
+    ) -> Result<f32, TrainError> {
+        match cfg.dropout {
+            0.0 => train_step(dev, model, opt, grads, batch, n),
+            p => train_step_dropout(dev, model, opt, grads, batch, n, p, rng),
+        }
+    }
+}
+
+/// A closure keeps the best: it is called at each new best validation
+/// estimate (after the first step), as nanoGPT saves its checkpoint when
+/// the validation loss improves.
+impl<D, M, R, F> Hooks<D, M, R> for F
+where
+    D: Kernels,
+    M: LanguageModel<D>,
+    R: MaskRng,
+    F: FnMut(&M, &TrainState<D>, &R) -> Result<(), TrainError>,
+{
+    fn estimated(&mut self, model: &M, state: &TrainState<D>, rng: &R) -> Result<(), TrainError> {
+        if state.at_best() {
+            self(model, state, rng)?; // the best so far: --save writes it
+        }
+        Ok(())
+    }
+}
+
+/// [`run`](fn@run), with `hooks` asked after each estimate and for each
+/// step: a closure is handed every state whose validation estimate is the
+/// best so far. Introduced in chapter 8.
 #[allow(clippy::too_many_arguments)]
 pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     dev: &D,
@@ -125,7 +205,7 @@ pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     state: &mut TrainState<D>,
     rng: &mut R,
     watch: &mut (impl Watch + ?Sized),
-    keep: &mut Keep<'_, D, M, R>,
+    hooks: &mut (impl Hooks<D, M, R> + ?Sized),
 ) -> Result<Finish, TrainError> {
     cfg.validate()?;
     check_vocab(model.vocab(), corpus)?;
@@ -141,16 +221,16 @@ pub fn run_keeping<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
                 return Ok(Finish::Stopped); // Ctrl-C during the estimate
             };
             watch.event(state.record_eval(train, val));
-            if state.at_best() {
-                keep(model, state, rng)?; // the best so far: --save writes it
-            }
+            hooks.estimated(model, state, rng)?; // --save keeps the best so far
         }
         if state.step == cfg.max_iters {
             break;
         }
         let start = Instant::now();
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?; // xb, yb
-        let loss = step(dev, model, state, &mut grads, &batch, cfg, rng)?; // forward, backward, AdamW
+        state.opt.cfg.lr = cfg.lr_at(state.step) as f64; // constant until chapter 8
+        let (opt, n) = (&mut state.opt, state.step);
+        let loss = hooks.step(dev, model, opt, &mut grads, &batch, n, cfg, rng)?; // forward, backward, AdamW
         watch.event(state.record_step(loss, start.elapsed()));
     }
     // ANCHOR_END: loop
@@ -178,25 +258,6 @@ fn estimate_or_stop<D: Kernels, M: LanguageModel<D>, R: MaskRng + Clone>(
     }
 }
 
-/// One step of a run: the schedule's learning rate (chapter 8), then
-/// [`train_step`], or with dropout [`train_step_dropout`] (chapter 7).
-fn step<D: Kernels, M: LanguageModel<D>, R: MaskRng>(
-    dev: &D,
-    model: &mut M,
-    state: &mut TrainState<D>,
-    grads: &mut Gradients<f32, D>,
-    batch: &TokenBatch,
-    cfg: &TrainConfig,
-    rng: &mut R,
-) -> Result<f32, TrainError> {
-    state.opt.cfg.lr = cfg.lr_at(state.step) as f64; // constant by default
-    let (opt, n) = (&mut state.opt, state.step);
-    match cfg.dropout {
-        0.0 => train_step(dev, model, opt, grads, batch, n),
-        p => train_step_dropout(dev, model, opt, grads, batch, n, p, rng),
-    }
-}
-
 /// One optimiser step on one batch; returns the batch's loss before the
 /// update (a NaN or infinite loss is an error naming `step`).
 pub fn train_step<D: Kernels, M: LanguageModel<D>>(
@@ -215,8 +276,8 @@ pub fn train_step<D: Kernels, M: LanguageModel<D>>(
     // ANCHOR_END: train_step
 }
 
-/// The rest of a step: the loss checked, backward, AdamW, zero_grad.
-/// Public for a loop with a loss of its own (chapter 8's EX2 masks it).
+/// The rest of a step: the loss checked, backward, AdamW, zero_grad; also
+/// the end of a step whose loss is a run's own (chapter 8's EX2).
 pub fn update<D: Kernels, M: LanguageModel<D>>(
     model: &mut M,
     opt: &mut AdamW<D>,

@@ -5,6 +5,7 @@ use charlm::models::bigram::BigramLanguageModel;
 use charlm::models::lm::batch_tensors;
 use charlm::models::{LanguageModel, ModelError};
 use charlm::stages::bigram::{Bigram, SHAKESPEARE_VOCAB};
+use charlm::train::run::lecture_loop;
 use charlm::train::{estimate_loss, train, TrainConfig, TrainError};
 use dfdx::prelude::*;
 use rand::rngs::StdRng;
@@ -200,6 +201,34 @@ fn tiny_training_lowers_the_loss_and_is_deterministic() {
     );
     assert!(evals[2].train < evals[0].train - 0.1, "{evals:?}");
     assert_eq!(r1.history.step_losses.len(), 100);
+}
+
+#[test]
+fn the_lectures_loop_and_every_commands_run_train_alike() {
+    // chapter 3 lists the lecture's loop; the commands run `run_keeping`:
+    // from the same weights and seed they estimate the same losses and end
+    // with the same weights, bit for bit (the run adds one estimate after
+    // the last step, which the lecture's loop does not make)
+    let (c, dev, cfg) = (corpus(), Cpu::default(), TrainConfig::tiny());
+    let mut lecture = model(7, 1.0);
+    let evals = lecture_loop(&dev, &mut lecture, c, &cfg, &mut StdRng::seed_from_u64(7)).unwrap();
+    let mut run = model(7, 1.0);
+    let report = train(
+        &dev,
+        &mut run,
+        c,
+        &cfg,
+        &mut StdRng::seed_from_u64(7),
+        |_| {},
+    )
+    .unwrap();
+    let steps: Vec<_> = evals.iter().map(|e| e.step).collect();
+    assert_eq!(steps, vec![0, 50]);
+    assert_eq!(evals[..], report.history.evals[..evals.len()]);
+    assert_eq!(report.history.evals.last().unwrap().step, cfg.max_iters);
+    let weights = |m: &Model| m.token_embedding_table.weight.as_vec();
+    assert_eq!(weights(&lecture), weights(&run));
+    assert_ne!(weights(&lecture), weights(&model(7, 1.0)), "it trained");
 }
 
 #[test]

@@ -188,13 +188,12 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
     assert!(ex2.correct as f64 >= EX2_TARGET * ex2.held_out as f64);
     // the chapter's plateau: the loss stays within 0.1 of its first estimate
     // after step 0 for at least three more estimates, then falls below
-    let plateau = ex2.evals[1].val;
-    let drop = ex2
-        .evals
-        .iter()
-        .position(|e| e.val < plateau - 0.1)
-        .unwrap();
-    assert!(drop >= 5, "the drop comes at estimate {drop}");
+    let drop = leaves_plateau(&ex2.evals, |e| e.val).unwrap();
+    assert!(
+        drop.step >= 5 * ex2.config.eval_interval,
+        "the drop comes at step {}",
+        drop.step
+    );
     assert!(
         replay.correct < ex2.correct,
         "training on ends above where it starts"
@@ -210,10 +209,7 @@ fn the_exercises_book_files_are_drawn_from_a_current_record() {
     // ... and what the chapter says of it: it leaves the plateau later and
     // ends with fewer sums right, and its loss on every character (the
     // prompts it never trains on) ends above where it started
-    let leaves = |c: &[Ex2Check]| {
-        let plateau = c[1].answer_val;
-        c.iter().position(|c| c.answer_val < plateau - 0.1)
-    };
+    let leaves = |c: &[Ex2Check]| leaves_plateau(c, |c| c.answer_val).map(|c| c.step);
     let every = leaves(&ex2.checks).unwrap();
     assert!(leaves(&masked.checks).is_none_or(|m| m > every));
     assert!(masked.correct < ex2.correct);

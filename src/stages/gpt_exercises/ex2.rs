@@ -3,9 +3,10 @@
 
 use super::*;
 use crate::data::text::batch_at;
+use crate::data::text::TokenBatch;
 use crate::models::lm::batch_tensors;
-use crate::train::run::{estimate_loss, train_step, update};
-use crate::train::After;
+use crate::train::run::{train_step, update, Hooks};
+use crate::train::{AdamW, After, TrainError};
 
 /// EX2's task: sums of two 2-digit numbers.
 pub const EX2_DIGITS: usize = 2;
@@ -133,7 +134,7 @@ fn answer_val<M: LanguageModel<Cpu>>(
     corpus: &Corpus,
     eq: usize,
     cfg: &TrainConfig,
-) -> Result<f32, StageError> {
+) -> Result<f32, TrainError> {
     let (data, t) = (corpus.split(Split::Val), cfg.block_size);
     let offsets: Vec<usize> = (0..data.len().saturating_sub(1) / t)
         .map(|i| i * t)
@@ -151,10 +152,70 @@ fn answer_val<M: LanguageModel<Cpu>>(
     Ok((total / kept.max(1.0)) as f32)
 }
 
-/// One EX2 run: the small GPT trained on `text` with `loss`, every draw
-/// from one generator seeded [`EX2_SEED`] (the same model at step 0, the
-/// same batches, either loss), checked at every estimate on the
-/// `held_out` sums. The trained model, its corpus, and what it did.
+/// The first of `xs` whose loss is 0.1 below the plateau, the loss at
+/// the first estimate after step 0: where a run leaves it (`None`: never).
+pub fn leaves_plateau<T>(xs: &[T], loss: impl Fn(&T) -> f32) -> Option<&T> {
+    let plateau = loss(xs.get(1)?);
+    xs.iter().find(|x| loss(x) < plateau - 0.1)
+}
+
+/// What an EX2 run adds to the training loop: at every estimate the
+/// answers' loss and the held-out sums right, and with
+/// [`Ex2Loss::Answers`] steps that train on [`answer_loss`].
+struct Ex2Hooks<'a> {
+    loss: Ex2Loss,
+    task: Addition,
+    corpus: &'a Corpus,
+    eq: usize,
+    held_out: &'a [Problem],
+    config: TrainConfig,
+    checks: Vec<Ex2Check>,
+}
+
+impl Hooks<Cpu, GptSmall<Cpu>, ChaCha12Rng> for Ex2Hooks<'_> {
+    fn estimated(
+        &mut self,
+        model: &GptSmall<Cpu>,
+        state: &TrainState<Cpu>,
+        _: &ChaCha12Rng,
+    ) -> Result<(), TrainError> {
+        self.checks.push(Ex2Check {
+            step: state.step,
+            answer_val: answer_val(model, self.corpus, self.eq, &self.config)?,
+            correct: ex2_answers(model, self.task, &self.corpus.vocab, self.held_out)?.0,
+        });
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        dev: &Cpu,
+        model: &mut GptSmall<Cpu>,
+        opt: &mut AdamW<Cpu>,
+        grads: &mut Gradients<f32, Cpu>,
+        batch: &TokenBatch,
+        n: usize,
+        cfg: &TrainConfig,
+        rng: &mut ChaCha12Rng,
+    ) -> Result<f32, TrainError> {
+        if self.loss == Ex2Loss::Every {
+            return train_step(dev, model, opt, grads, batch, n);
+        }
+        let _ = (cfg, rng); // no dropout in the small preset
+        let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
+        let mask = answer_mask(&batch.x, self.config.block_size, self.eq, EX2_DIGITS); // (B·T,)
+        let tape = std::mem::replace(grads, Gradients::leaky());
+        let logits = model.logits(x.traced(tape))?; // (B, T, V)
+        let loss = answer_loss(dev, logits, &y, &mask); // ()
+        update(model, opt, grads, loss, n) // backward, AdamW
+    }
+}
+
+/// One EX2 run: the small GPT trained on `text` with `loss` by the loop
+/// of every run, every draw from one generator seeded [`EX2_SEED`] (the
+/// same model at step 0, the same batches, either loss), checked at every
+/// estimate on the `held_out` sums. The trained model, its corpus, and
+/// what it did.
 #[allow(clippy::type_complexity)]
 pub fn train_ex2(
     loss: Ex2Loss,
@@ -164,7 +225,6 @@ pub fn train_ex2(
     config: TrainConfig,
     watch: &mut dyn Watch,
 ) -> Result<(GptSmall<Cpu>, Corpus, Vec<Eval>, Vec<Ex2Check>, f64), StageError> {
-    config.validate()?;
     let corpus = Corpus::new(text)?;
     let eq = corpus.vocab.encode("=").map_err(TextError::from)?[0];
     let dev = Cpu::default();
@@ -172,42 +232,20 @@ pub fn train_ex2(
     let mut rng = ChaCha12Rng::seed_from_u64(EX2_SEED);
     let mut model = GptSmall::<Cpu>::init(&dev, corpus.vocab.len(), &mut rng)?;
     let mut state = TrainState::<Cpu>::new(&config);
-    let mut grads = model
-        .try_alloc_grads()
-        .map_err(crate::models::lm::dev_err)?;
-    let mut checks = Vec::new();
-    while state.step <= config.max_iters && !watch.stop(state.step) {
-        if state.eval_due(&config) {
-            let (train, val) = estimate_loss(&dev, &model, &corpus, &config, &mut rng)?;
-            watch.event(state.record_eval(train, val));
-            checks.push(Ex2Check {
-                step: state.step,
-                answer_val: answer_val(&model, &corpus, eq, &config)?,
-                correct: ex2_answers(&model, task, &corpus.vocab, held_out)?.0,
-            });
-        }
-        if state.step == config.max_iters {
-            break;
-        }
-        let clock = Instant::now();
-        let batch =
-            corpus.get_batch(Split::Train, config.batch_size, config.block_size, &mut rng)?;
-        state.opt.cfg.lr = config.lr_at(state.step) as f64;
-        let (opt, n) = (&mut state.opt, state.step);
-        let value = match loss {
-            Ex2Loss::Every => train_step(&dev, &mut model, opt, &mut grads, &batch, n)?,
-            Ex2Loss::Answers => {
-                let (x, y) = batch_tensors(&dev, &batch)?; // (B, T), (B·T,)
-                let mask = answer_mask(&batch.x, config.block_size, eq, EX2_DIGITS); // (B·T,)
-                let tape = std::mem::replace(&mut grads, Gradients::leaky());
-                let logits = model.logits(x.traced(tape))?; // (B, T, V)
-                let loss = answer_loss(&dev, logits, &y, &mask); // ()
-                update(&mut model, opt, &mut grads, loss, n)? // backward, AdamW
-            }
-        };
-        watch.event(state.record_step(value, clock.elapsed()));
-    }
-    let evals = state.history.evals.clone();
+    let (c, checks) = (&corpus, Vec::new());
+    let mut hooks = Ex2Hooks {
+        loss,
+        task,
+        corpus: c,
+        eq,
+        held_out,
+        config,
+        checks,
+    };
+    run_keeping(
+        &dev, &mut model, c, &config, &mut state, &mut rng, watch, &mut hooks,
+    )?;
+    let (evals, checks) = (state.history.evals.clone(), hooks.checks);
     Ok((model, corpus, evals, checks, start.elapsed().as_secs_f64()))
 }
 
@@ -223,10 +261,10 @@ fn prompts(
     task: Addition,
     vocab: &crate::data::vocab::Vocab,
     problems: &[Problem],
-) -> Result<Vec<Vec<usize>>, StageError> {
+) -> Result<Vec<Vec<usize>>, TextError> {
     let encode = |p: &Problem| vocab.encode(&format!("\n{}", task.prompt(*p)));
     let ids = problems.iter().map(encode).collect::<Result<_, _>>();
-    Ok(ids.map_err(TextError::from)?)
+    Ok(ids?)
 }
 
 /// Prompts the model with each problem and reads the next digits+1
@@ -236,7 +274,7 @@ pub fn ex2_answers<M: LanguageModel<Cpu>>(
     task: Addition,
     vocab: &crate::data::vocab::Vocab,
     problems: &[Problem],
-) -> Result<(usize, Vec<String>), StageError> {
+) -> Result<(usize, Vec<String>), TrainError> {
     let mut rng = ChaCha12Rng::seed_from_u64(EX2_SEED); // never drawn from: top-1 is certain
     let (mut right, mut answers) = (0, Vec::new());
     // ANCHOR: ex2_accuracy

@@ -133,11 +133,8 @@ pub fn render(r: &ExercisesRecord, dir: &Path) -> Result<(), StageError> {
     if let Some(plateau) = x.evals.get(1) {
         n.put("ex2_plateau_step", plateau.step.to_string());
         n.put("ex2_plateau_val", format!("{:.4}", plateau.val));
-        let drop = x.evals.iter().find(|e| e.val < plateau.val - 0.1);
-        n.put(
-            "ex2_drop_step",
-            drop.map_or_else(|| "never".to_string(), |e| e.step.to_string()),
-        );
+        let drop = leaves_plateau(&x.evals, |e| e.val);
+        n.put("ex2_drop_step", step_or_never(drop.map(|e| e.step)));
     }
     // 2·d random digits of a line of 2·d + 2 + (d + 1) + 1 characters carry
     // all its information: the loss cannot go below their entropy
@@ -211,6 +208,11 @@ pub fn render(r: &ExercisesRecord, dir: &Path) -> Result<(), StageError> {
     Ok(())
 }
 
+/// A step, or "never".
+fn step_or_never(step: Option<usize>) -> String {
+    step.map_or_else(|| "never".to_string(), |s| s.to_string())
+}
+
 /// EX2's two losses side by side: the held-out sums right at each
 /// estimate, the first estimate at the exercise's bar, the answers' loss.
 fn render_ex2_ways(x: &Ex2, n: &mut BookNumbers) {
@@ -219,19 +221,10 @@ fn render_ex2_ways(x: &Ex2, n: &mut BookNumbers) {
     n.put("ex2_masked_correct", m.correct.to_string());
     n.put("ex2_masked_accuracy", pct(m.correct));
     let bar = (EX2_TARGET * x.held_out as f64).ceil() as usize;
-    let first = |c: &[Ex2Check]| {
-        c.iter()
-            .find(|c| c.correct >= bar)
-            .map_or_else(|| "never".to_string(), |c| c.step.to_string())
-    };
-    // the plateau: the answers' loss after the first estimate; where each
-    // run first leaves it
-    let leaves = |c: &[Ex2Check]| {
-        let plateau = c.get(1).map_or(f32::NAN, |c| c.answer_val);
-        c.iter()
-            .find(|c| c.answer_val < plateau - 0.1)
-            .map_or_else(|| "never".to_string(), |c| c.step.to_string())
-    };
+    let at_bar = |c: &[Ex2Check]| c.iter().find(|c| c.correct >= bar).map(|c| c.step);
+    // where each run first leaves the plateau of the answers' loss
+    let leaves =
+        |c: &[Ex2Check]| step_or_never(leaves_plateau(c, |c| c.answer_val).map(|c| c.step));
     n.put("ex2_every_leaves", leaves(&x.checks));
     n.put("ex2_masked_leaves", leaves(&m.checks));
     if let Some(c) = x.checks.get(1) {
@@ -239,10 +232,11 @@ fn render_ex2_ways(x: &Ex2, n: &mut BookNumbers) {
     }
     n.put("ex2_answer_chars", (EX2_DIGITS + 1).to_string());
     n.put("ex2_line_chars", (3 * EX2_DIGITS + 4).to_string());
-    n.put("ex2_every_at_bar", first(&x.checks));
-    n.put("ex2_masked_at_bar", first(&m.checks));
-    let words = match m.checks.iter().find(|c| c.correct >= bar) {
-        Some(c) => format!("it is over the exercise's bar from step {}", c.step),
+    n.put("ex2_every_at_bar", step_or_never(at_bar(&x.checks)));
+    let masked_at_bar = at_bar(&m.checks);
+    n.put("ex2_masked_at_bar", step_or_never(masked_at_bar));
+    let words = match masked_at_bar {
+        Some(step) => format!("it is over the exercise's bar from step {step}"),
         None => "it never reaches the exercise's bar in these steps".to_string(),
     };
     n.put("ex2_masked_bar_words", words);
