@@ -313,6 +313,24 @@ impl<D: Kernels> BigramNet<D> {
         Ok(RowSampler::new(vocab.clone(), &p)?)
     }
 
+    /// One neuron on one input, three ways, as the lecture reads the layer:
+    /// `(xenc @ W)[i, j]` is neuron `j`'s output on input `i`, the dot
+    /// product of the input with the neuron's weights, column `j` of W; and
+    /// the input being one-hot, it is row `xs[i]` of W, column `j`.
+    pub fn firing(&self, batch: &Batch<D>, i: usize, j: usize) -> [f32; 3] {
+        let (dev, v, w) = (self.w.device().clone(), self.vocab(), self.w.clone());
+        // ANCHOR: firing
+        let out = batch.xenc.clone().matmul(w.clone()); // (N, V): xenc @ W
+        let xenc_i = batch.xenc.clone().select(dev.tensor(i)); // (V,): xenc[i]
+        let w_j = w.clone().permute::<_, Axes2<1, 0>>().select(dev.tensor(j)); // (V,): W[:, j]
+        let dot = (xenc_i * w_j).sum::<Rank0, _>(); // (): (xenc[i] * W[:, j]).sum()
+        let x = batch.xs.as_vec()[i]; // the input: xenc[i] is 1 at x, 0 elsewhere
+        let row = w.select(dev.tensor(x)); // (V,): W[x]
+        let same = [out.as_vec()[i * v + j], dot.as_vec()[0], row.as_vec()[j]];
+        // ANCHOR_END: firing
+        same
+    }
+
     /// The lecture's forward pass spelled out, without gradients: logits,
     /// counts = exp(logits), probs = counts / counts.sum(1), (N, V).
     pub fn probs_explicit(&self, batch: &Batch<D>) -> Tensor<(usize, usize), f32, D> {

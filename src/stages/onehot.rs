@@ -337,6 +337,9 @@ impl<D: Kernels> OneHotRun<D> {
     }
 }
 
+/// The video's `(xenc @ W)[3, 13]`: input 3 of "emma", neuron 13.
+pub const FIRING: (usize, usize) = (3, 13);
+
 /// Rows of P compared with softmax(W): those with more than this many
 /// bigrams (the rest are too rare for the two to agree closely).
 const WELL_SEEN: u32 = 1000;
@@ -377,6 +380,14 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     put("emma_walk", walk.trim_end().to_string());
     let mean = examples.iter().map(|e| e.nll).sum::<f32>() / examples.len() as f32;
     put("emma_nll", format!("{mean:.4}"));
+    // One neuron on one input, as the video reads it: (xenc @ W)[3, 13],
+    // the fourth input of "emma" (m) and the neuron of m's column.
+    let [out, dot, w] = video_init.firing(&emma, FIRING.0, FIRING.1);
+    put("firing_i", FIRING.0.to_string());
+    put("firing_j", FIRING.1.to_string());
+    put("firing", format!("{out:.4}"));
+    put("firing_dot", format!("{dot:.4}"));
+    put("firing_w", format!("{w:.4}"));
 
     // The lecture's run: 200 steps, lr 50, reg 0.01, from the lecture's seed.
     let cfg = OneHotConfig {

@@ -86,6 +86,28 @@ fn shapes() {
 }
 
 #[test]
+fn one_neuron_on_one_input_is_a_dot_product_and_a_weight() {
+    // the video's (xenc @ W)[3, 13] on "emma": the matmul's entry, the dot
+    // product of xenc[3] with W[:, 13], and W[m, 13] are the same number,
+    // bit for bit (the one-hot row adds exact zeros), for every entry
+    let dev = Cpu::default();
+    let emma = Batch::new(&dev, &Pairs::new(&["emma"], vocab()).unwrap()).unwrap();
+    let n = net(3);
+    let w = n.weights();
+    for i in 0..5 {
+        for j in [0, 13, 26] {
+            let [out, dot, picked] = n.firing(&emma, i, j);
+            assert_eq!(out, dot, "input {i}, neuron {j}");
+            assert_eq!(dot, picked);
+            assert_eq!(picked, w[emma.xs.as_vec()[i] * 27 + j]);
+        }
+    }
+    let (i, j) = charlm::stages::onehot::FIRING;
+    assert_eq!(emma.xs.as_vec()[i], 13, "input {i} of emma is m");
+    assert_eq!((i, j), (3, 13), "the video's entry");
+}
+
+#[test]
 fn onehot_and_lookup_forwards_agree() {
     let n = net(7);
     let a = logits(n.w.clone(), full_batch(), Forward::OneHot).as_vec();
