@@ -201,8 +201,7 @@ where
         // ANCHOR: residual_forward
         let x = x.retaped::<T>() + self.sa.forward(x, dropout); // (B, T, C): x = x + self.sa(x)
         let x = x.retaped::<T>() + self.ffwd.forward(x, dropout); // (B, T, C): x = x + self.ffwd(x)
-
-        // ANCHOR_END: residual_forward
+                                                                  // ANCHOR_END: residual_forward
         x
     }
 }

@@ -201,9 +201,9 @@ impl Hooks<Cpu, GptSmall<Cpu>, ChaCha12Rng> for Ex2Hooks<'_> {
         if self.loss == Ex2Loss::Every {
             return train_step(dev, model, opt, grads, batch, n);
         }
-        let _ = (cfg, rng); // no dropout in the small preset
+        let _ = rng; // no dropout in the small preset
         let (x, y) = batch_tensors(dev, batch)?; // (B, T), (B·T,)
-        let mask = answer_mask(&batch.x, self.config.block_size, self.eq, EX2_DIGITS); // (B·T,)
+        let mask = answer_mask(&batch.x, cfg.block_size, self.eq, EX2_DIGITS); // (B·T,)
         let tape = std::mem::replace(grads, Gradients::leaky());
         let logits = model.logits(x.traced(tape))?; // (B, T, V)
         let loss = answer_loss(dev, logits, &y, &mask); // ()
