@@ -655,13 +655,13 @@ where
         };
         // ANCHOR: depth_profile
         for block in &self.blocks.modules {
-            let (stream, a) = branch(x);
+            let (stream, a) = branch(x); // (B, T, C): a copy of x to add back (None without), the branch input
             let a = block.ln1.norm(a); // (B, T, C)
             input_stds.push(std(a.as_vec()));
             let a = block.sa.heads.try_forward(a).map_err(dev_err)?; // (B, T, C)
             let a = block.sa.proj.try_forward(a).map_err(dev_err)?; // (B, T, C)
             let h = join(stream, a); // (B, T, C)
-            let (stream, f) = branch(h);
+            let (stream, f) = branch(h); // (B, T, C): a copy of h to add back (None without), the branch input
             let f = block.ln2.norm(f); // (B, T, C)
             let f = block.ffwd.net.try_forward(f).map_err(dev_err)?; // (B, T, C)
             x = join(stream, f); // (B, T, C)

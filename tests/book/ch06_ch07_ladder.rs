@@ -437,6 +437,38 @@ fn the_gpt_drops_only_in_training() {
     );
 }
 
+// The notebooks run the book's rungs by name (`run_rungs_with`): the rungs
+// asked for, in the ladder's order, the heads only with the multihead rung;
+// a name the ladder lacks is an error that lists the rungs.
+#[test]
+fn rungs_run_by_name_in_the_ladders_order() {
+    use charlm::stages::ladder::book::run_rungs_with;
+    let mut settings = ladder::settings();
+    settings.config.max_iters = 2;
+    settings.config.eval_interval = 2;
+    settings.config.eval_iters = 1;
+    settings.sample_tokens = 0;
+    let quiet: charlm::stages::Progress = &|_, _| Box::new(());
+    let runs = run_rungs_with(text(), &settings, &["ffwd", "multihead"], quiet).unwrap();
+    let names: Vec<&str> = runs.runs.iter().map(|r| r.preset).collect();
+    assert_eq!(names, ["multihead", "ffwd"]);
+    assert_eq!(runs.heads.len(), 4);
+    assert!(runs.heads.iter().all(|h| h.len() == 64));
+    assert_eq!(runs.sequence.chars().count(), 8);
+    assert!(runs.runs.iter().all(|r| r.evals.last().unwrap().step == 2));
+    let one = run_rungs_with(text(), &settings, &["head"], quiet).unwrap();
+    assert_eq!(one.runs.len(), 1);
+    assert!(one.heads.is_empty() && one.sequence.is_empty());
+    let err = run_rungs_with(text(), &settings, &["heads"], quiet)
+        .err()
+        .expect("no rung called heads")
+        .to_string();
+    assert!(
+        err.contains("\"heads\"") && err.contains("plain-blocks"),
+        "{err}"
+    );
+}
+
 // The ladder at the lecture's settings (what the book quotes), from its
 // record: every rung with a lecture number is at most 0.05 above it (the
 // estimate and the whole validation split), each below the one before on the

@@ -183,10 +183,32 @@ pub fn run_ladder_with(
     settings: &session::Settings,
     progress: Progress,
 ) -> Result<LadderRuns, StageError> {
+    let names: Vec<&str> = rungs().map(|r| r.name).collect();
+    run_rungs_with(text, settings, &names, progress)
+}
+
+/// Runs the rungs called `names` (in the ladder's order) on `text` with
+/// `settings`, on the CPU: what `charlm ladder` runs, rung by rung. The
+/// heads and their sequence are empty unless `names` has the multihead rung.
+/// A notebook calls this (not the generic training code) to run the book's
+/// full runs compiled with the library's optimisation.
+pub fn run_rungs_with(
+    text: &str,
+    settings: &session::Settings,
+    names: &[&str],
+    progress: Progress,
+) -> Result<LadderRuns, StageError> {
+    if let Some(bad) = names.iter().find(|n| ladder::rung(n).is_none()) {
+        let all: Vec<&str> = rungs().map(|r| r.name).collect();
+        return Err(StageError::Record(format!(
+            "no rung called {bad:?}: the ladder's rungs are {}",
+            all.join(", ")
+        )));
+    }
     let dev = Cpu::default();
     let mut runs = Vec::new();
     let (mut heads, mut sequence) = (Vec::new(), String::new());
-    for rung in rungs() {
+    for rung in rungs().filter(|r| names.contains(&r.name)) {
         let label = format!("rung {}: {}", rung.name, rung.about);
         let watch = &mut *progress(&label, settings.config.max_iters);
         if rung.kind != Kind::MultiHead {
