@@ -221,8 +221,36 @@ impl TorchGenerator {
         }
         left
     }
+
+    /// `torch.multinomial(p, 1)`, one sample without replacement (the
+    /// default, as the GPT lecture's `generate` calls it), as PyTorch draws
+    /// it: an "exponential race". Every category gets a draw
+    /// q ~ Exp(1) (`exponential_`: −ln(1 − u) of a float64 uniform, rounded
+    /// to float32), and the sample is the first category with the largest
+    /// p / q (each category wins with probability p over the total).
+    pub fn multinomial_race(&mut self, p: &[f32]) -> usize {
+        let mut best = (0, f32::NEG_INFINITY);
+        for (i, &pi) in p.iter().enumerate() {
+            let q = -(-self.uniform_f64()).ln_1p() as f32; // exponential_(1)
+            let r = pi / q;
+            if r > best.1 {
+                best = (i, r);
+            }
+        }
+        best.0
+    }
 }
 // ANCHOR_END: torch_generator
+
+/// `F.softmax(x, dim=-1)` of one row in float32, in the order PyTorch's CPU
+/// kernel computes it: the max, exp(x − max), their sum, then each times
+/// the sum's reciprocal.
+pub fn softmax(x: &[f32]) -> Vec<f32> {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = x.iter().map(|&v| (v - max).exp()).collect();
+    let inv = 1.0 / e.iter().sum::<f32>();
+    e.iter().map(|&v| v * inv).collect()
+}
 
 /// torch's `normal_fill_16`: 16 uniforms to 16 normals, N(0, 1).
 fn box_muller_16(d: &mut [f32]) {

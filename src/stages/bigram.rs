@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Deserialize;
 
-use super::{json, shown, BookNumbers, Progress, Stage, StageError, Tour};
+use super::{dev_err, json, shown, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{Iteration, Workload};
 use crate::data::text::{batch_at, block_examples, Corpus, Split, TextError, TokenBatch};
 use crate::data::DataSets;
@@ -21,7 +21,7 @@ use crate::models::LanguageModel;
 use crate::ops::Kernels;
 use crate::parity::{compare, ref_file, Comparison, RefError};
 use crate::plot::{Figure, TrainCurves};
-use crate::torch_rng::TorchGenerator;
+use crate::torch_rng::{softmax, TorchGenerator};
 use crate::train::session::{self, Session, Settings};
 use crate::train::{TrainConfig, Watch};
 
@@ -173,6 +173,20 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
         format!("{:?}", c.vocab.decode(&xb.x[..xb.block_size])),
     );
     put("torch_initial_loss", format!("{loss:.4}"));
+    let mut b = String::from("```text\n");
+    for (name, rows) in [("inputs", &xb.x), ("targets", &xb.y)] {
+        let _ = writeln!(b, "{name}: ({}, {})", xb.batch_size, xb.block_size);
+        for row in rows.chunks(xb.block_size) {
+            let _ = writeln!(b, "{row:?}");
+        }
+    }
+    b.push_str("```");
+    put("torch_batch", b);
+    put("torch_sample_tokens", VIDEO_SAMPLE_TOKENS.to_string());
+    put(
+        "torch_untrained_sample",
+        format!("```text\n{}\n```", video_sample(c, VIDEO_SAMPLE_TOKENS)?),
+    );
     let mut table = String::from("| step | train loss | val loss |\n|---:|---:|---:|\n");
     for e in &run.train.history.evals {
         let _ = writeln!(table, "| {} | {:.4} | {:.4} |", e.step, e.train, e.val);
@@ -327,4 +341,32 @@ pub fn video_start(corpus: &Corpus) -> Result<(TokenBatch, f32), StageError> {
     let loss = model.loss(x, &y)?.as_vec()[0]; // ()
     Ok((batch, loss))
     // ANCHOR_END: video_start
+}
+
+/// The characters the video's untrained model writes
+/// (`max_new_tokens=100`).
+pub const VIDEO_SAMPLE_TOKENS: usize = 100;
+
+/// The video's first text: `max_new_tokens` characters from the untrained
+/// model of [`video_start`], drawn by the lecture's `generate` on the same
+/// torch generator, which the model's `randn` left where the video's was.
+pub fn video_sample(corpus: &Corpus, max_new_tokens: usize) -> Result<String, StageError> {
+    // ANCHOR: video_sample
+    let v = corpus.vocab.len();
+    let mut g = TorchGenerator::new(1337); // torch.manual_seed(1337)
+    let table = g.randn(v * v); // m = BigramLanguageModel(vocab_size)
+    let dev = Cpu::default();
+    let model = BigramLanguageModel::from_table(&dev, v, table)?;
+    let mut idx = vec![0]; // torch.zeros((1, 1)): a newline
+    for _ in 0..max_new_tokens {
+        let t = idx.len();
+        let x = dev
+            .try_tensor_from_vec(idx.clone(), (1, t))
+            .map_err(dev_err)?; // (B, T) = (1, T)
+        let logits = model.logits(x)?.as_vec(); // (1, T, V)
+        let probs = softmax(&logits[(t - 1) * v..]); // logits[:, -1, :], then F.softmax: (1, V)
+        idx.push(g.multinomial_race(&probs)); // torch.multinomial(probs, num_samples=1), torch.cat
+    }
+    Ok(corpus.vocab.decode(&idx))
+    // ANCHOR_END: video_sample
 }

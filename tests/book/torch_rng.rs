@@ -125,6 +125,23 @@ fn the_one_hot_net_from_torchs_w_follows_the_videos_losses() {
     );
 }
 
+// Chapter 2's first descent, on "emma" alone from the video's W: the
+// video's 3.7693 before any update, falling at every update of lr 0.1, to
+// the 3.6892 the lecture notebook prints after its fourth.
+#[test]
+fn the_first_descent_on_emma_lowers_the_videos_loss() {
+    use charlm::stages::onehot::{emma_descent, EMMA_LR, EMMA_UPDATES};
+    assert_eq!((EMMA_UPDATES, EMMA_LR), (4, 0.1));
+    let losses = emma_descent(words()).unwrap();
+    assert_eq!(losses.len(), EMMA_UPDATES + 1);
+    assert!((losses[0] - 3.7693).abs() < 1e-4, "{losses:?}");
+    assert!(losses.windows(2).all(|w| w[1] < w[0]), "{losses:?}");
+    assert!(
+        (losses[EMMA_UPDATES] - 3.6891887).abs() < 1e-4,
+        "{losses:?}"
+    );
+}
+
 // Chapter 3 in the lecture notebook's order: seed 1337, a 4×8 batch, seed
 // 1337 again, the model: the video's first row and loss.
 #[test]
@@ -134,6 +151,56 @@ fn the_bigram_lm_from_torchs_generator_starts_where_the_video_does() {
     assert_eq!(&xb.x[..8], [24, 43, 58, 5, 57, 1, 46, 43]);
     assert_eq!(crate::common::corpus().vocab.decode(&xb.x[..8]), "Let's he");
     assert!((loss - 4.8786).abs() < 1e-4, "{loss}");
+    // the whole batch, as the video prints xb and yb
+    let xb_video = [
+        [24, 43, 58, 5, 57, 1, 46, 43],
+        [44, 53, 56, 1, 58, 46, 39, 58],
+        [52, 58, 1, 58, 46, 39, 58, 1],
+        [25, 17, 27, 10, 0, 21, 1, 54],
+    ];
+    let yb_video = [
+        [43, 58, 5, 57, 1, 46, 43, 39],
+        [53, 56, 1, 58, 46, 39, 58, 1],
+        [58, 1, 58, 46, 39, 58, 1, 46],
+        [17, 27, 10, 0, 21, 1, 54, 39],
+    ];
+    assert_eq!(xb.x, xb_video.concat());
+    assert_eq!(xb.y, yb_video.concat());
+}
+
+// The untrained model's text, drawn as the video's `generate` draws it
+// (softmax, then torch.multinomial's exponential race on the same
+// generator): the video's 100 characters, every one.
+#[test]
+fn the_untrained_bigram_lm_writes_the_videos_text() {
+    use charlm::stages::bigram::{video_sample, VIDEO_SAMPLE_TOKENS};
+    let text = video_sample(crate::common::corpus(), VIDEO_SAMPLE_TOKENS).unwrap();
+    assert_eq!(VIDEO_SAMPLE_TOKENS, 100);
+    assert_eq!(
+        text,
+        "\nSKIcLT;AcELMoTbvZv C?nq-QE33:CJqkOKH-q;:la!oiywkHjgChzbQ?u!3bLIgwevmyFJGUGp\n\
+         wnYWmnxKWWev-tDqXErVKLgJ"
+    );
+}
+
+// torch's exponential race: each category wins about p of the time, and a
+// category of probability 0 never does.
+#[test]
+fn the_exponential_race_draws_each_category_with_its_probability() {
+    let p = [0.5f32, 0.0, 0.3, 0.2];
+    let mut g = TorchGenerator::new(42);
+    let n = 20_000;
+    let mut counts = [0usize; 4];
+    for _ in 0..n {
+        counts[g.multinomial_race(&p)] += 1;
+    }
+    assert_eq!(counts[1], 0);
+    for (c, &pi) in counts.iter().zip(&p) {
+        let f = *c as f32 / n as f32;
+        assert!((f - pi).abs() < 0.015, "{counts:?}");
+    }
+    let s = charlm::torch_rng::softmax(&[1.0, 2.0, 3.0]);
+    assert!((s.iter().sum::<f32>() - 1.0).abs() < 1e-6 && s[2] > s[1] && s[1] > s[0]);
 }
 
 // Chapter 1's broadcasting pitfall: the right normalisation's rows sum to 1,
