@@ -396,7 +396,7 @@ pub fn lecture_probs<D: Kernels, T: Tape<f32, D> + Merge<T>>(
 ) -> Tensor<(usize, usize), f32, D, T> {
     // ANCHOR: forward_explicit
     let logits = matmul_fixed_lhs(&batch.xenc, w); // (N, V) @ (V, V) -> (N, V): log-counts
-    let counts = logits.exp(); // (N, V): equivalent to N
+    let counts = logits.exp(); // (N, V): counts, like chapter 1's table N
     let sums = counts.retaped::<T>().sum::<(usize,), Axis<1>>(); // (N,): counts.sum(1)
     let probs = counts / sums.broadcast_like::<_, Axis<1>>(batch.xenc.shape()); // (N, V): rows sum to 1
                                                                                 // ANCHOR_END: forward_explicit

@@ -340,6 +340,33 @@ impl<D: Kernels> OneHotRun<D> {
 /// The video's `(xenc @ W)[3, 13]`: input 3 of "emma", neuron 13.
 pub const FIRING: (usize, usize) = (3, 13);
 
+/// The lecture's first gradient descent, on "emma" alone: the update
+/// `W.data += -0.1 * W.grad`, run this many times (the lecture notebook's
+/// loss is the one before the fifth forward pass).
+pub const EMMA_UPDATES: usize = 4;
+
+/// Its learning rate.
+pub const EMMA_LR: f32 = 0.1;
+
+/// The lecture's first descent: the video's `W`, trained on the five
+/// examples of "emma" alone by [`EMMA_UPDATES`] updates of lr [`EMMA_LR`]
+/// (no regulariser yet). The loss before each update, then after the last.
+pub fn emma_descent<S: AsRef<str>>(words: &[S]) -> Result<Vec<f32>, StageError> {
+    let dev = Cpu::default();
+    let counts = BigramCounts::from_words(words)?;
+    let v = counts.vocab().len();
+    let mut net = BigramNet::from_weights(&dev, v, TorchGenerator::new(LECTURE_SEED).randn(v * v))?;
+    let emma = Batch::new(&dev, &Pairs::new(&["emma"], counts.vocab())?)?;
+    let cfg = OneHotConfig {
+        steps: EMMA_UPDATES,
+        lr: EMMA_LR,
+        reg: 0.0,
+        forward: Forward::OneHot,
+    };
+    let h = onehot::train(&mut net, &emma, &cfg)?;
+    Ok(h.losses.iter().copied().chain([h.final_loss]).collect())
+}
+
 /// Rows of P compared with softmax(W): those with more than this many
 /// bigrams (the rest are too rare for the two to agree closely).
 const WELL_SEEN: u32 = 1000;
@@ -388,6 +415,14 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     put("firing", format!("{out:.4}"));
     put("firing_dot", format!("{dot:.4}"));
     put("firing_w", format!("{w:.4}"));
+    // The first descent, on "emma" alone.
+    let mut descent = String::from("| updates | loss on \"emma\" |\n|---:|---:|\n");
+    for (k, loss) in emma_descent(words)?.iter().enumerate() {
+        let _ = writeln!(descent, "| {k} | {loss:.4} |");
+    }
+    put("emma_descent", descent.trim_end().to_string());
+    put("emma_updates", EMMA_UPDATES.to_string());
+    put("emma_lr", EMMA_LR.to_string());
 
     // The lecture's run: 200 steps, lr 50, reg 0.01, from the lecture's seed.
     let cfg = OneHotConfig {
@@ -401,6 +436,7 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     put("initial_loss", format!("{:.4}", h.losses[0]));
     put("loss_100", format!("{:.4}", h.losses[100]));
     put("loss_200", format!("{:.4}", h.final_loss));
+    put("run_steps", cfg.steps.to_string());
     put("nll_200", format!("{:.4}", h.final_nll));
     let mut rng = StdRng::seed_from_u64(LECTURE_SEED);
     put(
