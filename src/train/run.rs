@@ -61,8 +61,8 @@ pub fn lecture_loop<D: Kernels, M: LanguageModel<D>, R: Rng>(
 ) -> Result<Vec<Eval>, TrainError> {
     cfg.validate()?;
     check_vocab(model.vocab(), corpus)?;
-    let mut grads = model.try_alloc_grads().map_err(opt_err)?;
     // ANCHOR: lecture_loop
+    let mut grads = model.try_alloc_grads().map_err(opt_err)?; // one gradient buffer, reused every step
     let mut optimizer = AdamW::new(cfg.adamw()); // torch.optim.AdamW
     let mut evals = Vec::new();
     for step in 0..cfg.max_iters {
