@@ -102,39 +102,16 @@ fn rejected(line: &(impl CommandLine + ?Sized), cwd: &Path, needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-#[path = "shared/any_text.rs"]
-mod shared;
+use crate::{shared, tempfile};
 
-#[path = "shared/tempfile.rs"]
-mod tempfile;
-
-#[path = "cli/counts.rs"]
-mod counts;
-
-#[path = "cli/onehot.rs"]
-mod onehot;
-
-#[path = "cli/bigram.rs"]
-mod bigram;
-
-#[path = "cli/head.rs"]
-mod head;
-
-#[path = "cli/gpt.rs"]
-mod gpt;
-
-#[path = "cli/any_text.rs"]
 mod any_text;
-
-#[path = "cli/tour.rs"]
-mod tour;
-
-#[path = "cli/parity_bench.rs"]
+mod bigram;
+mod counts;
+mod gpt;
+mod head;
+mod onehot;
 mod parity_bench;
-
 #[cfg(unix)]
-#[path = "cli/promises.rs"]
 mod promises;
-
-#[path = "cli/resume.rs"]
 mod resume;
+mod tour;

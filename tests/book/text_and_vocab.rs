@@ -16,9 +16,7 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 
-#[path = "../shared/any_text.rs"]
-mod shared;
-use shared::any_text;
+use crate::shared::any_text;
 
 #[test]
 fn names_vocab_puts_the_boundary_first_then_sorted() {
