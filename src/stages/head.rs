@@ -318,6 +318,15 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("rows_itself", itself.to_string());
     put("rows_previous", previous.to_string());
     put("rows_further", further.to_string());
+    let reading = if previous + further == 0 {
+        format!("all {itself} put their largest weight on their own token")
+    } else {
+        format!(
+            "{itself} put their largest weight on their own token, {previous} on the \
+             token just before, and {further} further back"
+        )
+    };
+    put("rows_reading", reading);
     let top = wei.iter().skip(8).cloned().fold(0.0, f64::max);
     put("top_weight", format!("{top:.2}"));
     let curves = [
