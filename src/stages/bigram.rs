@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Deserialize;
 
-use super::{dev_err, json, shown, BookNumbers, Progress, Stage, StageError, Tour};
+use super::{json, shown, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::bench::{Iteration, Workload};
 use crate::data::text::{batch_at, block_examples, Corpus, Split, TextError, TokenBatch};
 use crate::data::DataSets;
@@ -152,15 +152,7 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     examples.push_str("```");
     put("block_examples", examples);
     let batch = c.get_batch(Split::Train, 4, 8, &mut StdRng::seed_from_u64(1337))?;
-    let mut b = String::from("```text\n");
-    for (name, rows) in [("inputs x", &batch.x), ("targets y", &batch.y)] {
-        let _ = writeln!(b, "{name}: (4, 8)");
-        for row in rows.chunks(8) {
-            let _ = writeln!(b, "{row:?}");
-        }
-    }
-    b.push_str("```");
-    put("batch", b);
+    put("batch", batch_block(&batch, ["inputs x", "targets y"]));
     put(
         "uniform_loss",
         format!("{:.4}", (c.vocab.len() as f32).ln()),
@@ -173,15 +165,7 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
         format!("{:?}", c.vocab.decode(&xb.x[..xb.block_size])),
     );
     put("torch_initial_loss", format!("{loss:.4}"));
-    let mut b = String::from("```text\n");
-    for (name, rows) in [("inputs", &xb.x), ("targets", &xb.y)] {
-        let _ = writeln!(b, "{name}: ({}, {})", xb.batch_size, xb.block_size);
-        for row in rows.chunks(xb.block_size) {
-            let _ = writeln!(b, "{row:?}");
-        }
-    }
-    b.push_str("```");
-    put("torch_batch", b);
+    put("torch_batch", batch_block(&xb, ["inputs", "targets"]));
     put("torch_sample_tokens", VIDEO_SAMPLE_TOKENS.to_string());
     put(
         "torch_untrained_sample",
@@ -209,6 +193,20 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     put("sample", format!("```text\n{}\n```", r.sample.trim()));
     save_figures(&run, dir, &["svg"])?;
     numbers.write(dir)
+}
+
+/// A batch's inputs and targets as the book prints them: each named with its
+/// (B, T) shape, one row of token ids a line, in a text block.
+fn batch_block(batch: &TokenBatch, [x, y]: [&str; 2]) -> String {
+    let mut b = String::from("```text\n");
+    for (name, rows) in [(x, &batch.x), (y, &batch.y)] {
+        let _ = writeln!(b, "{name}: ({}, {})", batch.batch_size, batch.block_size);
+        for row in rows.chunks(batch.block_size) {
+            let _ = writeln!(b, "{row:?}");
+        }
+    }
+    b.push_str("```");
+    b
 }
 
 #[derive(Deserialize)]
@@ -354,17 +352,13 @@ pub fn video_sample(corpus: &Corpus, max_new_tokens: usize) -> Result<String, St
     // ANCHOR: video_sample
     let v = corpus.vocab.len();
     let mut g = TorchGenerator::new(1337); // torch.manual_seed(1337)
-    let table = g.randn(v * v); // m = BigramLanguageModel(vocab_size)
     let dev = Cpu::default();
-    let model = BigramLanguageModel::from_table(&dev, v, table)?;
+    let model = BigramLanguageModel::from_table(&dev, v, g.randn(v * v))?; // m = BigramLanguageModel(vocab_size)
     let mut idx = vec![0]; // torch.zeros((1, 1)): a newline
     for _ in 0..max_new_tokens {
-        let t = idx.len();
-        let x = dev
-            .try_tensor_from_vec(idx.clone(), (1, t))
-            .map_err(dev_err)?; // (B, T) = (1, T)
+        let x = dev.tensor_from_vec(idx.clone(), (1, idx.len())); // (B, T) = (1, T)
         let logits = model.logits(x)?.as_vec(); // (1, T, V)
-        let probs = softmax(&logits[(t - 1) * v..]); // logits[:, -1, :], then F.softmax: (1, V)
+        let probs = softmax(&logits[logits.len() - v..]); // logits[:, -1, :], then F.softmax: (1, V)
         idx.push(g.multinomial_race(&probs)); // torch.multinomial(probs, num_samples=1), torch.cat
     }
     Ok(corpus.vocab.decode(&idx))

@@ -61,8 +61,8 @@ pub fn lecture_loop<D: Kernels, M: LanguageModel<D>, R: Rng>(
 ) -> Result<Vec<Eval>, TrainError> {
     cfg.validate()?;
     check_vocab(model.vocab(), corpus)?;
+    let mut grads = model.try_alloc_grads().map_err(opt_err)?;
     // ANCHOR: lecture_loop
-    let mut grads = model.try_alloc_grads().map_err(opt_err)?; // one gradient buffer, reused every step
     let mut optimizer = AdamW::new(cfg.adamw()); // torch.optim.AdamW
     let mut evals = Vec::new();
     for step in 0..cfg.max_iters {
@@ -71,7 +71,7 @@ pub fn lecture_loop<D: Kernels, M: LanguageModel<D>, R: Rng>(
             evals.push(Eval { step, train, val }); // print(f"step {iter}: train loss ...")
         }
         let batch = corpus.get_batch(Split::Train, cfg.batch_size, cfg.block_size, rng)?; // xb, yb
-        train_step(dev, model, &mut optimizer, &mut grads, &batch, step)?; // forward, backward, AdamW
+        train_step(dev, model, &mut optimizer, &mut grads, &batch, step)?; // forward, backward, AdamW (grads: one buffer, allocated before the loop)
     }
     // ANCHOR_END: lecture_loop
     Ok(evals)
