@@ -456,6 +456,15 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     put("torch_initial_loss", format!("{:.4}", first.losses[0]));
     put("torch_loss_100", format!("{:.4}", second.losses[0]));
     put("torch_loss_200", format!("{:.4}", second.final_loss));
+    // the lecture's cell prints the loss before each update: its 100 lines
+    // end at the loss after 99 updates, and run again, after 199
+    let n = half.steps;
+    put("torch_loss_99", format!("{:.4}", first.losses[n - 1]));
+    put("torch_loss_199", format!("{:.4}", second.losses[n - 1]));
+    put("cell_steps", n.to_string());
+    put("cell_last", (n - 1).to_string());
+    put("cell_again_last", (2 * n - 1).to_string());
+    put("cell_twice", (2 * n).to_string());
     put("torch_samples", sample_block(&samples));
 
     // The exercises of makemore part 1 (the end of the chapter).

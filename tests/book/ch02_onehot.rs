@@ -189,8 +189,8 @@ fn gradient_matches_finite_differences() {
     }
 }
 
-// The lecture (PyTorch) reaches 2.4900 after 100 updates and 2.4830 after
-// 200; a different random init lands close by.
+// The lecture's code (PyTorch) reaches 2.4900 after 100 updates and 2.4830
+// after 200; a different random init lands close by.
 #[test]
 fn loss_after_100_and_200_steps() {
     let mut n = net(2147483647);

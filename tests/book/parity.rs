@@ -72,7 +72,7 @@ fn onehot_training_follows_pytorch_for_100_steps() {
             c.tolerance
         );
     }
-    // the lecture's numbers: 3.7686 at the start, 2.4900 after 100 steps
+    // the lecture's code: 3.7686 at the start, 2.4900 after 100 updates
     let start = find(&all, "one-hot: loss before training");
     assert_eq!(format!("{:.4}", start.charlm[0]), "3.7686");
     let end = find(&all, "one-hot: loss after 100 steps");
