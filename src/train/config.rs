@@ -90,16 +90,6 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
-    /// The variant in the lecture's notes: a smaller learning rate, 1e-3,
-    /// for 10,000 steps.
-    pub fn seed_notes() -> Self {
-        Self {
-            learning_rate: 1e-3,
-            max_iters: 10_000,
-            ..Self::default()
-        }
-    }
-
     /// A few quick steps, for tests.
     pub fn tiny() -> Self {
         Self {
