@@ -670,7 +670,8 @@ where
         let x = self.ln_f.norm(x); // (B, T, C)
         let logits = self.lm_head.try_forward(x).map_err(dev_err)?; // (B, T, V)
         let grads = super::lm::cross_entropy(logits, targets).backward();
-        let norm = |g: Vec<f32>| g.iter().map(|v| v * v).sum::<f32>().sqrt();
+        // summed in f64: squares of entries near 1e-23 underflow f32
+        let norm = |g: Vec<f32>| g.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt() as f32;
         let mut grad_norms = vec![norm(
             grads
                 .get(&self.embeddings.token_embedding_table.weight)

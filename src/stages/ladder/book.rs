@@ -344,12 +344,14 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
         put(&format!("lecture_val_{name}"), lecture.clone());
     }
     put("table", table.trim_end().to_string());
+    // from the table's rounded numbers, so a reader's subtraction agrees
+    let shown = |x: f32| (f64::from(x) * 1e4).round();
     let spread = runs
         .runs
         .iter()
-        .map(|r| (r.val_loss - r.whole_val_loss).abs())
-        .fold(0f32, f32::max);
-    put("estimate_spread", format!("{spread:.4}"));
+        .map(|r| (shown(r.val_loss) - shown(r.whole_val_loss)).abs())
+        .fold(0f64, f64::max);
+    put("estimate_spread", format!("{:.4}", spread / 1e4));
     // the settings every rung trains with, and the sizes chapters 6 and 7 quote
     let settings = ladder::settings();
     let cfg = settings.config;
@@ -437,16 +439,32 @@ pub fn largest_weights(wei: &[f64]) -> Vec<usize> {
         .collect()
 }
 
-/// The heads figure in words, as chapter 5 reads its head: a table of where
-/// each head's rows put their largest weight, and the head that looks back
-/// most.
-fn heads_in_words(runs: &LadderRecord, put: &mut impl FnMut(&str, String)) {
-    let chars: Vec<char> = runs.sequence.chars().map(label).collect();
+/// The heads figure in words, as chapter 5 reads its head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeadsReading {
+    /// A markdown table: per head, how many of its seven rows put their
+    /// largest weight on their own token, on the token before, or further
+    /// back, and which token each row weights most.
+    pub table: String,
+    /// The head with the most rows looking back (the first, on a tie) ...
+    pub back_head: usize,
+    /// ... and how many of its seven rows do.
+    pub back_rows: usize,
+    /// The other heads' rows on their own token ...
+    pub others_own: usize,
+    /// ... of all their rows.
+    pub others_rows: usize,
+}
+
+/// Reads the multihead rung's heads (`heads`, each 8 × 8 weights) on
+/// `sequence`: what chapter 6 prints under its heads figure.
+pub fn heads_reading(heads: &[Vec<f64>], sequence: &str) -> HeadsReading {
+    let chars: Vec<char> = sequence.chars().map(label).collect();
     let mut table = String::from(
         "| head | rows on their own token | on the token before | further back | each row → the token it weights most |\n|---|---:|---:|---:|---|\n",
     );
     let mut back = Vec::new();
-    for (h, wei) in runs.heads.iter().enumerate() {
+    for (h, wei) in heads.iter().enumerate() {
         let top = largest_weights(wei);
         let count = |d: &dyn Fn(usize) -> bool| (1..8).filter(|&i| d(i - top[i - 1])).count();
         let (own, before, further) = (count(&|d| d == 0), count(&|d| d == 1), count(&|d| d > 1));
@@ -460,17 +478,28 @@ fn heads_in_words(runs: &LadderRecord, put: &mut impl FnMut(&str, String)) {
         );
         back.push((h, before + further, own));
     }
-    put("heads_table", table.trim_end().to_string());
     // the head that looks back most (the first, on a tie), and the others
-    let &(head, rows, _) = back
+    let &(back_head, back_rows, _) = back
         .iter()
         .fold(&back[0], |b, x| if x.1 > b.1 { x } else { b });
-    put("back_head", head.to_string());
-    put("back_rows", rows.to_string());
-    let others = back.iter().filter(|x| x.0 != head);
-    let (own, all) = others.fold((0, 0), |(o, a), x| (o + x.2, a + 7));
-    put("others_own", own.to_string());
-    put("others_rows", all.to_string());
+    let others = back.iter().filter(|x| x.0 != back_head);
+    let (others_own, others_rows) = others.fold((0, 0), |(o, a), x| (o + x.2, a + 7));
+    HeadsReading {
+        table: table.trim_end().to_string(),
+        back_head,
+        back_rows,
+        others_own,
+        others_rows,
+    }
+}
+
+fn heads_in_words(runs: &LadderRecord, put: &mut impl FnMut(&str, String)) {
+    let r = heads_reading(&runs.heads, &runs.sequence);
+    put("heads_table", r.table);
+    put("back_head", r.back_head.to_string());
+    put("back_rows", r.back_rows.to_string());
+    put("others_own", r.others_own.to_string());
+    put("others_rows", r.others_rows.to_string());
 }
 
 /// The ladder's figures: the four heads' weights side by side, and the loss
