@@ -162,10 +162,12 @@ pub fn split_heads<
 >(
     x: Tensor<(usize, usize, Const<C>), f32, D, T>, // (B, T, C)
 ) -> Tensor<(usize, usize, Const<HS>), f32, D, T> {
+    // ANCHOR: split_heads
     let (b, t, _) = *x.shape();
     x.reshape_like(&(b, t, Const::<NH>, Const::<HS>)) // (B, T, NH, HS)
         .permute::<_, Axes4<0, 2, 1, 3>>() // (B, NH, T, HS)
         .reshape_like(&(b * NH, t, Const::<HS>)) // (B·NH, T, HS): one row per head
+                                                 // ANCHOR_END: split_heads
 }
 
 /// (B·NH, T, HS) → (B, T, NH·HS): the heads' outputs side by side, the

@@ -17,7 +17,7 @@
 //! | [`Kernels::causal_attention`] | 5 | `softmax(q @ kᵀ · scale + mask) @ v` | the masked half, eight passes over (B, T, T) |
 //! | [`Kernels::linear`] | 3 | batched `x @ wᵀ`, broadcast `+ b` | one small product per sequence; the bias's broadcast indexing |
 //! | [`Kernels::split_heads`], [`Kernels::merge_heads`] | 6 | reshape, permute, reshape | an index computed per element, both ways |
-//! | [`Kernels::layer_norm`] | 7 | mean, centre, variance, `/ σ`, `· γ + β` | nine (B, T, C) tensors and their broadcast indexing |
+//! | [`Kernels::layer_norm`] | 7 | mean, centre, variance, `/ σ`, `· γ + β` | nine fresh tensors (five of them (B, T, C)) and their broadcast indexing |
 //! | [`Kernels::qkv_heads`] | 6 | three `x @ w`, then `split_heads` each | two of three products' passes, the head split's index per element |
 //! | [`Kernels::self_attention`] | 7 | `qkv_heads`, the causal softmax, dropout, `@ v`, `merge_heads`, `linear`, dropout | five (B, T, C) tensors and their gradients; the split and merge copies |
 //! | [`Kernels::feed_forward`] | 7 | `linear`, `relu` (or `fast_gelu`), `linear`, dropout | the (B, T, F) hidden layer as a tensor, its gradient and copies |
@@ -112,6 +112,7 @@ pub fn causal_attention<const H: usize, D: Kernels, T: Tape<f32, D> + Merge<T>>(
 }
 
 // ANCHOR: kernels
+// ANCHOR: kernels_head
 /// Devices with charlm's kernels: every method defaults to [`composed`].
 pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
     /// `-mean_n log_softmax(x[n] @ w)[ys[n]]` for data x (N, K), weights
@@ -124,6 +125,7 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
     ) -> Tensor<Rank0, f32, Self, T> {
         composed::linear_nll(x, w, ys)
     }
+    // ANCHOR_END: kernels_head
 
     /// `weight[idx]`: row `idx[b, t]` of weight (V, C) for every position,
     /// (B, T) → (B, T, C), with a backward pass that adds each position's
@@ -308,7 +310,9 @@ pub trait Kernels: Device<f32> + dfdx::tensor::Cache {
     }
 }
 
+// ANCHOR: kernels_cuda
 /// CUDA runs the composed ops: the defaults.
 #[cfg(feature = "cuda")]
 impl Kernels for Cuda {}
+// ANCHOR_END: kernels_cuda
 // ANCHOR_END: kernels

@@ -44,6 +44,7 @@ struct Masks {
 }
 
 // ANCHOR: self_attention
+// ANCHOR: self_attention_forward
 /// [`Kernels::self_attention`](crate::ops::Kernels::self_attention) on the CPU.
 #[allow(clippy::too_many_arguments)]
 pub fn self_attention<const C: usize, const NH: usize, const HS: usize, T: Tape<f32, Cpu>>(
@@ -138,6 +139,7 @@ pub fn self_attention<const C: usize, const NH: usize, const HS: usize, T: Tape<
         apply_mask(&mut out, &m.out, m.p);
     }
     let out = x.device().tensor_from_vec(out, (b, t, Const::<C>)); // (B, T, C)
+                                                                   // ANCHOR_END: self_attention_forward
     if T::OWNS_TAPE {
         let x = x.ghost(); // the gradient's key: the values are not needed again
         let out_for_grad = out.ghost(); // its id, not its values
@@ -188,6 +190,7 @@ pub fn self_attention<const C: usize, const NH: usize, const HS: usize, T: Tape<
                     let mut ds = vec![0f32; sq]; // (T, T): ∂wei, then ∂s
                     let mut dropped = vec![0f32; if masks.is_some() { sq } else { 0 }];
                     for h in 0..NH {
+                        // ANCHOR: self_attention_ds
                         let at = (bi * NH + h) * sq;
                         let w_h = &weights[at..at + sq];
                         let (q, k, v) = (base + h * HS, base + C + h * HS, base + 2 * C + h * HS);
@@ -216,6 +219,7 @@ pub fn self_attention<const C: usize, const NH: usize, const HS: usize, T: Tape<
                         for (i, row) in ds.chunks_exact_mut(t).enumerate() {
                             row[i + 1..].fill(0.0); // nothing flows from the future
                         }
+                        // ANCHOR_END: self_attention_ds
                         let p_h: &[f32] = match &masks {
                             Some(m) => {
                                 dropped.copy_from_slice(w_h);

@@ -54,6 +54,7 @@ pub mod norm;
 pub mod qkv;
 
 // ANCHOR: cpu
+// ANCHOR: cpu_head
 impl Kernels for Cpu {
     fn embedding<C: Dim, T: Tape<f32, Self>>(
         weight: Tensor<(usize, C), f32, Self, T>,
@@ -61,6 +62,7 @@ impl Kernels for Cpu {
     ) -> Tensor<(usize, usize, C), f32, Self, T> {
         embedding::embedding(weight, idx)
     }
+    // ANCHOR_END: cpu_head
 
     fn linear_nll<T: Tape<f32, Self> + Merge<T>>(
         x: &Tensor<(usize, usize), f32, Self>,
