@@ -47,6 +47,11 @@ pub struct TrigramCounts {
 }
 
 impl TrigramCounts {
+    /// The characters counted.
+    pub fn vocab(&self) -> &Vocab {
+        &self.vocab
+    }
+
     /// Counts the trigrams of `words` over `vocab`.
     pub fn from_words<S: AsRef<str>>(vocab: &Vocab, words: &[S]) -> Result<Self, BigramError> {
         let v = vocab.len();

@@ -502,6 +502,34 @@ fn heads_in_words(runs: &LadderRecord, put: &mut impl FnMut(&str, String)) {
     put("others_rows", r.others_rows.to_string());
 }
 
+/// Chapter 7's two depth figures: the gradient's norm at each layer of the
+/// 12 blocks (log10, 1e-30 at most below), and the spread of each block's
+/// attention input, with and without the pathway and with LayerNorm.
+pub fn depth_figures(d: &Depth) -> [Lines<'static>; 2] {
+    let log = |p: &DepthProfile| -> Vec<f32> {
+        p.grad_norms.iter().map(|g| g.max(1e-30).log10()).collect()
+    };
+    let three = |f: &dyn Fn(&DepthProfile) -> Vec<f32>| {
+        vec![
+            ("with residual connections".to_string(), f(&d.residual)),
+            ("without (same weights)".to_string(), f(&d.plain)),
+            ("residual + LayerNorm".to_string(), f(&d.layernorm)),
+        ]
+    };
+    [
+        Lines {
+            title: "12 blocks at init: the gradient at each layer (embedding, blocks, lm_head)",
+            axes: ("layer", "log10 of the gradient's norm"),
+            series: three(&log),
+        },
+        Lines {
+            title: "12 blocks at init: spread of each block's attention input",
+            axes: ("block", "standard deviation"),
+            series: three(&|p| p.input_stds.clone()),
+        },
+    ]
+}
+
 /// The ladder's figures: the four heads' weights side by side, and the loss
 /// curves of chapter 6's rungs and of chapter 7's.
 pub fn save_figures(
@@ -547,43 +575,13 @@ pub fn save_figures(
         )
         .save(&seven)?;
         written.extend([six, seven]);
-        let log = |p: &DepthProfile| -> Vec<f32> {
-            p.grad_norms.iter().map(|g| g.max(1e-30).log10()).collect()
-        };
-        let d = &runs.depth;
         let (grads, stds) = (
             dir.join(format!("depth-grads.{ext}")),
             dir.join(format!("depth-inputs.{ext}")),
         );
-        Lines {
-            title: "12 blocks at init: the gradient at each layer (embedding, blocks, lm_head)",
-            axes: ("layer", "log10 of the gradient's norm"),
-            series: vec![
-                ("with residual connections".to_string(), log(&d.residual)),
-                ("without (same weights)".to_string(), log(&d.plain)),
-                ("residual + LayerNorm".to_string(), log(&d.layernorm)),
-            ],
-        }
-        .save(&grads)?;
-        Lines {
-            title: "12 blocks at init: spread of each block's attention input",
-            axes: ("block", "standard deviation"),
-            series: vec![
-                (
-                    "with residual connections".to_string(),
-                    d.residual.input_stds.clone(),
-                ),
-                (
-                    "without (same weights)".to_string(),
-                    d.plain.input_stds.clone(),
-                ),
-                (
-                    "residual + LayerNorm".to_string(),
-                    d.layernorm.input_stds.clone(),
-                ),
-            ],
-        }
-        .save(&stds)?;
+        let [grads_figure, stds_figure] = depth_figures(&runs.depth);
+        grads_figure.save(&grads)?;
+        stds_figure.save(&stds)?;
         written.extend([grads, stds]);
     }
     Ok(written)
