@@ -467,8 +467,21 @@ fn write_book_files<S: AsRef<str>>(words: &[S], dir: &Path) -> Result<(), StageE
     // The same run from the video's W: torch's generator replayed (`--rng
     // torch`), sampled after 100 steps (gradient descent keeps no state, so
     // two runs of 100 steps are one run of 200).
-    let mut video = video_init;
     let half = OneHotConfig { steps: 100, ..cfg };
+    // The video's own cell, before the lecture adds the regulariser (its
+    // "note 2", after this cell): the loss it prints first, after 99
+    // updates (its last line) and, run again, after 199.
+    let mut plain =
+        BigramNet::from_weights(&dev, v, TorchGenerator::new(LECTURE_SEED).randn(v * v))?;
+    let no_reg = OneHotConfig { reg: 0.0, ..half };
+    let (a, b) = (
+        onehot::train(&mut plain, &batch, &no_reg)?,
+        onehot::train(&mut plain, &batch, &no_reg)?,
+    );
+    put("video_initial_loss", format!("{:.4}", a.losses[0]));
+    put("video_loss_99", format!("{:.4}", a.losses[half.steps - 1]));
+    put("video_loss_199", format!("{:.4}", b.losses[half.steps - 1]));
+    let mut video = video_init;
     let first = onehot::train(&mut video, &batch, &half)?;
     let mut g = TorchGenerator::new(LECTURE_SEED); // seeded again before sampling, as the lecture does
     let samples = sample_names_torch(&video.probabilities(), vocab, &mut g, 5);

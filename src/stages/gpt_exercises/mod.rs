@@ -314,7 +314,10 @@ fn render_ex3(x: &Ex3, n: &mut BookNumbers) -> Result<(), StageError> {
             );
         }
     }
-    let gain = |s: &Ex3Size| s.scratch.best_whole_val - s.finetuned.best_whole_val;
+    // differences of the numbers as the tables print them (to 4 places), so
+    // that a reader's subtraction agrees
+    let shown = |x: f32| (f64::from(x) * 1e4).round() / 1e4;
+    let gain = |s: &Ex3Size| shown(s.scratch.best_whole_val) - shown(s.finetuned.best_whole_val);
     n.put("ex3_gain", format!("{:.4}", gain(main)));
     let t = |run: &Ex3Run| {
         format!(
@@ -388,7 +391,9 @@ fn render_ex4(r: &ExercisesRecord, n: &mut BookNumbers) {
     n.put("ex4_gelu_mean", format!("{m_gelu:.4}"));
     n.put("ex4_diff", format!("{:+.4}", m_gelu - m_relu));
     let spread = |v: &[&Ex4Run]| {
-        let vals = v.iter().map(|x| f64::from(x.whole_val));
+        let vals = v
+            .iter()
+            .map(|x| (f64::from(x.whole_val) * 1e4).round() / 1e4);
         vals.clone().fold(f64::MIN, f64::max) - vals.fold(f64::MAX, f64::min)
     };
     n.put("ex4_relu_spread", format!("{:.4}", spread(&relu)));
