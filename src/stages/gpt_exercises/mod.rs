@@ -214,7 +214,7 @@ fn step_or_never(step: Option<usize>) -> String {
 }
 
 /// EX2's two losses side by side: the held-out sums right at each
-/// estimate, the first estimate at the exercise's bar, the answers' loss.
+/// estimate, the first estimate at the book's bar, the answers' loss.
 fn render_ex2_ways(x: &Ex2, n: &mut BookNumbers) {
     let m = &x.answers_only;
     let pct = |c: usize| format!("{:.1}%", 100.0 * c as f64 / x.held_out.max(1) as f64);
@@ -236,8 +236,8 @@ fn render_ex2_ways(x: &Ex2, n: &mut BookNumbers) {
     let masked_at_bar = at_bar(&m.checks);
     n.put("ex2_masked_at_bar", step_or_never(masked_at_bar));
     let words = match masked_at_bar {
-        Some(step) => format!("it is over the exercise's bar from step {step}"),
-        None => "it never reaches the exercise's bar in these steps".to_string(),
+        Some(step) => format!("it is over the book's bar from step {step}"),
+        None => "it never reaches the book's bar in these steps".to_string(),
     };
     n.put("ex2_masked_bar_words", words);
     if let (Some(a), Some(b)) = (x.checks.last(), m.checks.last()) {
@@ -357,6 +357,23 @@ fn render_ex3(x: &Ex3, n: &mut BookNumbers) -> Result<(), StageError> {
         ));
     }
     n.put("ex3_sizes_table", table.trim_end().to_string());
+    // The best model is picked by estimates on the same held-out names it is
+    // then scored on: how far the picking estimate lies from the score, over
+    // every run, bounds how optimistic each "best" is.
+    let gaps: Vec<f64> = x
+        .sizes
+        .iter()
+        .flat_map(|s| [&s.scratch, &s.finetuned])
+        .filter_map(|r| {
+            let e = r.evals.iter().find(|e| e.step == r.best_step)?;
+            Some((shown(e.val) - shown(r.best_whole_val)).abs())
+        })
+        .collect();
+    let (lo, hi) = gaps
+        .iter()
+        .fold((f64::MAX, 0f64), |(a, b), &g| (a.min(g), b.max(g)));
+    n.put("ex3_pick_gap_min", format!("{lo:.3}"));
+    n.put("ex3_pick_gap_max", format!("{hi:.3}"));
     let list: Vec<String> = x.sizes.iter().map(|s| s.names.to_string()).collect();
     n.put("ex3_sizes", list.join(", "));
     Ok(())
