@@ -306,9 +306,7 @@ fn write_book_files(text: &str, dir: &Path) -> Result<(), StageError> {
     // weight.
     let (_, wei) = trained_weights(&lecture)?;
     let (mut itself, mut previous, mut further) = (0, 0, 0);
-    for i in 1..8 {
-        let row = &wei[i * 8..i * 8 + i + 1];
-        let j = (0..=i).fold(0, |b, j| if row[j] > row[b] { j } else { b });
+    for (i, j) in (1..8).zip(largest_weights(&wei)) {
         match i - j {
             0 => itself += 1,
             1 => previous += 1,
@@ -513,4 +511,17 @@ pub fn check_head<D: Kernels>(dev: &D, inputs: &HeadInputs) -> Result<Vec<Compar
         ),
         compare(STAGE, "∂loss/∂x", r.grad_x, grads.get(&x).as_vec(), 1e-5),
     ])
+}
+
+/// Where each row i = 1..8 of a head's (8 × 8) weights (the first row can
+/// only attend to itself) puts its largest weight: the token's index j, so
+/// i − j is 0 for its own token, 1 for the token before, more further back.
+/// Chapter 5 reads its head with it, chapter 6 its four.
+pub fn largest_weights(wei: &[f64]) -> Vec<usize> {
+    (1..8)
+        .map(|i| {
+            let row = &wei[i * 8..i * 8 + i + 1];
+            (0..=i).fold(0, |b, j| if row[j] > row[b] { j } else { b })
+        })
+        .collect()
 }

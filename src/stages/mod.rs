@@ -248,6 +248,13 @@ pub(crate) fn sample_block(names: &[String]) -> String {
     format!("```text\n{}\n```", lines.join("\n"))
 }
 
+/// `x` rounded to the 4 decimals the book prints, as f64: differences of
+/// printed numbers are taken from these, so that a reader's subtraction of
+/// the printed values agrees with the book's.
+pub(crate) fn as_printed(x: f32) -> f64 {
+    (f64::from(x) * 1e4).round() / 1e4
+}
+
 /// Text on one line: a newline shown as `\n`.
 pub(crate) fn shown(text: &str) -> String {
     text.replace('\n', "\\n")

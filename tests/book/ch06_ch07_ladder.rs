@@ -546,14 +546,14 @@ fn the_ladder_meets_the_lectures_numbers_and_the_book_is_current() {
     // its rows for the two letters after the space both on the space
     let back = (0..4)
         .max_by_key(|&h| {
-            let top = ladder::book::largest_weights(&record.heads[h]);
+            let top = charlm::stages::head::largest_weights(&record.heads[h]);
             (
                 top.iter().enumerate().filter(|(i, &j)| j < i + 1).count(),
                 4 - h,
             )
         })
         .unwrap();
-    let top = ladder::book::largest_weights(&record.heads[back]);
+    let top = charlm::stages::head::largest_weights(&record.heads[back]);
     assert_eq!(record.sequence.chars().nth(5), Some(' '));
     assert_eq!((top[5], top[6]), (5, 5), "head {back}: {top:?}");
     let (ln, dropout) = (run("layernorm"), run("dropout"));

@@ -27,7 +27,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha12Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{json, BookNumbers, Progress, Stage, StageError, Tour};
+use super::{as_printed, json, BookNumbers, Progress, Stage, StageError, Tour};
 use crate::data::addition::{Addition, Problem};
 use crate::data::text::TextError;
 use crate::data::text::{Corpus, Split};
@@ -314,10 +314,10 @@ fn render_ex3(x: &Ex3, n: &mut BookNumbers) -> Result<(), StageError> {
             );
         }
     }
-    // differences of the numbers as the tables print them (to 4 places), so
-    // that a reader's subtraction agrees
-    let shown = |x: f32| (f64::from(x) * 1e4).round() / 1e4;
-    let gain = |s: &Ex3Size| shown(s.scratch.best_whole_val) - shown(s.finetuned.best_whole_val);
+    // differences of the numbers as the tables print them, so that a
+    // reader's subtraction agrees
+    let gain =
+        |s: &Ex3Size| as_printed(s.scratch.best_whole_val) - as_printed(s.finetuned.best_whole_val);
     n.put("ex3_gain", format!("{:.4}", gain(main)));
     let t = |run: &Ex3Run| {
         format!(
@@ -366,7 +366,7 @@ fn render_ex3(x: &Ex3, n: &mut BookNumbers) -> Result<(), StageError> {
         .flat_map(|s| [&s.scratch, &s.finetuned])
         .filter_map(|r| {
             let e = r.evals.iter().find(|e| e.step == r.best_step)?;
-            Some((shown(e.val) - shown(r.best_whole_val)).abs())
+            Some((as_printed(e.val) - as_printed(r.best_whole_val)).abs())
         })
         .collect();
     let (lo, hi) = gaps
@@ -408,9 +408,7 @@ fn render_ex4(r: &ExercisesRecord, n: &mut BookNumbers) {
     n.put("ex4_gelu_mean", format!("{m_gelu:.4}"));
     n.put("ex4_diff", format!("{:+.4}", m_gelu - m_relu));
     let spread = |v: &[&Ex4Run]| {
-        let vals = v
-            .iter()
-            .map(|x| (f64::from(x.whole_val) * 1e4).round() / 1e4);
+        let vals = v.iter().map(|x| as_printed(x.whole_val));
         vals.clone().fold(f64::MIN, f64::max) - vals.fold(f64::MAX, f64::min)
     };
     n.put("ex4_relu_spread", format!("{:.4}", spread(&relu)));

@@ -25,7 +25,9 @@ use crate::models::LanguageModel;
 use crate::parity::Comparison;
 use crate::plot::{Figure, Lines, ProbMatrix, SideBySide, TrainCurves};
 use crate::presets;
-use crate::stages::{dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour};
+use crate::stages::{
+    as_printed, dev_err, json, label, BookNumbers, Progress, Stage, StageError, Tour,
+};
 use crate::train::session;
 use crate::train::{split_loss, Eval, StopAt};
 
@@ -345,13 +347,12 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
     }
     put("table", table.trim_end().to_string());
     // from the table's rounded numbers, so a reader's subtraction agrees
-    let shown = |x: f32| (f64::from(x) * 1e4).round();
     let spread = runs
         .runs
         .iter()
-        .map(|r| (shown(r.val_loss) - shown(r.whole_val_loss)).abs())
+        .map(|r| (as_printed(r.val_loss) - as_printed(r.whole_val_loss)).abs())
         .fold(0f64, f64::max);
-    put("estimate_spread", format!("{:.4}", spread / 1e4));
+    put("estimate_spread", format!("{spread:.4}"));
     // the settings every rung trains with, and the sizes chapters 6 and 7 quote
     let settings = ladder::settings();
     let cfg = settings.config;
@@ -427,18 +428,6 @@ pub fn render(runs: &LadderRecord, dir: &Path) -> Result<(), StageError> {
     numbers.write(dir)
 }
 
-/// Where each row of a head's weights (after the first, which can only
-/// attend to itself) puts its largest weight: the row's own token (0), the
-/// token before (1), or further back.
-pub fn largest_weights(wei: &[f64]) -> Vec<usize> {
-    (1..8)
-        .map(|i| {
-            let row = &wei[i * 8..i * 8 + i + 1];
-            (0..=i).fold(0, |b, j| if row[j] > row[b] { j } else { b })
-        })
-        .collect()
-}
-
 /// The heads figure in words, as chapter 5 reads its head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeadsReading {
@@ -465,7 +454,7 @@ pub fn heads_reading(heads: &[Vec<f64>], sequence: &str) -> HeadsReading {
     );
     let mut back = Vec::new();
     for (h, wei) in heads.iter().enumerate() {
-        let top = largest_weights(wei);
+        let top = crate::stages::head::largest_weights(wei);
         let count = |d: &dyn Fn(usize) -> bool| (1..8).filter(|&i| d(i - top[i - 1])).count();
         let (own, before, further) = (count(&|d| d == 0), count(&|d| d == 1), count(&|d| d > 1));
         let rows: Vec<String> = (1..8)
